@@ -1,0 +1,92 @@
+"""Argument checks shared by every public entry point (DESIGN.md §5).
+
+Each check raises `ValueError` or `TypeError` naming the argument, what
+was expected and what was received. Nothing is silently broadcast.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_FLOATS = {np.dtype(np.float32): np.float32, np.dtype(np.float64): np.float64}
+
+
+def check_dtype_name(dtype):
+    """Return ``np.float32`` or ``np.float64``; reject anything else."""
+    try:
+        key = np.dtype(dtype)
+    except TypeError:
+        key = None
+    if key not in _FLOATS:
+        raise TypeError(f"dtype must be np.float32 or np.float64, got {dtype!r}")
+    return _FLOATS[key]
+
+
+def check_rng(rng, name: str = "rng") -> np.random.Generator:
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(
+            f"{name} must be a numpy.random.Generator (np.random.default_rng(seed)), "
+            f"got {type(rng).__name__}"
+        )
+    return rng
+
+
+def check_size(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def _shape_str(expected) -> str:
+    return "(" + ", ".join(str(s) for s in expected) + ("," if len(expected) == 1 else "") + ")"
+
+
+def check_array(x, name: str, expected, dtype) -> np.ndarray:
+    """Check an ndarray's shape (None = any size), float dtype and finiteness.
+
+    ``expected`` is a tuple of sizes, ``None`` for a free size; the
+    message shows free sizes by the letters given in ``expected`` when
+    they are strings.
+    """
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{name} must be a numpy ndarray, got {type(x).__name__}")
+    shown = _shape_str(["?" if s is None else s for s in expected])
+    if x.ndim != len(expected) or any(
+        isinstance(s, int) and s != n for s, n in zip(expected, x.shape)
+    ):
+        raise ValueError(f"{name} must have shape {shown}, got {x.shape}")
+    if x.dtype != np.dtype(dtype):
+        raise TypeError(
+            f"{name} must have dtype {np.dtype(dtype).name} (the layer's dtype), "
+            f"got {x.dtype.name}; convert it with .astype(np.{np.dtype(dtype).name})"
+        )
+    if x.size and not np.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or inf")
+    return x
+
+
+def check_lengths(lengths, batch: int, max_len: int, name: str = "lengths"):
+    """Return ``lengths`` as an int64 array of shape (B,), each in 1..T.
+
+    ``None`` stays ``None`` (every sequence has length T).
+    """
+    if lengths is None:
+        return None
+    arr = np.asarray(lengths)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"{name} must hold integers, got dtype {arr.dtype.name}")
+    if arr.shape != (batch,):
+        raise ValueError(f"{name} must have shape ({batch},), got {arr.shape}")
+    bad = (arr < 1) | (arr > max_len)
+    if bad.any():
+        b = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"{name} must be in 1..{max_len} (the padded length T), "
+            f"got {name}[{b}] = {int(arr[b])}"
+        )
+    return arr.astype(np.int64)
+
+
+def check_options(name: str, value, allowed) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {sorted(allowed)!r}, got {value!r}")

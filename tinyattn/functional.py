@@ -1,0 +1,124 @@
+"""Stateless forward/backward pairs for the elementwise and softmax maths.
+
+Each ``*_forward`` returns ``(out, cache)``; each ``*_backward`` takes the
+upstream gradient and the cache and returns the gradient of the input.
+Caches hold outputs, so backward never recomputes a transcendental.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """Logistic function, computed as ``(tanh(x / 2) + 1) / 2``.
+
+    The tanh form never overflows (``1 / (1 + exp(-x))`` does for large
+    negative x) and costs one transcendental, like exp.
+    """
+    y = np.tanh(x * 0.5)
+    y += 1.0
+    y *= 0.5
+    return y
+
+
+def sigmoid_forward(x):
+    y = sigmoid(x)
+    return y, y
+
+
+def sigmoid_backward(dy, cache):
+    y = cache
+    return dy * y * (1.0 - y)  # σ'(x) = σ(x)(1 − σ(x)); reuse the output
+
+
+def tanh_forward(x):
+    y = np.tanh(x)
+    return y, y
+
+
+def tanh_backward(dy, cache):
+    y = cache
+    return dy * (1.0 - y * y)  # tanh'(x) = 1 − tanh(x)²; reuse the output
+
+
+def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    # Subtracting the row maximum changes nothing mathematically and keeps
+    # exp() from overflowing.
+    z = x - x.max(axis=axis, keepdims=True)
+    np.exp(z, out=z)
+    z /= z.sum(axis=axis, keepdims=True)
+    return z
+
+
+def softmax_forward(x, axis: int = -1):
+    y = softmax(x, axis)
+    return y, (y, axis)
+
+
+def softmax_backward(dy, cache):
+    y, axis = cache
+    # Jacobian-vector product: dx = y ⊙ (dy − Σ_k dy_k y_k)
+    return y * (dy - np.sum(dy * y, axis=axis, keepdims=True))
+
+
+def log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    z = x - x.max(axis=axis, keepdims=True)  # shift for stability, as in softmax
+    z -= np.log(np.exp(z).sum(axis=axis, keepdims=True))
+    return z
+
+
+def log_softmax_forward(x, axis: int = -1):
+    y = log_softmax(x, axis)
+    return y, (y, axis)
+
+
+def log_softmax_backward(dy, cache):
+    y, axis = cache
+    # d/dx_j Σ_k dy_k (x_k − logsumexp x) = dy_j − softmax(x)_j Σ_k dy_k
+    return dy - np.exp(y) * np.sum(dy, axis=axis, keepdims=True)
+
+
+def masked_softmax_forward(scores: np.ndarray, mask: np.ndarray, axis: int = -1):
+    """Softmax over ``axis`` where ``mask`` is False gets weight exactly 0.
+
+    Parameters
+    ----------
+    scores : ndarray of shape (..., S)
+    mask : bool ndarray, same number of dims as ``scores``
+        True for real positions. Each size must equal the scores' size or
+        be 1 (an explicit broadcast, e.g. ``src_mask[:, None, :]`` for
+        (B, T, S) scores).
+
+    Returns
+    -------
+    alpha : ndarray, the shape of ``scores``
+    cache : tuple
+
+    Notes
+    -----
+    Masked scores become ``-inf`` before the softmax, so their weights are
+    exactly 0 (not 1e-10) and plot as 0. A row with no real position would
+    be 0/0; it raises instead of silently becoming uniform.
+    """
+    mask = np.asarray(mask)
+    if mask.dtype != bool:
+        raise TypeError(f"mask must be a bool array, got dtype {mask.dtype.name}")
+    if mask.ndim != scores.ndim or any(
+        m not in (1, s) for m, s in zip(mask.shape, scores.shape)
+    ):
+        raise ValueError(
+            f"mask must have shape {scores.shape} or that shape with some "
+            f"sizes 1, got {mask.shape}"
+        )
+    if not mask.any(axis=axis).all():
+        raise ValueError("mask has a row with no True entry: nothing to attend to")
+    z = np.where(mask, scores, -np.inf)
+    alpha = softmax(z, axis)  # exp(-inf) = 0 exactly
+    return alpha, (alpha, axis)
+
+
+def masked_softmax_backward(dalpha, cache):
+    # alpha is 0 at masked positions, so the softmax backward already gives
+    # them a zero gradient: no special case needed.
+    return softmax_backward(dalpha, cache)

@@ -1,0 +1,114 @@
+"""`Linear` and `Embedding`: the two stateless-looking layers with weights."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tinyattn._validate import check_array, check_rng, check_size
+from tinyattn.module import Module
+
+
+class Linear(Module):
+    """Affine map over the last axis: ``y = x @ W + b``.
+
+    Parameters
+    ----------
+    in_size, out_size : int
+    rng : numpy.random.Generator
+    bias : bool
+        Whether to learn ``b``.
+    dtype : np.float32 or np.float64
+
+    Notes
+    -----
+    Works on any number of leading dims: ``x (..., in_size) -> y (...,
+    out_size)``; backward flattens them into one matrix product each for
+    ``dW = X^T dY`` and ``dX = dY W^T``. Weights start uniform in
+    ``±1/sqrt(in_size)``, as PyTorch's ``nn.Linear``.
+    """
+
+    def __init__(self, in_size, out_size, *, rng, bias=True, dtype=np.float64):
+        super().__init__(dtype)
+        self.in_size = check_size(in_size, "in_size")
+        self.out_size = check_size(out_size, "out_size")
+        rng = check_rng(rng)
+        k = 1.0 / np.sqrt(self.in_size)
+        self.add_param("W", rng.uniform(-k, k, (self.in_size, self.out_size)))
+        if bias:
+            self.add_param("b", rng.uniform(-k, k, (self.out_size,)))
+
+    def forward(self, x):
+        check_array(x, "x", (None,) * (np.ndim(x) - 1) + (self.in_size,), self.dtype)
+        y = x @ self.params["W"]  # (..., in) @ (in, out) -> (..., out)
+        if "b" in self.params:
+            y += self.params["b"]
+        self._cache = x
+        return y
+
+    def backward(self, dy):
+        x = self._take_cache()
+        check_array(dy, "dy", x.shape[:-1] + (self.out_size,), self.dtype)
+        x2 = x.reshape(-1, self.in_size)  # (N, in), N = product of leading dims
+        dy2 = dy.reshape(-1, self.out_size)  # (N, out)
+        self.grads["W"] += x2.T @ dy2  # dW = X^T dY, one product for all rows
+        if "b" in self.params:
+            self.grads["b"] += dy2.sum(axis=0)
+        return dy @ self.params["W"].T  # dX = dY W^T
+
+
+class Embedding(Module):
+    """Lookup table: token ids ``(...)`` to vectors ``(..., E)``.
+
+    Parameters
+    ----------
+    num_embeddings : int
+        Vocabulary size V.
+    embedding_dim : int
+        E.
+    rng : numpy.random.Generator
+    pad_id : int or None
+        Row kept at zero that never receives a gradient (PyTorch's
+        ``padding_idx``), so padding cannot learn anything.
+    dtype : np.float32 or np.float64
+    """
+
+    def __init__(self, num_embeddings, embedding_dim, *, rng, pad_id=None,
+                 dtype=np.float64):
+        super().__init__(dtype)
+        self.num_embeddings = check_size(num_embeddings, "num_embeddings")
+        self.embedding_dim = check_size(embedding_dim, "embedding_dim")
+        if pad_id is not None and not (0 <= pad_id < self.num_embeddings):
+            raise ValueError(
+                f"pad_id must be in 0..{self.num_embeddings - 1}, got {pad_id!r}"
+            )
+        self.pad_id = pad_id
+        W = check_rng(rng).standard_normal((self.num_embeddings, self.embedding_dim))
+        if pad_id is not None:
+            W[pad_id] = 0.0
+        self.add_param("W", W)
+
+    def forward(self, ids):
+        ids = np.asarray(ids)
+        if ids.dtype.kind not in "iu":
+            raise TypeError(f"ids must hold integers, got dtype {ids.dtype.name}")
+        if ids.size and (ids.min() < 0 or ids.max() >= self.num_embeddings):
+            bad = ids[(ids < 0) | (ids >= self.num_embeddings)].flat[0]
+            raise ValueError(
+                f"ids must be in 0..{self.num_embeddings - 1} (the vocabulary), "
+                f"got {int(bad)}"
+            )
+        self._cache = ids
+        return self.params["W"][ids]  # (...) -> (..., E)
+
+    def backward(self, dy):
+        ids = self._take_cache()
+        check_array(dy, "dy", ids.shape + (self.embedding_dim,), self.dtype)
+        flat_ids = ids.reshape(-1)
+        dy2 = dy.reshape(-1, self.embedding_dim)  # (N, E)
+        if self.pad_id is not None:
+            keep = flat_ids != self.pad_id  # the padding row gets no gradient
+            flat_ids, dy2 = flat_ids[keep], dy2[keep]
+        # A token that appears several times gets the sum of its gradients;
+        # plain fancy-index += would keep only one of them.
+        np.add.at(self.grads["W"], flat_ids, dy2)
+        return None  # integer ids have no gradient

@@ -1,0 +1,64 @@
+"""Sequence cross-entropy that counts only real (unpadded) target tokens."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tinyattn.functional import log_softmax
+
+
+def sequence_cross_entropy(logits, targets, mask):
+    """Mean cross-entropy over the real tokens of a padded batch.
+
+    Parameters
+    ----------
+    logits : ndarray of shape (B, T, V)
+    targets : int ndarray of shape (B, T)
+    mask : bool ndarray of shape (B, T)
+        True for real target tokens; pads add nothing to the loss.
+
+    Returns
+    -------
+    loss : float
+        ``-(1/N) Σ_{b,t: mask} log softmax(logits[b, t])[targets[b, t]]``
+        with N the number of real tokens (EQUATIONS.md §6).
+    dlogits : ndarray of shape (B, T, V)
+        ``(softmax(logits) − onehot(targets)) · mask / N``; exactly 0 at pads.
+    """
+    if not isinstance(logits, np.ndarray) or logits.ndim != 3:
+        raise ValueError(
+            f"logits must be an ndarray of shape (B, T, V), got "
+            f"{getattr(logits, 'shape', type(logits).__name__)}"
+        )
+    B, T, V = logits.shape
+    targets = np.asarray(targets)
+    mask = np.asarray(mask)
+    if targets.shape != (B, T) or targets.dtype.kind not in "iu":
+        raise ValueError(
+            f"targets must be an int array of shape ({B}, {T}), got "
+            f"{targets.dtype.name} {targets.shape}"
+        )
+    if mask.shape != (B, T) or mask.dtype != bool:
+        raise ValueError(
+            f"mask must be a bool array of shape ({B}, {T}), got "
+            f"{mask.dtype.name} {mask.shape}"
+        )
+    real = targets[mask]
+    if real.size == 0:
+        raise ValueError("mask has no True entry: no real target token to score")
+    if real.min() < 0 or real.max() >= V:
+        raise ValueError(f"targets must be in 0..{V - 1} at real positions, got "
+                         f"{int(real[(real < 0) | (real >= V)][0])}")
+    n_real = real.size
+    logp = log_softmax(logits, axis=-1)  # (B, T, V)
+    safe_targets = np.where(mask, targets, 0)  # pads may hold any id
+    picked = np.take_along_axis(logp, safe_targets[..., None], axis=-1)[..., 0]
+    loss = -float(picked[mask].sum()) / n_real
+    # d(-log p_y)/dlogits = softmax − onehot(y); masked rows get 0.
+    dlogits = np.exp(logp)
+    np.put_along_axis(
+        dlogits, safe_targets[..., None],
+        np.take_along_axis(dlogits, safe_targets[..., None], axis=-1) - 1.0, axis=-1,
+    )
+    dlogits *= (mask / n_real)[..., None].astype(logits.dtype)
+    return loss, dlogits

@@ -1,0 +1,88 @@
+"""The `Module` base class: parameters, gradients and the one-cache rule.
+
+Every layer in tinyattn is a `Module`. A module owns two dicts with the
+same keys and shapes, ``params`` and ``grads``; gradients accumulate
+(``+=``) because a recurrent weight is used at every time step, and
+`zero_grad` resets them. Child modules are plain attributes; they are
+found in definition order, so `named_parameters` walks the tree in a
+fixed order with dotted names (``fwd.W_x``, ``bwd.W_x``, ...).
+
+A sequence module's ``forward`` keeps exactly one cache and its
+``backward`` consumes it (DESIGN.md §2, "one forward, one backward").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from tinyattn._validate import check_dtype_name
+
+FLOAT_DTYPES = (np.float32, np.float64)
+
+
+class Module:
+    """Base class of every layer: parameters, gradients, children, cache.
+
+    Subclasses call ``super().__init__(dtype)`` first, then register
+    parameters with `add_param` and children as attributes.
+    """
+
+    def __init__(self, dtype=np.float64):
+        self.dtype = check_dtype_name(dtype)
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        self._cache = None
+
+    def add_param(self, name: str, value: np.ndarray) -> np.ndarray:
+        """Register a parameter and a zero gradient of the same shape."""
+        value = np.ascontiguousarray(value, dtype=self.dtype)
+        self.params[name] = value
+        self.grads[name] = np.zeros_like(value)
+        return value
+
+    def children(self) -> Iterator[tuple[str, Module]]:
+        """Yield ``(attribute_name, module)`` for direct children, in order."""
+        for name, value in vars(self).items():
+            if isinstance(value, Module):
+                yield name, value
+
+    def named_parameters(
+        self, prefix: str = ""
+    ) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+        """Yield ``(dotted_name, value, grad)`` for this module and children.
+
+        Own parameters come first, in registration order, then each
+        child's in attribute definition order. Optimisers update
+        ``value`` in place, so every module keeps seeing the same array.
+        """
+        for name, value in self.params.items():
+            yield prefix + name, value, self.grads[name]
+        for child_name, child in self.children():
+            yield from child.named_parameters(prefix + child_name + ".")
+
+    def zero_grad(self) -> None:
+        """Set every gradient of this module and its children to zero."""
+        for _, _, grad in self.named_parameters():
+            grad.fill(0.0)
+
+    def num_parameters(self) -> int:
+        """Total number of scalar parameters, children included."""
+        return sum(value.size for _, value, _ in self.named_parameters())
+
+    def _take_cache(self):
+        """Return the forward cache and forget it; raise if there is none."""
+        cache, self._cache = self._cache, None
+        if cache is None:
+            raise RuntimeError(
+                f"{type(self).__name__}.backward() called without a forward "
+                "pass: call the module first (each forward allows one backward)"
+            )
+        return cache
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
