@@ -1,0 +1,193 @@
+"""Optional PyTorch bridge: copy RNN, GRU and LSTM weights to and from `torch.nn`.
+
+PyTorch is imported only inside the functions, so ``import tinyattn.interop``
+works without it; calling `to_torch` or `from_torch` then raises ImportError.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tinyattn.bidirectional import Bidirectional
+from tinyattn.gru import GRU
+from tinyattn.lstm import LSTM
+from tinyattn.rnn import RNN
+
+_TORCH_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+_SUFFIXES = ("", "_reverse")  # forward direction, then PyTorch's reverse one
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError as err:
+        raise ImportError("tinyattn.interop needs PyTorch: pip install torch") from err
+    return torch
+
+
+def _export(layer):
+    """tinyattn params -> (weight_ih (G·H, D), weight_hh (G·H, H), bias_ih, bias_hh)."""
+    p = layer.params
+    if isinstance(layer, RNN):
+        return p["W_xh"].T, p["W_hh"].T, p["b_h"], np.zeros_like(p["b_h"])
+    if isinstance(layer, GRU):
+        return p["W_x"].T, p["W_h"].T, p["b_x"], p["b_h"]
+    return p["W_x"].T, p["W_h"].T, p["b"], np.zeros_like(p["b"])  # LSTM
+
+
+def _import(layer, w_ih, w_hh, b_ih, b_hh):
+    """Write PyTorch's four arrays into ``layer.params`` in place."""
+    p = layer.params
+    if isinstance(layer, RNN):
+        p["W_xh"][...], p["W_hh"][...], p["b_h"][...] = w_ih.T, w_hh.T, b_ih + b_hh
+    elif isinstance(layer, GRU):
+        p["W_x"][...], p["W_h"][...], p["b_x"][...], p["b_h"][...] = w_ih.T, w_hh.T, b_ih, b_hh
+    else:  # LSTM
+        p["W_x"][...], p["W_h"][...], p["b"][...] = w_ih.T, w_hh.T, b_ih + b_hh
+
+
+def to_torch(layer):
+    """Build the PyTorch module computing the same function as a tinyattn layer.
+
+    Parameters
+    ----------
+    layer : RNN, GRU, LSTM or Bidirectional
+        A ``GRU`` must have ``reset_after=True``.
+
+    Returns
+    -------
+    torch.nn.RNN, torch.nn.GRU or torch.nn.LSTM
+        ``batch_first=True``, ``num_layers=1``, ``bias=True`` (``nonlinearity='tanh'``
+        for RNN), ``bidirectional=True`` for a `Bidirectional`; dtype float64 for a
+        float64 layer, float32 otherwise. Takes ``x (B, T, D)`` and states of shape
+        ``(num_directions, B, H)``.
+
+    Raises
+    ------
+    TypeError
+        If ``layer`` is not one of the classes above.
+    ValueError
+        For ``GRU(reset_after=False)``, which PyTorch does not implement.
+
+    Notes
+    -----
+    tinyattn computes ``x @ W_x`` with ``W_x (D, G·H)``; PyTorch stores
+    ``weight_ih_l0 (G·H, D) = W_x.T`` and ``weight_hh_l0 (G·H, H) = W_h.T``.
+    Gate orders agree (LSTM i, f, g, o; GRU r, z, n). PyTorch has two biases;
+    RNN and LSTM have one, copied to ``bias_ih`` with ``bias_hh = 0``. A GRU's
+    ``b_x`` and ``b_h`` map onto ``bias_ih`` and ``bias_hh`` exactly.
+    The backward direction of a `Bidirectional` goes to the ``_reverse`` parameters.
+
+    Examples
+    --------
+    >>> import numpy as np, tinyattn as ta
+    >>> from tinyattn.interop import to_torch
+    >>> gru = to_torch(ta.GRU(4, 6, rng=np.random.default_rng(0)))
+    >>> gru.weight_ih_l0.shape, gru.weight_ih_l0.dtype
+    (torch.Size([18, 4]), torch.float64)
+    """
+    torch = _torch()
+    bidirectional = isinstance(layer, Bidirectional)
+    directions = (layer.fwd, layer.bwd) if bidirectional else (layer,)
+    inner = directions[0]
+    if not isinstance(inner, (RNN, GRU, LSTM)):
+        raise TypeError(f"to_torch needs a tinyattn RNN, GRU, LSTM or Bidirectional, "
+                        f"got {type(layer).__name__}")
+    kwargs = {}
+    if isinstance(inner, GRU):
+        if not inner.reset_after:
+            raise ValueError("to_torch cannot convert GRU(reset_after=False): PyTorch only has "
+                             "the reset-after form (r ⊙ (h @ W_hn + b_hn)); train with "
+                             "reset_after=True to export")
+        cls = torch.nn.GRU
+    elif isinstance(inner, LSTM):
+        cls = torch.nn.LSTM
+    else:
+        cls, kwargs = torch.nn.RNN, {"nonlinearity": "tanh"}
+    dtype = torch.float64 if np.dtype(inner.dtype) == np.float64 else torch.float32
+    module = cls(inner.input_size, inner.hidden_size, num_layers=1, bias=True,
+                 batch_first=True, bidirectional=bidirectional, dtype=dtype, **kwargs)
+    with torch.no_grad():
+        for suffix, child in zip(_SUFFIXES, directions):
+            for name, array in zip(_TORCH_NAMES, _export(child)):
+                getattr(module, f"{name}_l0{suffix}").copy_(
+                    torch.from_numpy(np.ascontiguousarray(array)))
+    return module
+
+
+def from_torch(module, *, rng=None):
+    """Build the tinyattn layer computing the same function as a PyTorch RNN module.
+
+    Parameters
+    ----------
+    module : torch.nn.RNN, torch.nn.GRU or torch.nn.LSTM
+        One layer, with biases, a tanh RNN, no LSTM projection. ``batch_first`` may
+        be either value: the weights do not depend on it (tinyattn is batch-first).
+    rng : numpy.random.Generator, optional
+        Passed to the layer constructors; the values it draws are overwritten.
+        Default ``np.random.default_rng(0)``.
+
+    Returns
+    -------
+    RNN, GRU, LSTM or Bidirectional
+        A ``Bidirectional(fwd, bwd)`` when ``module.bidirectional``; a ``GRU`` has
+        ``reset_after=True``. dtype float64 for float64 parameters, else float32.
+
+    Raises
+    ------
+    ValueError
+        For anything else: another module, ``num_layers != 1``, ``proj_size != 0``,
+        ``nonlinearity='relu'``, ``bias=False``, or a parameter dtype other than
+        float32 or float64.
+
+    Notes
+    -----
+    The inverse of `to_torch`: ``W_x = weight_ih_l0.T (D, G·H)`` and
+    ``W_h = weight_hh_l0.T (H, G·H)``. RNN and LSTM have a single bias, so
+    ``b = bias_ih + bias_hh`` (both are added to the same pre-activation); a GRU
+    keeps both, since ``bias_hh``'s n part sits inside the reset gate.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from tinyattn.interop import from_torch
+    >>> lstm = from_torch(torch.nn.LSTM(4, 6, batch_first=True, bidirectional=True))
+    >>> lstm.hidden_size, lstm.fwd.params["W_x"].shape, lstm.dtype
+    (12, (4, 24), <class 'numpy.float32'>)
+    """
+    torch = _torch()
+    nn = torch.nn
+    if not isinstance(module, (nn.RNN, nn.GRU, nn.LSTM)):
+        raise ValueError(f"from_torch needs a torch.nn.RNN, GRU or LSTM, "
+                         f"got {type(module).__name__}")
+    kind = type(module).__name__
+    if module.num_layers != 1:
+        raise ValueError(f"from_torch converts single-layer modules only, got {kind} with "
+                         f"num_layers={module.num_layers}; stack tinyattn layers instead")
+    if getattr(module, "proj_size", 0) != 0:
+        raise ValueError(f"tinyattn's LSTM has no projection, got proj_size={module.proj_size}")
+    if getattr(module, "nonlinearity", "tanh") != "tanh":
+        raise ValueError(f"tinyattn's RNN is tanh only, got nonlinearity="
+                         f"{module.nonlinearity!r}")
+    if not module.bias:
+        raise ValueError(f"tinyattn layers always have biases, got {kind} with bias=False")
+    tdtype = module.weight_ih_l0.dtype
+    if tdtype not in (torch.float32, torch.float64):
+        raise ValueError(f"from_torch needs float32 or float64 parameters, got {tdtype}")
+    dtype = np.float64 if tdtype == torch.float64 else np.float32
+    rng = np.random.default_rng(0) if rng is None else rng
+    D, H = module.input_size, module.hidden_size
+    if isinstance(module, nn.GRU):
+        def make():
+            return GRU(D, H, reset_after=True, rng=rng, dtype=dtype)
+    else:
+        cls = LSTM if isinstance(module, nn.LSTM) else RNN
+
+        def make():
+            return cls(D, H, rng=rng, dtype=dtype)
+    layers = [make() for _ in range(2 if module.bidirectional else 1)]
+    for suffix, layer in zip(_SUFFIXES, layers):
+        arrays = [getattr(module, f"{name}_l0{suffix}").detach().cpu().numpy()
+                  for name in _TORCH_NAMES]
+        _import(layer, *arrays)
+    return Bidirectional(*layers) if module.bidirectional else layers[0]
