@@ -1,0 +1,54 @@
+"""Smoke test of benchmarks/bench_rnn.py: it runs and prints the expected table.
+
+Only the shape of the report is checked, never the timings.
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "benchmarks" / "bench_rnn.py"
+HEADER = ("| layer | dtype | tinyattn ms | naive loop ms | PyTorch ms "
+          "| tinyattn / PyTorch | naive / tinyattn |")
+
+
+def _run(*args):
+    # A subprocess keeps torch's import and set_num_threads out of the test process.
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--repeats", "1", *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def _rows(stdout):
+    lines = stdout.splitlines()
+    start = lines.index(HEADER)
+    body = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        body.append([cell.strip() for cell in line.strip("|").split("|")])
+    return body
+
+
+def test_quick_run_prints_every_cell(tmp_path):
+    out = tmp_path / "bench.md"
+    proc = _run("--markdown", str(out))
+    rows = _rows(proc.stdout)
+    assert [(r[0], r[1]) for r in rows] == [
+        (layer, dtype) for layer in ("RNN", "GRU", "LSTM", "BiLSTM")
+        for dtype in ("float32", "float64")]
+    for row in rows:
+        assert len(row) == 7
+        float(row[2]), float(row[3]), float(row[6])  # numbers, whatever their value
+        assert row[4] == "n/a" or float(row[4]) > 0
+    assert 'Target "LSTM and GRU tinyattn/PyTorch <= 1.0"' in proc.stdout.splitlines()[-1]
+    assert "numpy" in proc.stdout and "BLAS" in proc.stdout and "B=4, T=5, D=8, H=8" in proc.stdout
+    assert len(proc.stderr.strip().splitlines()) >= len(rows)  # progress, one line per cell
+    assert out.read_text() == proc.stdout
+
+
+def test_layer_and_dtype_subsets():
+    rows = _rows(_run("--layers", "GRU", "--dtypes", "float64").stdout)
+    assert [(r[0], r[1]) for r in rows] == [("GRU", "float64")]
