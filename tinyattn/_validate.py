@@ -89,4 +89,5 @@ def check_lengths(lengths, batch: int, max_len: int, name: str = "lengths"):
 
 def check_options(name: str, value, allowed) -> None:
     if value not in allowed:
-        raise ValueError(f"{name} must be one of {sorted(allowed)!r}, got {value!r}")
+        shown = ", ".join(repr(a) for a in allowed)
+        raise ValueError(f"{name} must be one of {shown}; got {value!r}")

@@ -127,15 +127,24 @@ class Attention(Module):
         return denc_hs
 
     # ----- the attention proper -----------------------------------------
-    def _attend(self, queries, prepared: Keys, steps):
-        """Weights and context for queries (B, T, Hq) at target steps ``steps`` (T,)."""
+    def attend(self, queries, prepared: Keys, steps=None):
+        """Attend with queries (B, T, Hq) to prepared keys.
+
+        ``steps`` (T,) are the queries' target positions (local-m needs
+        them; default 0..T-1). Returns ``context (B, T, Hk)``,
+        ``alpha (B, T, S)`` and a cache for `attend_backward`.
+        """
+        check_array(queries, "queries", (prepared.enc_hs.shape[0], None, self.query_size),
+                    self.dtype)
+        steps = np.arange(queries.shape[1]) if steps is None else np.asarray(steps)
         scores, score_cache = self._scores(queries, prepared, steps)  # (B, T, S)
         mask = self._mask(prepared, score_cache)  # (B, 1, S), or (B, T, S) with a window
         alpha, sm_cache = masked_softmax_forward(scores, mask)
         context = alpha @ prepared.enc_hs  # (B, T, S) @ (B, S, Hk) -> (B, T, Hk)
         return context, alpha, (score_cache, sm_cache, alpha)
 
-    def _attend_backward(self, dcontext, dalpha, cache, prepared: Keys):
+    def attend_backward(self, dcontext, cache, prepared: Keys, dalpha=None):
+        """Backward of `attend`: ``dqueries``; key gradients accumulate in ``prepared``."""
         score_cache, sm_cache, alpha = cache
         # context = alpha @ enc_hs
         dalpha_total = dcontext @ prepared.enc_hs.transpose(0, 2, 1)  # (B, T, S)
@@ -152,9 +161,7 @@ class Attention(Module):
     def forward(self, queries, enc_hs, src_mask):
         """Attend with every query: ``context (B, T, Hk)``, ``alpha (B, T, S)``."""
         prepared = self.prepare(enc_hs, src_mask)
-        check_array(queries, "queries", (enc_hs.shape[0], None, self.query_size), self.dtype)
-        steps = np.arange(queries.shape[1])
-        context, alpha, cache = self._attend(queries, prepared, steps)
+        context, alpha, cache = self.attend(queries, prepared)
         self._cache = (cache, prepared, queries.shape)
         return context, alpha
 
@@ -166,7 +173,7 @@ class Attention(Module):
         check_array(dcontext, "dcontext", (B, T, self.key_size), self.dtype)
         if dalpha is not None:
             check_array(dalpha, "dalpha", (B, T, S), self.dtype)
-        dqueries = self._attend_backward(dcontext, dalpha, cache, prepared)
+        dqueries = self.attend_backward(dcontext, cache, prepared, dalpha)
         return dqueries, self.prepare_backward(prepared)
 
     # ----- one query at a time -------------------------------------------
@@ -176,13 +183,13 @@ class Attention(Module):
         ``t`` is the target position (used by local-m attention only).
         """
         check_array(query, "query", (prepared.enc_hs.shape[0], self.query_size), self.dtype)
-        context, alpha, cache = self._attend(query[:, None, :], prepared, np.array([t]))
-        return context[:, 0], alpha[:, 0], cache
+        context, alpha, cache = self.attend(query[:, None, :], prepared, np.array([t]))
+        return context[:, 0], alpha[:, 0], cache  # (B, 1, ·) -> (B, ·)
 
     def step_backward(self, dcontext, cache, prepared: Keys, dalpha=None):
         """Backward of `step`: ``dquery (B, Hq)``; key gradients go into ``prepared``."""
         dalpha = None if dalpha is None else dalpha[:, None, :]
-        dq = self._attend_backward(dcontext[:, None, :], dalpha, cache, prepared)
+        dq = self.attend_backward(dcontext[:, None, :], cache, prepared, dalpha)
         return dq[:, 0]
 
 

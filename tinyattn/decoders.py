@@ -1,0 +1,236 @@
+"""The three decoders: one context vector (Cho), Bahdanau, Luong.
+
+Each decoder turns target embeddings ``emb (B, T, E)`` (teacher forcing:
+the embedding of ``y_{i-1}``) and what it reads from the encoder into
+logits ``(B, T, V)``, and back. Each also offers ``step`` for inference,
+one token at a time. ``state`` is a (B, Hd) array for a GRU and a pair
+``(h, c)`` for an LSTM; the query is always its ``h``.
+
+Everything that does not depend on the previous step runs outside the
+time loop: the embeddings, the key projection (in ``prepare``), and the
+output layer over all steps at once. Where nothing depends on the previous
+step at all (no attention; Luong without input feeding) the decoder RNN
+runs as one vectorised sequence call.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tinyattn.layers import Linear
+from tinyattn.module import Module
+
+
+def hidden(state):
+    """The h part of a decoder state (the state itself for GRU/RNN)."""
+    return state[0] if isinstance(state, tuple) else state
+
+
+def add_hidden(dstate, dh):
+    """``dstate`` with ``dh`` added to its h part (a new object)."""
+    if isinstance(dstate, tuple):
+        return (dstate[0] + dh, dstate[1])
+    return dstate + dh
+
+
+def zeros_like_state(state):
+    if isinstance(state, tuple):
+        return tuple(np.zeros_like(s) for s in state)
+    return np.zeros_like(state)
+
+
+class PlainDecoder(Module):
+    """Seq2seq with one context vector (Cho et al. 2014; EQUATIONS.md §2).
+
+    ::
+
+        s_i = f(s_{i-1}, [E y_{i-1} ; c])              c = the encoder's final state
+        logits_i = [s_i ; c ; E y_{i-1}] @ W_o + b_o   (Cho's g(s_i, y_{i-1}, c))
+
+    ``c`` is the same at every step, so the RNN runs as one sequence call.
+    """
+
+    def __init__(self, cell, out: Linear, emb_size: int, ctx_size: int):
+        super().__init__(cell.dtype)
+        self.cell, self.out = cell, out
+        self.E, self.C = emb_size, ctx_size
+
+    def forward(self, emb, c, state0):
+        B, T, _ = emb.shape
+        c_all = np.broadcast_to(c[:, None, :], (B, T, self.C))  # (B, C) -> (B, T, C)
+        hs, _ = self.cell(np.concatenate([emb, c_all], axis=2), state0)
+        logits = self.out(np.concatenate([hs, c_all, emb], axis=2))  # (B, T, Hd + C + E)
+        self._cache = hs.shape[2]
+        return logits, None
+
+    def backward(self, dlogits):
+        Hd = self._take_cache()
+        dfeat = self.out.backward(dlogits)
+        dhs, dc_out, demb = np.split(dfeat, [Hd, Hd + self.C], axis=2)
+        dx, dstate0 = self.cell.backward(np.ascontiguousarray(dhs))
+        demb = demb + dx[..., : self.E]
+        dc = dc_out.sum(axis=1) + dx[..., self.E:].sum(axis=1)  # c was used at every step
+        return demb, dc, dstate0
+
+    def init_carry(self, state0):
+        return state0
+
+    def step(self, emb_t, c, carry, t):
+        state, _ = self.cell.step(np.concatenate([emb_t, c], axis=1), carry)
+        feat = np.concatenate([hidden(state), c, emb_t], axis=1)  # (B, Hd + C + E)
+        logits = feat @ self.out.params["W"] + self.out.params["b"]
+        return logits, state, None
+
+
+class BahdanauDecoder(Module):
+    """Bahdanau et al. 2015 (EQUATIONS.md §4): attend with s_{i-1}, then step.
+
+    ::
+
+        c_i = attention(s_{i-1}, h_1..S)
+        s_i = f(s_{i-1}, [E y_{i-1} ; c_i])
+        logits_i = [s_i ; c_i ; E y_{i-1}] @ W_o + b_o
+    """
+
+    def __init__(self, cell, attn, out: Linear, emb_size: int):
+        super().__init__(cell.dtype)
+        self.attn, self.cell, self.out = attn, cell, out
+        self.E = emb_size
+
+    def forward(self, emb, keys, state0):
+        B, T, _ = emb.shape
+        state, steps = state0, []
+        hs, ctxs, alphas = [], [], []
+        for t in range(T):
+            ctx, alpha, a_cache = self.attn.step(hidden(state), keys, t)  # query s_{i-1}
+            state, c_cache = self.cell.step(np.concatenate([emb[:, t], ctx], axis=1), state)
+            steps.append((a_cache, c_cache))
+            hs.append(hidden(state))
+            ctxs.append(ctx)
+            alphas.append(alpha)
+        hs, ctxs = np.stack(hs, axis=1), np.stack(ctxs, axis=1)  # (B, T, Hd), (B, T, Hk)
+        logits = self.out(np.concatenate([hs, ctxs, emb], axis=2))  # all steps at once
+        self._cache = (steps, keys, hs.shape[2], ctxs.shape[2], state0)
+        return logits, np.stack(alphas, axis=1)
+
+    def backward(self, dlogits):
+        steps, keys, Hd, Hk, state0 = self._take_cache()
+        dfeat = self.out.backward(dlogits)
+        dhs, dctxs, demb = np.split(dfeat, [Hd, Hd + Hk], axis=2)
+        demb = demb.copy()
+        dstate = zeros_like_state(state0)
+        for t in reversed(range(len(steps))):
+            a_cache, c_cache = steps[t]
+            dstate = add_hidden(dstate, dhs[:, t])  # s_i feeds the output and step i+1
+            dx, dstate = self.cell.step_backward(dstate, c_cache)
+            demb[:, t] += dx[:, : self.E]
+            dctx = dx[:, self.E:] + dctxs[:, t]
+            dq = self.attn.step_backward(dctx, a_cache, keys)
+            dstate = add_hidden(dstate, dq)  # s_{i-1} was also the query
+        return demb, dstate
+
+    def init_carry(self, state0):
+        return state0
+
+    def step(self, emb_t, keys, carry, t):
+        ctx, alpha, _ = self.attn.step(hidden(carry), keys, t)
+        state, _ = self.cell.step(np.concatenate([emb_t, ctx], axis=1), carry)
+        feat = np.concatenate([hidden(state), ctx, emb_t], axis=1)
+        return feat @ self.out.params["W"] + self.out.params["b"], state, alpha
+
+
+def combine_forward(ctx, h, W_c):
+    """Luong's attentional state ``h̃ = tanh([c ; h] @ W_c)``, any leading dims."""
+    cat = np.concatenate([ctx, h], axis=-1)  # (..., Hk + Hd)
+    h_tilde = np.tanh(cat @ W_c)  # (..., Hd)
+    return h_tilde, (cat, W_c, h_tilde)
+
+
+def combine_backward(dh_tilde, cache, Hk):
+    """Backward of `combine_forward`: ``dctx, dh, dW_c``."""
+    cat, W_c, h_tilde = cache
+    dz = dh_tilde * (1.0 - h_tilde * h_tilde)  # tanh' from the output
+    F = cat.shape[-1]
+    dW_c = cat.reshape(-1, F).T @ dz.reshape(-1, dz.shape[-1])
+    dcat = dz @ W_c.T
+    return dcat[..., :Hk], dcat[..., Hk:], dW_c
+
+
+class LuongDecoder(Module):
+    """Luong et al. 2015 (EQUATIONS.md §5): step, then attend with h_t.
+
+    ::
+
+        h_t = f(h_{t-1}, x_t)       x_t = E y_{t-1}, or [E y_{t-1} ; h̃_{t-1}] with input feeding
+        c_t = attention(h_t, h̄_1..S)
+        h̃_t = tanh([c_t ; h_t] @ W_c)
+        logits_t = h̃_t @ W_s + b_s
+
+    Without input feeding nothing in the loop depends on attention, so the
+    RNN runs as one sequence call and all T×S scores come from one batched
+    product.
+    """
+
+    def __init__(self, cell, attn, out: Linear, emb_size: int, key_size: int, *,
+                 input_feeding: bool, rng):
+        super().__init__(cell.dtype)
+        self.cell, self.attn, self.out = cell, attn, out
+        self.E, self.Hk, self.input_feeding = emb_size, key_size, input_feeding
+        Hd = cell.hidden_size
+        k = 1.0 / np.sqrt(key_size + Hd)
+        self.add_param("W_c", rng.uniform(-k, k, (key_size + Hd, Hd)))
+
+    def forward(self, emb, keys, state0):
+        if not self.input_feeding:
+            hs, _ = self.cell(emb, state0)  # (B, T, Hd), one vectorised call
+            ctxs, alphas, a_cache = self.attn.attend(hs, keys)
+            h_tilde, m_cache = combine_forward(ctxs, hs, self.params["W_c"])
+            self._cache = (a_cache, m_cache, keys, None)
+            return self.out(h_tilde), alphas
+        B, T, _ = emb.shape
+        state, h_tilde = state0, np.zeros((B, self.cell.hidden_size), self.dtype)
+        steps, h_tildes, alphas = [], [], []
+        for t in range(T):
+            state, c_cache = self.cell.step(np.concatenate([emb[:, t], h_tilde], axis=1), state)
+            ctx, alpha, a_cache = self.attn.step(hidden(state), keys, t)
+            h_tilde, m_cache = combine_forward(ctx, hidden(state), self.params["W_c"])
+            steps.append((c_cache, a_cache, m_cache))
+            h_tildes.append(h_tilde)
+            alphas.append(alpha)
+        logits = self.out(np.stack(h_tildes, axis=1))
+        self._cache = (steps, None, keys, state0)
+        return logits, np.stack(alphas, axis=1)
+
+    def backward(self, dlogits):
+        first, second, keys, state0 = self._take_cache()
+        dh_tildes = self.out.backward(dlogits)  # (B, T, Hd)
+        if not self.input_feeding:
+            a_cache, m_cache = first, second
+            dctxs, dhs, dW_c = combine_backward(dh_tildes, m_cache, self.Hk)
+            self.grads["W_c"] += dW_c
+            dhs = dhs + self.attn.attend_backward(dctxs, a_cache, keys)  # h_t was the query
+            demb, dstate0 = self.cell.backward(dhs)
+            return demb, dstate0
+        steps = first
+        demb = np.empty(dlogits.shape[:2] + (self.E,), self.dtype)
+        dstate, dfeed = zeros_like_state(state0), 0.0
+        for t in reversed(range(len(steps))):
+            c_cache, a_cache, m_cache = steps[t]
+            dctx, dh, dW_c = combine_backward(dh_tildes[:, t] + dfeed, m_cache, self.Hk)
+            self.grads["W_c"] += dW_c
+            dh = dh + self.attn.step_backward(dctx, a_cache, keys)
+            dx, dstate = self.cell.step_backward(add_hidden(dstate, dh), c_cache)
+            demb[:, t], dfeed = dx[:, : self.E], dx[:, self.E:]  # h̃_{t-1} was fed in
+        return demb, dstate
+
+    def init_carry(self, state0):
+        """Inference carries (state, h̃_{t-1}); h̃_0 = 0."""
+        return state0, np.zeros_like(hidden(state0))
+
+    def step(self, emb_t, keys, carry, t):
+        state, h_tilde = carry
+        x = np.concatenate([emb_t, h_tilde], axis=1) if self.input_feeding else emb_t
+        state, _ = self.cell.step(x, state)
+        ctx, alpha, _ = self.attn.step(hidden(state), keys, t)
+        h_tilde, _ = combine_forward(ctx, hidden(state), self.params["W_c"])
+        return h_tilde @ self.out.params["W"] + self.out.params["b"], (state, h_tilde), alpha

@@ -1,0 +1,192 @@
+"""Greedy decoding and batched beam search, both keeping attention rows.
+
+At inference the decoder reads its own previous prediction instead of the
+gold token (EQUATIONS.md §6). Both functions return, for every example,
+hypotheses with their tokens, scores and one attention row per token, so
+a heatmap can be drawn for any hypothesis, beam search included.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tinyattn._validate import check_size
+
+
+@dataclass
+class Hypothesis:
+    """One decoded sequence.
+
+    tokens : list of int
+        Predicted ids, ending with ``eos_id`` when the model produced it.
+    logprob : float
+        Sum of the tokens' log-probabilities.
+    score : float
+        ``logprob / lp(len)``, the beam's ranking score (= logprob for greedy).
+    attention : ndarray of shape (len(tokens), S_b) or None
+        One row per token over the example's real source positions.
+    """
+
+    tokens: list
+    logprob: float
+    score: float
+    attention: np.ndarray | None
+
+
+def _take(carry, rows):
+    """Select rows of every array in a (nested tuple) decoder carry."""
+    if isinstance(carry, tuple):
+        return tuple(_take(c, rows) for c in carry)
+    return carry[rows]
+
+
+def _check(src, src_lengths, max_len, sos_id, eos_id, vocab):
+    src = np.asarray(src)
+    check_size(max_len, "max_len")
+    for name, value in (("sos_id", sos_id), ("eos_id", eos_id)):
+        if not isinstance(value, (int, np.integer)) or not 0 <= value < vocab:
+            raise ValueError(f"{name} must be an id in 0..{vocab - 1}, got {value!r}")
+    return src, np.asarray(src_lengths)
+
+
+def greedy_decode(model, src, src_lengths, *, max_len, sos_id, eos_id):
+    """Pick the most probable token at every step.
+
+    Returns
+    -------
+    list of Hypothesis, one per example.
+    """
+    src, src_lengths = _check(src, src_lengths, max_len, sos_id, eos_id,
+                              model.config["tgt_vocab"])
+    memory, carry = model.start(src, src_lengths)
+    B = src.shape[0]
+    y = np.full(B, sos_id)
+    tokens, alphas, logps = [], [], []
+    done = np.zeros(B, bool)
+    for t in range(max_len):
+        logp, carry, alpha = model.decode_step(y, memory, carry, t)
+        y = logp.argmax(axis=1)
+        tokens.append(y)
+        logps.append(logp[np.arange(B), y])
+        alphas.append(alpha)
+        done |= y == eos_id
+        if done.all():
+            break
+    tokens, logps = np.stack(tokens, axis=1), np.stack(logps, axis=1)  # (B, steps)
+    out = []
+    for b in range(B):
+        row = list(tokens[b])
+        n = row.index(eos_id) + 1 if eos_id in row else len(row)
+        attn = None
+        if alphas[0] is not None:
+            attn = np.stack([a[b, : src_lengths[b]] for a in alphas[:n]])  # (n, S_b)
+        lp = float(logps[b, :n].sum())
+        out.append(Hypothesis([int(v) for v in row[:n]], lp, lp, attn))
+    return out
+
+
+def gnmt_length_penalty(length: int, alpha: float) -> float:
+    """GNMT's ``((5 + length) / 6) ** alpha`` (Wu et al. 2016); 1 when alpha = 0."""
+    return ((5.0 + length) / 6.0) ** alpha
+
+
+def beam_search(model, src, src_lengths, *, beam_size, max_len, sos_id, eos_id,
+                length_penalty=0.0, n_best=None):
+    """Beam search batched over examples and beams (B·K rows per step).
+
+    Parameters
+    ----------
+    beam_size : int
+        K ≥ 1; K = 1 gives exactly the greedy result.
+    length_penalty : float
+        α of the GNMT length penalty; hypotheses are ranked by
+        ``logprob / ((5 + len) / 6) ** α``. 0 ranks by raw log-probability.
+    n_best : int, optional
+        How many hypotheses to return per example (default K).
+
+    Returns
+    -------
+    list (one per example) of lists of Hypothesis, best first.
+
+    Notes
+    -----
+    An example stops when K hypotheses have ended with ``eos_id``; at
+    ``max_len`` the unfinished ones are added. Each hypothesis keeps its
+    own attention rows, followed through the back-pointers.
+    """
+    if isinstance(beam_size, bool) or not isinstance(beam_size, (int, np.integer)) \
+            or beam_size < 1:
+        raise ValueError(f"beam_size must be an int >= 1, got {beam_size!r}")
+    src, src_lengths = _check(src, src_lengths, max_len, sos_id, eos_id,
+                              model.config["tgt_vocab"])
+    K, B = int(beam_size), src.shape[0]
+    n_best = K if n_best is None else min(check_size(n_best, "n_best"), K)
+    # Row b·K + k is beam k of example b: repeat every example K times.
+    memory, carry = model.start(np.repeat(src, K, axis=0), np.repeat(src_lengths, K))
+    scores = np.full((B, K), -np.inf)
+    scores[:, 0] = 0.0  # at first only one live beam per example
+    y = np.full(B * K, sos_id)
+    hist = np.zeros((B, K, 0), int)  # tokens of the live beams
+    attn_hist = None
+    finished = [[] for _ in range(B)]
+    done = np.zeros(B, bool)
+    for t in range(max_len):
+        logp, carry, alpha = model.decode_step(y, memory, carry, t)
+        V = logp.shape[1]
+        total = scores[:, :, None] + logp.reshape(B, K, V)  # (B, K, V)
+        flat = total.reshape(B, K * V)
+        order = np.argsort(-flat, axis=1, kind="stable")[:, : 2 * K]  # best first
+        new_scores = np.full((B, K), -np.inf)
+        back = np.zeros((B, K), int)
+        new_tok = np.full((B, K), eos_id)
+        for b in range(B):
+            if done[b]:
+                continue
+            k_live = 0
+            for idx in order[b]:
+                beam, tok = divmod(int(idx), V)
+                s = flat[b, idx]
+                if not np.isfinite(s):
+                    break
+                if tok == eos_id:
+                    toks = [*hist[b, beam].tolist(), tok]
+                    rows = _rows(attn_hist, alpha, b, beam, K, src_lengths[b])
+                    norm = s / gnmt_length_penalty(len(toks), length_penalty)
+                    finished[b].append(Hypothesis(toks, float(s), float(norm), rows))
+                else:
+                    new_scores[b, k_live], back[b, k_live], new_tok[b, k_live] = s, beam, tok
+                    k_live += 1
+                if k_live == K:  # an <eos> ranked below K live beams never ends one
+                    break
+            done[b] = len(finished[b]) >= K
+        rows = (np.arange(B)[:, None] * K + back).reshape(-1)  # (B·K,) source rows
+        carry = _take(carry, rows)
+        hist = np.concatenate([hist[np.arange(B)[:, None], back], new_tok[..., None]], axis=2)
+        if alpha is not None:
+            step = alpha[rows].reshape(B, K, 1, -1)
+            prev = attn_hist[np.arange(B)[:, None], back] if attn_hist is not None else None
+            attn_hist = step if prev is None else np.concatenate([prev, step], axis=2)
+        scores, y = new_scores, new_tok.reshape(-1)
+        if done.all():
+            break
+    for b in range(B):  # out of steps: unfinished beams compete too
+        if not done[b]:
+            for k in range(K):
+                if np.isfinite(scores[b, k]):
+                    toks = hist[b, k].tolist()
+                    rows = None if attn_hist is None else attn_hist[b, k, :, : src_lengths[b]]
+                    norm = scores[b, k] / gnmt_length_penalty(len(toks), length_penalty)
+                    finished[b].append(Hypothesis(toks, float(scores[b, k]), float(norm), rows))
+    return [sorted(f, key=lambda h: -h.score)[:n_best] for f in finished]
+
+
+def _rows(attn_hist, alpha, b, beam, K, length):
+    """Attention rows of beam ``beam`` of example ``b`` plus this step's row."""
+    if alpha is None:
+        return None
+    now = alpha[b * K + beam, :length][None, :]  # (1, S_b)
+    if attn_hist is None:
+        return now
+    return np.concatenate([attn_hist[b, beam, :, :length], now], axis=0)

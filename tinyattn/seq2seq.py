@@ -1,0 +1,244 @@
+"""`Seq2Seq`: embeddings, an encoder, a bridge, a decoder, a masked loss.
+
+::
+
+    src (B, S) ──src_emb──> (B, S, E) ──encoder──> enc_hs (B, S, Hk), final state
+    final state ──bridge──> s_0 = tanh(final @ W_s + b_s)               (B, Hd)
+    tgt_in (B, T) ──tgt_emb──> (B, T, E) ──decoder(enc_hs | c, s_0)──> logits (B, T, V)
+    loss = mean cross-entropy of logits against tgt_out over real target tokens
+
+The encoder is a GRU or LSTM, bidirectional by default, so Hk = 2H
+(``[→h_j ; ←h_j]``); the decoder's state has that same size, Hd = Hk, so
+every score function, dot product included, can compare a decoder state
+with an encoder annotation. The bridge reads the encoder's final states
+``[→h_S ; ←h_1]`` (each direction's state after its last real token); an
+LSTM's cell state gets a bridge of its own.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tinyattn._validate import check_lengths, check_options, check_rng, check_size
+from tinyattn.attention import BahdanauAttention, LuongAttention
+from tinyattn.bidirectional import Bidirectional
+from tinyattn.decoding import beam_search, greedy_decode
+from tinyattn.decoders import BahdanauDecoder, LuongDecoder, PlainDecoder, hidden
+from tinyattn.gru import GRU
+from tinyattn.layers import Embedding, Linear
+from tinyattn.local_attention import LocalAttention
+from tinyattn.losses import sequence_cross_entropy
+from tinyattn.lstm import LSTM
+from tinyattn.module import Module
+
+ATTENTIONS = (None, "bahdanau", "dot", "general", "concat", "scaled_dot", "local-m", "local-p")
+CELLS = {"gru": GRU, "lstm": LSTM}
+
+
+def _ids(x, name: str, vocab: int, ndim: int = 2) -> np.ndarray:
+    x = np.asarray(x)
+    if x.dtype.kind not in "iu" or x.ndim != ndim:
+        raise ValueError(
+            f"{name} must be an int array with {ndim} dims, got {x.dtype.name} {x.shape}")
+    if x.size == 0:
+        raise ValueError(f"{name} is empty: shape {x.shape}")
+    bad = (x < 0) | (x >= vocab)
+    if bad.any():
+        raise ValueError(f"{name} must hold ids in 0..{vocab - 1} (the vocabulary), "
+                         f"got {int(x[bad][0])}")
+    return x
+
+
+def length_mask(lengths, steps: int) -> np.ndarray:
+    """(B, T) bool: True for the first ``lengths[b]`` steps of row b."""
+    return np.arange(steps)[None, :] < lengths[:, None]  # (1, T) < (B, 1) -> (B, T)
+
+
+class Seq2Seq(Module):
+    """An encoder–decoder with or without attention (EQUATIONS.md §2–§6).
+
+    Parameters
+    ----------
+    src_vocab, tgt_vocab : int
+        Vocabulary sizes.
+    emb_size : int
+        E.
+    hidden_size : int
+        H, per encoder direction. The decoder state has size Hk (2H when
+        bidirectional).
+    cell : {"gru", "lstm"}
+    bidirectional : bool
+    attention : {None, "bahdanau", "dot", "general", "concat", "scaled_dot",
+                 "local-m", "local-p"}
+        None is the documents' plain seq2seq with one context vector.
+    input_feeding : bool
+        Luong attention only: feed h̃_{t-1} into the next step.
+    attn_size : int, optional
+        A, for bahdanau, concat and local-p (default Hd).
+    window : int
+        Half-width of the local attention window (local-m, local-p).
+    pad_id : int
+        Padding id of both vocabularies; its embedding stays 0.
+    rng : numpy.random.Generator
+    dtype : np.float32 or np.float64
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> model = Seq2Seq(11, 13, emb_size=4, hidden_size=5, attention="bahdanau", rng=rng)
+    >>> src = np.array([[3, 4, 5], [6, 7, 0]]); tgt = np.array([[1, 8, 9], [1, 10, 0]])
+    >>> loss = model(src, [3, 2], tgt[:, :-1], tgt[:, 1:], [2, 1])
+    >>> model.backward(); model.attention_weights.shape
+    (2, 2, 3)
+    """
+
+    def __init__(self, src_vocab, tgt_vocab, *, emb_size, hidden_size, cell="gru",
+                 bidirectional=True, attention=None, input_feeding=False, attn_size=None,
+                 window=3, pad_id=0, rng, dtype=np.float64):
+        super().__init__(dtype)
+        check_rng(rng)
+        check_options("cell", cell, tuple(CELLS))
+        check_options("attention", attention, ATTENTIONS)
+        if input_feeding and attention in (None, "bahdanau"):
+            raise ValueError(
+                f"input_feeding applies to Luong attention only, got attention={attention!r}")
+        V_src, V_tgt = check_size(src_vocab, "src_vocab"), check_size(tgt_vocab, "tgt_vocab")
+        E, H = check_size(emb_size, "emb_size"), check_size(hidden_size, "hidden_size")
+        if not 0 <= pad_id < min(V_src, V_tgt):
+            raise ValueError(f"pad_id must be in 0..{min(V_src, V_tgt) - 1}, got {pad_id!r}")
+        self.config = dict(src_vocab=V_src, tgt_vocab=V_tgt, emb_size=E, hidden_size=H,
+                           cell=cell, bidirectional=bool(bidirectional), attention=attention,
+                           input_feeding=bool(input_feeding), attn_size=attn_size,
+                           window=window, pad_id=pad_id, dtype=np.dtype(dtype).name)
+        self.pad_id = pad_id
+        Cell = CELLS[cell]
+        kw = dict(rng=rng, dtype=self.dtype)
+        self.src_emb = Embedding(V_src, E, pad_id=pad_id, **kw)
+        if bidirectional:
+            self.encoder = Bidirectional(Cell(E, H, **kw), Cell(E, H, **kw))
+        else:
+            self.encoder = Cell(E, H, **kw)
+        Hk = Hd = self.encoder.hidden_size
+        self.bridge = Linear(Hk, Hd, **kw)
+        if cell == "lstm":
+            self.bridge_c = Linear(Hk, Hd, **kw)
+        self.tgt_emb = Embedding(V_tgt, E, pad_id=pad_id, **kw)
+        A = Hd if attn_size is None else attn_size
+        if attention is None:
+            self.decoder = PlainDecoder(Cell(E + Hk, Hd, **kw), Linear(Hd + Hk + E, V_tgt, **kw),
+                                        E, Hk)
+        elif attention == "bahdanau":
+            self.decoder = BahdanauDecoder(Cell(E + Hk, Hd, **kw),
+                                           BahdanauAttention(Hd, Hk, A, **kw),
+                                           Linear(Hd + Hk + E, V_tgt, **kw), E)
+        else:
+            if attention.startswith("local"):
+                attn = LocalAttention(Hd, Hk, mode=attention, window=window,
+                                      attn_size=attn_size, **kw)
+            else:
+                attn = LuongAttention(Hd, Hk, score=attention,
+                                      attn_size=attn_size if attention == "concat" else None,
+                                      **kw)
+            self.decoder = LuongDecoder(Cell(E + (Hd if input_feeding else 0), Hd, **kw), attn,
+                                        Linear(Hd, V_tgt, **kw), E, Hk,
+                                        input_feeding=input_feeding, rng=rng)
+        self.attention_weights = None
+
+    # ----- encoder and bridge ---------------------------------------------
+    def _check_src(self, src, src_lengths):
+        src = _ids(src, "src", self.config["src_vocab"])
+        lengths = check_lengths(np.asarray(src_lengths), src.shape[0], src.shape[1],
+                                "src_lengths")
+        return src, lengths
+
+    def encode(self, src, src_lengths):
+        """Run the encoder: ``enc_hs (B, S, Hk)``, the decoder's ``state0``,
+        the context ``c`` (the encoder's final h), ``src_mask (B, S)``."""
+        src, lengths = self._check_src(src, src_lengths)
+        enc_hs, final = self.encoder(self.src_emb(src), None, lengths)
+        if isinstance(final, tuple):  # LSTM: bridge h and c separately
+            state0 = (np.tanh(self.bridge(final[0])), np.tanh(self.bridge_c(final[1])))
+        else:
+            state0 = np.tanh(self.bridge(final))
+        return enc_hs, state0, hidden(final), length_mask(lengths, src.shape[1])
+
+    def _encode_backward(self, denc_hs, dstate0, state0, dc):
+        if isinstance(state0, tuple):
+            # s_0 = tanh(z): dz = ds_0 (1 − s_0²)
+            dfin = (self.bridge.backward(dstate0[0] * (1.0 - state0[0] ** 2)),
+                    self.bridge_c.backward(dstate0[1] * (1.0 - state0[1] ** 2)))
+            if dc is not None:
+                dfin = (dfin[0] + dc, dfin[1])
+        else:
+            dfin = self.bridge.backward(dstate0 * (1.0 - state0**2))
+            if dc is not None:
+                dfin = dfin + dc  # c = the final state fed the decoder at every step
+        dx, _ = self.encoder.backward(denc_hs, dfin)
+        self.src_emb.backward(dx)
+
+    # ----- training ---------------------------------------------------------
+    def forward(self, src, src_lengths, tgt_in, tgt_out, tgt_lengths):
+        """Teacher-forced mean cross-entropy over the real target tokens."""
+        tgt_in = _ids(tgt_in, "tgt_in", self.config["tgt_vocab"])
+        tgt_out = np.asarray(tgt_out)
+        if tgt_out.shape != tgt_in.shape:
+            raise ValueError(f"tgt_out must have the shape of tgt_in {tgt_in.shape}, "
+                             f"got {tgt_out.shape}")
+        src = np.asarray(src)
+        if src.ndim == 2 and src.shape[0] != tgt_in.shape[0]:
+            raise ValueError(f"src and tgt_in must have the same batch size, got "
+                             f"{src.shape[0]} and {tgt_in.shape[0]}")
+        B, T = tgt_in.shape
+        tgt_lengths = check_lengths(np.asarray(tgt_lengths), B, T, "tgt_lengths")
+        enc_hs, state0, c, src_mask = self.encode(src, src_lengths)
+        memory = c if self.config["attention"] is None else self.decoder.attn.prepare(
+            enc_hs, src_mask)
+        logits, alphas = self.decoder(self.tgt_emb(tgt_in), memory, state0)
+        loss, dlogits = sequence_cross_entropy(logits, tgt_out, length_mask(tgt_lengths, T))
+        self.attention_weights = alphas
+        self._cache = (dlogits, memory, state0, enc_hs.shape)
+        return loss
+
+    def backward(self):
+        """Fill every parameter's gradient (accumulating) from the last loss."""
+        dlogits, memory, state0, enc_shape = self._take_cache()
+        if self.config["attention"] is None:
+            demb, dc, dstate0 = self.decoder.backward(dlogits)
+            denc_hs = np.zeros(enc_shape, self.dtype)
+        else:
+            demb, dstate0 = self.decoder.backward(dlogits)
+            denc_hs, dc = self.decoder.attn.prepare_backward(memory), None
+        self.tgt_emb.backward(demb)
+        self._encode_backward(denc_hs, dstate0, state0, dc)
+
+    # ----- inference, one token at a time ----------------------------------
+    def start(self, src, src_lengths):
+        """Encode for decoding: ``(memory, carry)`` for `decode_step`."""
+        enc_hs, state0, c, src_mask = self.encode(src, src_lengths)
+        if self.config["attention"] is None:
+            memory = c
+        else:
+            memory = self.decoder.attn.prepare(enc_hs, src_mask)
+        return memory, self.decoder.init_carry(state0)
+
+    def decode_step(self, y_prev, memory, carry, t: int):
+        """Log-probabilities ``(B, V)`` of the next token after ``y_prev (B,)``,
+        the new carry and the attention row ``(B, S)`` (None without attention)."""
+        emb_t = self.tgt_emb.params["W"][np.asarray(y_prev)]  # (B,) -> (B, E)
+        logits, carry, alpha = self.decoder.step(emb_t, memory, carry, t)
+        z = logits - logits.max(axis=1, keepdims=True)  # stable log-softmax
+        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        return logp, carry, alpha
+
+    def greedy_decode(self, src, src_lengths, *, max_len, sos_id, eos_id):
+        """Greedy decoding: one `tinyattn.decoding.Hypothesis` per example."""
+        return greedy_decode(self, src, src_lengths, max_len=max_len, sos_id=sos_id,
+                             eos_id=eos_id)
+
+    def beam_search(self, src, src_lengths, *, beam_size, max_len, sos_id, eos_id,
+                    length_penalty=0.0, n_best=None):
+        """Batched beam search: per example, the n-best hypotheses, each with
+        its own attention matrix (see `tinyattn.decoding.beam_search`)."""
+        return beam_search(self, src, src_lengths, beam_size=beam_size, max_len=max_len,
+                           sos_id=sos_id, eos_id=eos_id, length_penalty=length_penalty,
+                           n_best=n_best)
