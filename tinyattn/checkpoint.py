@@ -1,0 +1,199 @@
+"""Checkpoints: one ``.npz`` of parameters, config and optimiser state, no pickle.
+
+Arrays ``"param/<name>"``, ``"optim/<key>"``, ``"extra/<key>"`` and ``"meta"``, a 0-d
+str holding JSON (format tag, ``format_version``, ``config``), so ``np.load(path,
+allow_pickle=False)`` reads it all. Writes are atomic (DESIGN.md §5).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import uuid
+import zipfile
+from dataclasses import dataclass
+
+import numpy as np
+
+FORMAT_VERSION = 1
+_MAGIC = "tinyattn-checkpoint"
+_SECTIONS = {"param/": "params", "optim/": "optimizer_state", "extra/": "extra"}
+
+
+@dataclass
+class Checkpoint:
+    """What `load_checkpoint` returns; ``optimizer_state`` is None if none was saved."""
+
+    params: dict[str, np.ndarray]
+    config: dict
+    optimizer_state: dict[str, np.ndarray] | None
+    extra: dict[str, np.ndarray]
+    format_version: int
+
+
+def _arrays(section: str, d, argument: str) -> dict[str, np.ndarray]:
+    """Prefix the keys of ``d`` with ``section``; refuse non-str keys and object arrays."""
+    if not isinstance(d, dict):
+        raise TypeError(f"{argument} must be a dict of str -> ndarray, got {type(d).__name__}")
+    out = {}
+    for key, value in d.items():
+        arr = np.asarray(value)
+        if not isinstance(key, str) or arr.dtype.hasobject:
+            raise TypeError(f"{argument}[{key!r}]: keys must be str and values numeric or str "
+                            f"arrays (checkpoints are never pickled), got dtype {arr.dtype}")
+        out[section + key] = arr
+    return out
+
+
+def save_checkpoint(path, *, params, config, optimizer_state=None, extra=None,
+                    format_version=FORMAT_VERSION) -> None:
+    """Write parameters, config and optimiser state to one ``.npz``, atomically.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Destination, written exactly as given (no ``.npz`` is appended).
+    params : dict of str -> ndarray
+        Parameter values by dotted name (`module_params` builds it).
+    config : dict
+        JSON-serialisable model configuration (tuples come back as lists).
+    optimizer_state : dict of str -> ndarray, optional
+        An optimiser's ``state_dict()``.
+    extra : dict of str -> array_like, optional
+        Anything else: epoch, schedule state, history...
+    format_version : int
+        Written to the file; only tests should change it.
+
+    Notes
+    -----
+    The file is written to a temporary file in the same directory, flushed
+    and ``fsync``-ed, then moved over ``path`` with `os.replace` (atomic on
+    POSIX and Windows). If anything fails, the temporary file is removed and
+    an earlier checkpoint at ``path`` is left intact.
+    """
+    path = os.fspath(path)
+    if not isinstance(config, dict):
+        raise TypeError(f"config must be a dict, got {type(config).__name__}")
+    meta = {"format": _MAGIC, "format_version": format_version, "config": config,
+            "has_optimizer_state": optimizer_state is not None}
+    try:
+        meta_json = json.dumps(meta, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"config must be JSON-serialisable: {err}") from err
+    arrays = {"meta": np.array(meta_json)}
+    arrays.update(_arrays("param/", params, "params"))
+    arrays.update(_arrays("optim/", {} if optimizer_state is None else optimizer_state,
+                          "optimizer_state"))
+    arrays.update(_arrays("extra/", {} if extra is None else extra, "extra"))
+    directory, base = os.path.split(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"cannot save checkpoint {path!r}: directory {directory!r} "
+                                "does not exist")
+    # Same directory, so os.replace is a rename on one file system; "x" mode never
+    # clobbers and, unlike mkstemp's 0o600, gives the usual umask permissions.
+    tmp = os.path.join(directory, f".{base}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    f = open(tmp, "xb")  # outside the try: on failure there is nothing of ours to remove
+    try:
+        with f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())  # the data is on disk before the rename makes it visible
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError):  # make the rename durable too (POSIX; best effort)
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def load_checkpoint(path) -> Checkpoint:
+    """Read a file written by `save_checkpoint` (``allow_pickle=False``).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If it is not a tinyattn checkpoint, or its format version is not
+        `FORMAT_VERSION`.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"checkpoint file not found: {path!r}")
+    try:
+        z = np.load(path, allow_pickle=False)
+        if not isinstance(z, np.lib.npyio.NpzFile):
+            raise ValueError("a single .npy array, not an .npz archive")
+        with z:
+            arrays = {k: z[k] for k in z.files}
+        meta = json.loads(str(arrays.pop("meta")))
+        if not isinstance(meta, dict) or meta.get("format") != _MAGIC:
+            raise ValueError("its 'meta' entry is not tinyattn metadata")
+    except (KeyError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        why = "it has no 'meta' entry" if isinstance(err, KeyError) else str(err)
+        raise ValueError(f"{path!r} is not a tinyattn checkpoint: {why}") from err
+    version = meta.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ValueError(f"{path!r} has checkpoint format version {version!r}, but this "
+                         f"tinyattn reads format version {FORMAT_VERSION}")
+    out = {field: {} for field in _SECTIONS.values()}
+    for key, arr in arrays.items():
+        section = next((s for s in _SECTIONS if key.startswith(s)), None)
+        if section is None:
+            raise ValueError(f"{path!r} is not a tinyattn checkpoint (unexpected key {key!r})")
+        out[_SECTIONS[section]][key[len(section):]] = arr
+    out["optimizer_state"] = out["optimizer_state"] if meta.get("has_optimizer_state") else None
+    return Checkpoint(config=meta["config"], format_version=version, **out)
+
+
+def module_params(module) -> dict[str, np.ndarray]:
+    """Copies of ``module``'s parameters by dotted name, for `save_checkpoint`."""
+    return {name: value.copy() for name, value, _ in module.named_parameters()}
+
+
+def load_params_into(module, params) -> None:
+    """Copy ``params`` into ``module``'s parameter arrays, in place.
+
+    Parameters
+    ----------
+    module : Module
+    params : dict of str -> ndarray
+        For example ``load_checkpoint(path).params``.
+
+    Raises
+    ------
+    ValueError
+        Listing every missing name, unexpected name and shape mismatch
+        (name, expected shape, got shape), e.g. a checkpoint of a model built
+        with another configuration; nothing is copied.
+    TypeError
+        If a dtype differs (nothing is silently cast); nothing is copied.
+    """
+    if not hasattr(module, "named_parameters"):
+        raise TypeError(f"module must be a tinyattn Module, got {type(module).__name__}")
+    own = {name: value for name, value, _ in module.named_parameters()}
+    missing = [n for n in own if n not in params]
+    unexpected = [n for n in params if n not in own]
+    shapes = [f"{n}: expected shape {own[n].shape}, got {np.shape(params[n])}"
+              for n in own if n in params and np.shape(params[n]) != own[n].shape]
+    if missing or unexpected or shapes:
+        raise ValueError(
+            f"params do not fit this {type(module).__name__} (was it built with another "
+            f"configuration?): missing {missing}, unexpected {unexpected}, shape mismatches "
+            f"[{'; '.join(shapes)}]")
+    dtypes = [f"{n}: expected {v.dtype}, got {np.asarray(params[n]).dtype}"
+              for n, v in own.items() if np.asarray(params[n]).dtype != v.dtype]
+    if dtypes:
+        raise TypeError(f"params have the wrong dtype ({'; '.join(dtypes)}); build the model "
+                        f"with the checkpoint's dtype or convert the arrays with .astype")
+    bad = [n for n in own if not np.isfinite(params[n]).all()]
+    if bad:
+        raise ValueError(f"params contain NaN or inf: {bad}")
+    for name, value in own.items():
+        np.copyto(value, params[name])

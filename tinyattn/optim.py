@@ -1,0 +1,266 @@
+"""Optimisers (SGD, Adam), global gradient-norm clipping and an lr schedule.
+
+Optimisers update each ``value`` of `Module.named_parameters` in place and keep
+their state by dotted parameter name, in the parameter's dtype.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from tinyattn._validate import check_size
+from tinyattn.module import Module
+
+_INTERVALS = {"lr": "(0, inf)", "eps": "(0, inf)", "max_norm": "(0, inf)", "gamma": "(0, 1]",
+              **dict.fromkeys(["momentum", "beta1", "beta2"], "[0, 1)"), "weight_decay": "[0, inf)"}
+
+
+def _number(name, value, interval=None) -> float:
+    """``value`` as a float in ``interval`` (``"(0, 1]"``...); else a ValueError naming it."""
+    interval = interval or _INTERVALS[name]
+    lo, hi = (float(x) for x in interval[1:-1].split(","))
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    v = float(value) if ok else math.nan
+    if not ((v > lo if interval[0] == "(" else v >= lo) and
+            (v < hi if interval[-1] == ")" else v <= hi)):
+        raise ValueError(f"{name} must be a number in {interval}, got {value!r}")
+    return v
+
+
+def _param_list(params, name: str) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """Check and listify a Module or an iterable of ``(name, value, grad)``."""
+    out = list(params.named_parameters() if isinstance(params, Module) else params)
+    for item in out:
+        ok = isinstance(item, tuple) and len(item) == 3 and isinstance(item[0], str) and all(
+            isinstance(a, np.ndarray) and a.dtype in (np.float32, np.float64) for a in item[1:])
+        if not ok or item[1].shape != item[2].shape or item[1].dtype != item[2].dtype:
+            raise TypeError(f"{name} must yield (name, value, grad) triples of a str and two float "
+                            f"ndarrays of one shape and dtype, got {item!r:.100}")
+    if len({n for n, _, _ in out}) != len(out):
+        raise ValueError(f"{name}: parameter names must be unique, got {[n for n, _, _ in out]}")
+    return out
+
+
+class _Optimizer:
+    """Shared bookkeeping: parameter list, ``lr``, zero_grad, state dicts."""
+
+    def __init__(self, params, slots: tuple[str, ...], **hyper):
+        self._params = _param_list(params, "params")
+        if not self._params:
+            raise ValueError("params is empty: the optimiser has nothing to update")
+        self._set_hyper(hyper)
+        self._hyper = tuple(hyper)  # hyper-parameter names, saved by state_dict
+        self.t = 0  # number of step() calls so far
+        self.state = {s: {n: np.zeros_like(v) for n, v, _ in self._params} for s in slots}
+
+    lr = property(lambda self: self._lr, lambda self, v: setattr(self, "_lr", _number("lr", v)),
+                  doc="Learning rate, > 0 (checked on assignment); schedules change it.")
+
+    def _set_hyper(self, hyper) -> None:
+        checked = {k: _number(k, v) for k, v in hyper.items()}  # all checked before any is set
+        for key, value in checked.items():
+            setattr(self, key, value)
+
+    def zero_grad(self) -> None:
+        """Set every gradient this optimiser reads to zero."""
+        for _, _, grad in self._params:
+            grad.fill(0.0)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """A flat ``str -> ndarray`` copy for `np.savez`: ``"optimizer"`` (class name), ``"t"``,
+        each hyper-parameter (``"lr"``, ...) and buffers as ``"m/enc.W_x"`` (slot/name)."""
+        d = {"optimizer": np.array(type(self).__name__), "t": np.array(self.t, dtype=np.int64)}
+        d.update({h: np.array(getattr(self, h), dtype=np.float64) for h in self._hyper})
+        for slot, bufs in self.state.items():
+            d.update({f"{slot}/{n}": b.copy() for n, b in bufs.items()})
+        return d
+
+    def load_state_dict(self, state) -> None:
+        """Restore a `state_dict`; on any mismatch raise ValueError and change nothing."""
+        expected, kind = self.state_dict(), str(np.asarray(state.get("optimizer", "?")))
+        if kind != type(self).__name__:
+            raise ValueError(f"state_dict is for optimizer {kind!r}, not {type(self).__name__!r}")
+        missing, unknown = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+        problems = [f"{what} keys {keys}" for what, keys in (("missing", missing),
+                                                             ("unknown", unknown)) if keys]
+        for key in sorted(set(expected) & set(state)):  # buffers must keep the param's dtype
+            ref, got = expected[key], np.asarray(state[key])
+            if got.shape != ref.shape or ("/" in key and got.dtype != ref.dtype) or (
+                    key == "t" and (got.dtype.kind not in "iu" or got < 0)):
+                problems.append(f"{key}: expected shape {ref.shape} and dtype {ref.dtype}, got "
+                                f"shape {got.shape} and dtype {got.dtype}"
+                                + (f" (value {got.item()!r})" if got.ndim == 0 else ""))
+        if problems:
+            raise ValueError("state_dict does not match this optimiser: " + "; ".join(problems))
+        self._set_hyper({h: np.asarray(state[h]).item() for h in self._hyper})
+        self.t = int(state["t"])
+        for slot, bufs in self.state.items():
+            for n, buf in bufs.items():
+                np.copyto(buf, state[f"{slot}/{n}"])
+
+
+class SGD(_Optimizer):
+    """Stochastic gradient descent with optional momentum and weight decay.
+
+    Parameters
+    ----------
+    params : iterable of (str, ndarray, ndarray), or Module
+        ``model.named_parameters()``; the list is kept.
+    lr : float, > 0
+    momentum : float in [0, 1)
+        0 is plain SGD and keeps no buffers.
+    weight_decay : float, >= 0
+
+    Notes
+    -----
+    Per parameter ``w`` with gradient ``g`` (PyTorch's convention)::
+
+        g = g + weight_decay * w
+        b = momentum * b + g     # b starts at 0; only when momentum > 0
+        w = w - lr * b           # w - lr * g when momentum == 0
+    """
+
+    def __init__(self, params, lr, *, momentum=0.0, weight_decay=0.0):
+        slots = ("momentum_buffer",) if _number("momentum", momentum) > 0 else ()
+        super().__init__(params, slots, lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+    def step(self) -> None:
+        """Update every parameter in place from its current gradient."""
+        bufs = self.state.get("momentum_buffer")
+        for name, value, grad in self._params:
+            g = grad + self.weight_decay * value if self.weight_decay else grad  # grad untouched
+            if bufs is not None:
+                g = bufs[name] * self.momentum + g  # b = mu * b + g, in the parameter's dtype
+                bufs[name][...] = g
+            value -= self.lr * g
+        self.t += 1
+
+
+class Adam(_Optimizer):
+    """Adam: per-coordinate steps scaled by running moments of the gradient.
+
+    Parameters
+    ----------
+    params : iterable of (str, ndarray, ndarray), or Module
+    lr : float, > 0
+    betas : (float, float), each in [0, 1)
+    eps : float, > 0
+    weight_decay : float, >= 0
+
+    Notes
+    -----
+    Kingma & Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015
+    (arXiv:1412.6980), Algorithm 1. At step ``t = 1, 2, ...`` from ``m = v = 0``::
+
+        g = g + weight_decay * w      # L2, as PyTorch's Adam (not AdamW)
+        m = beta1 * m + (1 - beta1) * g
+        v = beta2 * v + (1 - beta2) * g**2
+        m_hat = m / (1 - beta1**t)
+        v_hat = v / (1 - beta2**t)
+        w = w - lr * m_hat / (sqrt(v_hat) + eps)
+    """
+
+    def __init__(self, params, lr=1e-3, *, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
+            raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+        for i, beta in enumerate(betas):
+            _number(f"betas[{i}]", beta, "[0, 1)")
+        super().__init__(params, ("m", "v"), lr=lr, beta1=betas[0], beta2=betas[1], eps=eps,
+                         weight_decay=weight_decay)
+
+    def step(self) -> None:
+        """Update every parameter in place from its current gradient."""
+        self.t += 1
+        b1, b2 = self.beta1, self.beta2
+        c1, c2 = 1.0 - b1**self.t, 1.0 - b2**self.t  # bias corrections, Python floats
+        for name, value, grad in self._params:
+            g = grad + self.weight_decay * value if self.weight_decay else grad  # grad untouched
+            m, v = self.state["m"][name], self.state["v"][name]
+            m[...] = b1 * m + (1.0 - b1) * g  # written in place: stays in the param's dtype
+            v[...] = b2 * v + (1.0 - b2) * (g * g)
+            value -= (self.lr / c1) * m / (np.sqrt(v / c2) + self.eps)
+
+
+def clip_grad_norm(model_or_params, max_norm) -> float:
+    """Scale all gradients in place so their global L2 norm is at most ``max_norm``.
+
+    Parameters
+    ----------
+    model_or_params : Module or iterable of (str, ndarray, ndarray)
+    max_norm : float, > 0
+
+    Returns
+    -------
+    float
+        The global norm ``sqrt(sum_p ||g_p||^2)`` *before* clipping.
+
+    Notes
+    -----
+    If ``norm > max_norm`` every gradient is multiplied by ``max_norm / norm``,
+    one factor for all so the direction is kept (Pascanu et al., 2013). A NaN or
+    inf norm raises ValueError naming the first parameter with a non-finite
+    gradient, and changes nothing.
+    """
+    params = _param_list(model_or_params, "model_or_params")
+    max_norm = _number("max_norm", max_norm)
+    total = 0.0
+    for _, _, grad in params:
+        g = grad.astype(np.float64, copy=False).ravel()  # float64: float32 g**2 overflows
+        total += float(g @ g)
+    norm = math.sqrt(total)
+    if not math.isfinite(norm):
+        bad = next((n for n, _, g in params if not np.isfinite(g).all()), "(none: overflow)")
+        raise ValueError(f"gradient norm is {norm}; first parameter with a NaN or inf gradient: "
+                         f"{bad!r}; no gradient was clipped")
+    if norm > max_norm:
+        scale = max_norm / norm
+        for _, _, grad in params:
+            grad *= scale
+    return norm
+
+
+class StepDecay:
+    """Multiply the optimiser's ``lr`` by ``gamma`` every ``step_size`` epochs.
+
+    Parameters
+    ----------
+    optimizer : SGD or Adam
+        Its ``lr`` at construction is the base rate ``lr_0``.
+    step_size : int, >= 1
+    gamma : float in (0, 1]
+
+    Notes
+    -----
+    Call `step` once at the end of each epoch. In epoch ``e = 0, 1, ...``::
+
+        lr = lr_0 * gamma ** (e // step_size)
+    """
+
+    def __init__(self, optimizer, *, step_size, gamma):
+        self.optimizer = optimizer
+        self.step_size = check_size(step_size, "step_size")
+        self.gamma = _number("gamma", gamma)
+        self.base_lr = optimizer.lr
+        self.epoch = 0
+
+    def step(self) -> float:
+        """End an epoch: set and return the next epoch's ``optimizer.lr``."""
+        self.epoch += 1
+        self.optimizer.lr = self.base_lr * self.gamma ** (self.epoch // self.step_size)
+        return self.optimizer.lr
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """``{"base_lr": 0-d float64, "epoch": 0-d int64}``."""
+        return {"base_lr": np.array(self.base_lr), "epoch": np.array(self.epoch, dtype=np.int64)}
+
+    def load_state_dict(self, state) -> None:
+        """Restore a `state_dict` and set ``optimizer.lr`` to match it."""
+        epoch = np.asarray(state.get("epoch", -1)).item()
+        if set(state) != {"base_lr", "epoch"} or not isinstance(epoch, int) or epoch < 0:
+            raise ValueError(f"state_dict must be {{'base_lr': float > 0, 'epoch': int >= 0}}, "
+                             f"got {dict(state)!r:.100}")
+        self.base_lr, self.epoch = _number("base_lr", np.asarray(state["base_lr"]).item(),
+                                           "(0, inf)"), epoch - 1
+        self.step()
