@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from tinyattn.decoding import gnmt_length_penalty
-from tinyattn.functional import log_softmax
 from tinyattn.gradcheck import TOL_MODEL, check_gradients
 from tinyattn.seq2seq import ATTENTIONS, Seq2Seq
 

@@ -22,8 +22,8 @@ import numpy as np
 from tinyattn._validate import check_lengths, check_options, check_rng, check_size
 from tinyattn.attention import BahdanauAttention, LuongAttention
 from tinyattn.bidirectional import Bidirectional
-from tinyattn.decoding import beam_search, greedy_decode
 from tinyattn.decoders import BahdanauDecoder, LuongDecoder, PlainDecoder, hidden
+from tinyattn.decoding import beam_search, greedy_decode
 from tinyattn.gru import GRU
 from tinyattn.layers import Embedding, Linear
 from tinyattn.local_attention import LocalAttention
