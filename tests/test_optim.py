@@ -263,7 +263,7 @@ def test_clip_grad_norm_raises_on_non_finite_and_changes_nothing(bad):
         clip_grad_norm(lin, 1.0)
     for n, _, g in lin.named_parameters():
         np.testing.assert_array_equal(g, before[n])
-    with pytest.raises(ValueError, match=r"max_norm must be a number in \(0, inf\), got 0"):
+    with pytest.raises(ValueError, match=r"max_norm must be a number in \(0, inf\], got 0"):
         clip_grad_norm(_grads(0, 1.0), 0)
 
 

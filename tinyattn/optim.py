@@ -13,7 +13,7 @@ import numpy as np
 from tinyattn._validate import check_size
 from tinyattn.module import Module
 
-_INTERVALS = {"lr": "(0, inf)", "eps": "(0, inf)", "max_norm": "(0, inf)", "gamma": "(0, 1]",
+_INTERVALS = {"lr": "(0, inf)", "eps": "(0, inf)", "max_norm": "(0, inf]", "gamma": "(0, 1]",
               **dict.fromkeys(["momentum", "beta1", "beta2"], "[0, 1)"), "weight_decay": "[0, inf)"}
 
 
@@ -189,7 +189,7 @@ def clip_grad_norm(model_or_params, max_norm) -> float:
     Parameters
     ----------
     model_or_params : Module or iterable of (str, ndarray, ndarray)
-    max_norm : float, > 0
+    max_norm : float, > 0; ``np.inf`` measures the norm and clips nothing
 
     Returns
     -------

@@ -22,6 +22,7 @@ import numpy as np
 from tinyattn._validate import check_lengths, check_options, check_rng, check_size
 from tinyattn.attention import BahdanauAttention, LuongAttention
 from tinyattn.bidirectional import Bidirectional
+from tinyattn.checkpoint import load_checkpoint, load_params_into, module_params, save_checkpoint
 from tinyattn.decoders import BahdanauDecoder, LuongDecoder, PlainDecoder, hidden
 from tinyattn.decoding import beam_search, greedy_decode
 from tinyattn.gru import GRU
@@ -242,3 +243,39 @@ class Seq2Seq(Module):
         return beam_search(self, src, src_lengths, beam_size=beam_size, max_len=max_len,
                            sos_id=sos_id, eos_id=eos_id, length_penalty=length_penalty,
                            n_best=n_best)
+
+    # ----- checkpoints ------------------------------------------------------
+    def save(self, path, *, optimizer=None, extra=None) -> None:
+        """Write parameters, configuration and (optionally) optimiser state to
+        one ``.npz`` atomically (temp file + rename); no pickle."""
+        save_checkpoint(path, params=module_params(self), config=self.config,
+                        optimizer_state=None if optimizer is None else optimizer.state_dict(),
+                        extra=extra)
+
+    @classmethod
+    def load(cls, path):
+        """Build the model a checkpoint describes and load its parameters."""
+        ckpt = load_checkpoint(path)
+        config = dict(ckpt.config)
+        dtype = np.dtype(config.pop("dtype")).type
+        model = cls(**config, rng=np.random.default_rng(0), dtype=dtype)
+        load_params_into(model, ckpt.params)
+        return model
+
+    def load_weights(self, path):
+        """Load a checkpoint into this model; its configuration must match.
+
+        Returns the `tinyattn.checkpoint.Checkpoint` (for the optimiser
+        state and extras).
+        """
+        ckpt = load_checkpoint(path)
+        diff = {k: (self.config.get(k), ckpt.config.get(k))
+                for k in set(self.config) | set(ckpt.config)
+                if self.config.get(k) != ckpt.config.get(k)}
+        if diff:
+            shown = ", ".join(f"{k}: model {a!r} vs checkpoint {b!r}" for k, (a, b) in
+                              sorted(diff.items()))
+            raise ValueError(f"checkpoint {str(path)!r} was saved from another "
+                             f"configuration ({shown})")
+        load_params_into(self, ckpt.params)
+        return ckpt
