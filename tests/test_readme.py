@@ -1,18 +1,24 @@
-"""The README's usage example runs and prints what the README says."""
+"""Every README example runs and prints what the README says it prints."""
 
 import contextlib
 import io
 import re
 from pathlib import Path
 
+import pytest
+
 README = Path(__file__).resolve().parents[1] / "README.md"
+EXAMPLES = re.findall(r"```python\n(.*?)```\s+prints[^\n]*\s+```text\n(.*?)```",
+                      README.read_text(encoding="utf-8"), re.S)
 
 
-def test_usage_example_output_is_real():
-    text = README.read_text(encoding="utf-8")
-    match = re.search(r"## Usage\s+```python\n(.*?)```\s+prints\s+```text\n(.*?)```", text, re.S)
-    assert match, "README must have a ## Usage python block followed by its output"
-    code, expected = match.groups()
+def test_readme_has_examples():
+    assert len(EXAMPLES) >= 2
+
+
+@pytest.mark.parametrize("code, expected", EXAMPLES, ids=[f"example{i}" for i in
+                                                          range(len(EXAMPLES))])
+def test_example_output_is_real(code, expected):
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         exec(compile(code, "README.md", "exec"), {})

@@ -11,11 +11,20 @@ from tinyattn.local_attention import LocalAttention
 from tinyattn.losses import sequence_cross_entropy
 from tinyattn.lstm import LSTM
 from tinyattn.module import Module
+from tinyattn.optim import SGD, Adam, StepDecay, clip_grad_norm
 from tinyattn.rnn import RNN
+from tinyattn.seq2seq import Seq2Seq
+from tinyattn.train import Trainer
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "SGD",
+    "Adam",
+    "Seq2Seq",
+    "StepDecay",
+    "Trainer",
+    "clip_grad_norm",
     "BahdanauAttention",
     "LocalAttention",
     "LuongAttention",
