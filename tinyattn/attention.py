@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tinyattn._validate import check_array, check_options, check_rng, check_size
-from tinyattn.functional import masked_softmax_backward, masked_softmax_forward
+from tinyattn.functional import masked_softmax_backward, masked_softmax_forward, matmul_last
 from tinyattn.module import Module
 
 
@@ -232,15 +232,15 @@ class BahdanauAttention(Attention):
         self.add_param("v_a", self._init(self.attn_size, self.attn_size))
 
     def _project_keys(self, enc_hs):
-        return enc_hs @ self.params["U_a"]  # (B, S, Hk) @ (Hk, A) -> (B, S, A)
+        return matmul_last(enc_hs, self.params["U_a"])  # (B, S, Hk) @ (Hk, A) -> (B, S, A)
 
     def _project_keys_backward(self, dkeys, enc_hs):
         B, S, Hk = enc_hs.shape
         self.grads["U_a"] += enc_hs.reshape(B * S, Hk).T @ dkeys.reshape(B * S, -1)
-        return dkeys @ self.params["U_a"].T
+        return matmul_last(dkeys, self.params["U_a"].T)
 
     def _scores(self, queries, prepared, steps):
-        q_proj = queries @ self.params["W_a"]  # (B, T, Hq) @ (Hq, A) -> (B, T, A)
+        q_proj = matmul_last(queries, self.params["W_a"])  # (B, T, Hq) @ (Hq, A) -> (B, T, A)
         scores, cache = additive_score_forward(q_proj, prepared.keys, self.params["v_a"])
         return scores, (cache, queries)
 
@@ -251,7 +251,7 @@ class BahdanauAttention(Attention):
         prepared.dkeys += dkeys
         B, T, Hq = queries.shape
         self.grads["W_a"] += queries.reshape(B * T, Hq).T @ dq_proj.reshape(B * T, -1)
-        return dq_proj @ self.params["W_a"].T  # (B, T, A) @ (A, Hq)
+        return matmul_last(dq_proj, self.params["W_a"].T)  # (B, T, A) @ (A, Hq)
 
 
 LUONG_SCORES = ("dot", "general", "concat", "scaled_dot")
@@ -317,9 +317,9 @@ class LuongAttention(Attention):
 
     def _project_keys(self, enc_hs):
         if self.score == "general":
-            return enc_hs @ self.params["W_a"].T  # (B, S, Hk) @ (Hk, Hq) -> (B, S, Hq)
+            return matmul_last(enc_hs, self.params["W_a"].T)  # (B, S, Hk) @ (Hk, Hq) -> (B, S, Hq)
         if self.score == "concat":
-            return enc_hs @ self.params["W_a"][self.query_size:]  # (B, S, Hk) @ (Hk, A)
+            return matmul_last(enc_hs, self.params["W_a"][self.query_size:])  # (B, S, Hk) @ (Hk, A)
         return enc_hs
 
     def _project_keys_backward(self, dkeys, enc_hs):
@@ -329,13 +329,13 @@ class LuongAttention(Attention):
         e2, dk2 = enc_hs.reshape(B * S, Hk), dkeys.reshape(B * S, -1)
         if self.score == "general":
             self.grads["W_a"] += dk2.T @ e2  # keys = enc W_a^T -> dW_a = dkeys^T enc
-            return dkeys @ self.params["W_a"]
+            return matmul_last(dkeys, self.params["W_a"])
         self.grads["W_a"][self.query_size:] += e2.T @ dk2
-        return dkeys @ self.params["W_a"][self.query_size:].T
+        return matmul_last(dkeys, self.params["W_a"][self.query_size:].T)
 
     def _scores(self, queries, prepared, steps):
         if self.score == "concat":
-            q_proj = queries @ self.params["W_a"][: self.query_size]  # (B, T, A)
+            q_proj = matmul_last(queries, self.params["W_a"][: self.query_size])  # (B, T, A)
             scores, cache = additive_score_forward(q_proj, prepared.keys, self.params["v_a"])
             return scores, (cache, queries)
         # (B, T, Hq) @ (B, Hq, S) -> (B, T, S): all scores in one batched product
@@ -353,7 +353,7 @@ class LuongAttention(Attention):
             B, T, Hq = queries.shape
             W_q = self.params["W_a"][:Hq]
             self.grads["W_a"][:Hq] += queries.reshape(B * T, Hq).T @ dq_proj.reshape(B * T, -1)
-            return dq_proj @ W_q.T
+            return matmul_last(dq_proj, W_q.T)
         queries = cache
         if self._scale != 1.0:
             dscores = dscores * self._scale

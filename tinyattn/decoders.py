@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tinyattn.functional import matmul_last
 from tinyattn.layers import Linear
 from tinyattn.module import Module
 
@@ -142,7 +143,7 @@ class BahdanauDecoder(Module):
 def combine_forward(ctx, h, W_c):
     """Luong's attentional state ``h̃ = tanh([c ; h] @ W_c)``, any leading dims."""
     cat = np.concatenate([ctx, h], axis=-1)  # (..., Hk + Hd)
-    h_tilde = np.tanh(cat @ W_c)  # (..., Hd)
+    h_tilde = np.tanh(matmul_last(cat, W_c))  # (..., Hd)
     return h_tilde, (cat, W_c, h_tilde)
 
 
@@ -152,7 +153,7 @@ def combine_backward(dh_tilde, cache, Hk):
     dz = dh_tilde * (1.0 - h_tilde * h_tilde)  # tanh' from the output
     F = cat.shape[-1]
     dW_c = cat.reshape(-1, F).T @ dz.reshape(-1, dz.shape[-1])
-    dcat = dz @ W_c.T
+    dcat = matmul_last(dz, W_c.T)
     return dcat[..., :Hk], dcat[..., Hk:], dW_c
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from tinyattn._validate import check_array, check_rng, check_size
+from tinyattn.functional import matmul_last
 from tinyattn.module import Module
 
 
@@ -39,7 +40,7 @@ class Linear(Module):
 
     def forward(self, x):
         check_array(x, "x", (None,) * (np.ndim(x) - 1) + (self.in_size,), self.dtype)
-        y = x @ self.params["W"]  # (..., in) @ (in, out) -> (..., out)
+        y = matmul_last(x, self.params["W"])  # (..., in) @ (in, out) -> (..., out)
         if "b" in self.params:
             y += self.params["b"]
         self._cache = x
@@ -53,7 +54,7 @@ class Linear(Module):
         self.grads["W"] += x2.T @ dy2  # dW = X^T dY, one product for all rows
         if "b" in self.params:
             self.grads["b"] += dy2.sum(axis=0)
-        return dy @ self.params["W"].T  # dX = dY W^T
+        return (dy2 @ self.params["W"].T).reshape(x.shape)  # dX = dY W^T
 
 
 class Embedding(Module):

@@ -26,7 +26,7 @@ import numpy as np
 
 from tinyattn._validate import check_options, check_size
 from tinyattn.attention import LUONG_SCORES, LuongAttention
-from tinyattn.functional import sigmoid
+from tinyattn.functional import matmul_last, sigmoid
 
 LOCAL_MODES = ("local-m", "local-p")
 
@@ -75,7 +75,7 @@ class LocalAttention(LuongAttention):
         last = (prepared.lengths - 1).astype(self.dtype)[:, None]  # (B, 1): S_b − 1
         if self.mode == "local-m":
             return np.minimum(steps[None, :].astype(self.dtype), last), None
-        u_h = np.tanh(queries @ self.params["W_p"])  # (B, T, Hq) @ (Hq, A) -> (B, T, A)
+        u_h = np.tanh(matmul_last(queries, self.params["W_p"]))  # (B, T, Hq) @ (Hq, A) -> (B, T, A)
         sig = sigmoid(u_h @ self.params["v_p"])  # (B, T)
         return last * sig, (queries, u_h, sig, last)
 
@@ -107,5 +107,5 @@ class LocalAttention(LuongAttention):
             du_h *= 1.0 - u_h * u_h  # tanh' from the output
             B, T, Hq = queries.shape
             self.grads["W_p"] += queries.reshape(B * T, Hq).T @ du_h.reshape(B * T, -1)
-            dqueries = dqueries + du_h @ self.params["W_p"].T
+            dqueries = dqueries + matmul_last(du_h, self.params["W_p"].T)
         return dqueries
