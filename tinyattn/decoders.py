@@ -79,8 +79,7 @@ class PlainDecoder(Module):
     def step(self, emb_t, c, carry, t):
         state, _ = self.cell.step(np.concatenate([emb_t, c], axis=1), carry)
         feat = np.concatenate([hidden(state), c, emb_t], axis=1)  # (B, Hd + C + E)
-        logits = feat @ self.out.params["W"] + self.out.params["b"]
-        return logits, state, None
+        return self.out.apply(feat), state, None
 
 
 class BahdanauDecoder(Module):
@@ -137,7 +136,7 @@ class BahdanauDecoder(Module):
         ctx, alpha, _ = self.attn.step(hidden(carry), keys, t)
         state, _ = self.cell.step(np.concatenate([emb_t, ctx], axis=1), carry)
         feat = np.concatenate([hidden(state), ctx, emb_t], axis=1)
-        return feat @ self.out.params["W"] + self.out.params["b"], state, alpha
+        return self.out.apply(feat), state, alpha
 
 
 def combine_forward(ctx, h, W_c):
@@ -234,4 +233,4 @@ class LuongDecoder(Module):
         state, _ = self.cell.step(x, state)
         ctx, alpha, _ = self.attn.step(hidden(state), keys, t)
         h_tilde, _ = combine_forward(ctx, hidden(state), self.params["W_c"])
-        return h_tilde @ self.out.params["W"] + self.out.params["b"], (state, h_tilde), alpha
+        return self.out.apply(h_tilde), (state, h_tilde), alpha

@@ -38,13 +38,17 @@ class Linear(Module):
         if bias:
             self.add_param("b", rng.uniform(-k, k, (self.out_size,)))
 
-    def forward(self, x):
-        check_array(x, "x", (None,) * (np.ndim(x) - 1) + (self.in_size,), self.dtype)
+    def apply(self, x):
+        """``x @ W + b`` without checks or cache (decoders use it per step)."""
         y = matmul_last(x, self.params["W"])  # (..., in) @ (in, out) -> (..., out)
         if "b" in self.params:
             y += self.params["b"]
-        self._cache = x
         return y
+
+    def forward(self, x):
+        check_array(x, "x", (None,) * (np.ndim(x) - 1) + (self.in_size,), self.dtype)
+        self._cache = x
+        return self.apply(x)
 
     def backward(self, dy):
         x = self._take_cache()

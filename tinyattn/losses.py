@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinyattn.functional import log_softmax
-
 
 def sequence_cross_entropy(logits, targets, mask):
     """Mean cross-entropy over the real tokens of a padded batch.
@@ -50,12 +48,18 @@ def sequence_cross_entropy(logits, targets, mask):
         raise ValueError(f"targets must be in 0..{V - 1} at real positions, got "
                          f"{int(real[(real < 0) | (real >= V)][0])}")
     n_real = real.size
-    logp = log_softmax(logits, axis=-1)  # (B, T, V)
+    # One exp for both the loss and its gradient: log p = z − log Σ e^z and
+    # p = e^z / Σ e^z share e^z (z = logits minus the row maximum, for stability).
+    z = logits - logits.max(axis=-1, keepdims=True)  # (B, T, V)
+    probs = np.exp(z)
+    total = probs.sum(axis=-1, keepdims=True)  # (B, T, 1)
+    logp = z - np.log(total)
+    probs /= total
     safe_targets = np.where(mask, targets, 0)  # pads may hold any id
     picked = np.take_along_axis(logp, safe_targets[..., None], axis=-1)[..., 0]
     loss = -float(picked[mask].sum()) / n_real
     # d(-log p_y)/dlogits = softmax − onehot(y); masked rows get 0.
-    dlogits = np.exp(logp)
+    dlogits = probs
     np.put_along_axis(
         dlogits, safe_targets[..., None],
         np.take_along_axis(dlogits, safe_targets[..., None], axis=-1) - 1.0, axis=-1,

@@ -25,6 +25,7 @@ from tinyattn.bidirectional import Bidirectional
 from tinyattn.checkpoint import load_checkpoint, load_params_into, module_params, save_checkpoint
 from tinyattn.decoders import BahdanauDecoder, LuongDecoder, PlainDecoder, hidden
 from tinyattn.decoding import beam_search, greedy_decode
+from tinyattn.functional import log_softmax
 from tinyattn.gru import GRU
 from tinyattn.layers import Embedding, Linear
 from tinyattn.local_attention import LocalAttention
@@ -227,9 +228,7 @@ class Seq2Seq(Module):
         the new carry and the attention row ``(B, S)`` (None without attention)."""
         emb_t = self.tgt_emb.params["W"][np.asarray(y_prev)]  # (B,) -> (B, E)
         logits, carry, alpha = self.decoder.step(emb_t, memory, carry, t)
-        z = logits - logits.max(axis=1, keepdims=True)  # stable log-softmax
-        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-        return logp, carry, alpha
+        return log_softmax(logits, axis=1), carry, alpha
 
     def greedy_decode(self, src, src_lengths, *, max_len, sos_id, eos_id):
         """Greedy decoding: one `tinyattn.decoding.Hypothesis` per example."""
