@@ -203,6 +203,14 @@ def target_line(results: list[tuple[str, str, dict]]) -> str:
     return f"{goal}: met by {met}; not met by {missed}."
 
 
+def write_report(report: str, path=None) -> None:
+    """The report to stdout and, with ``--markdown PATH``, to that file."""
+    sys.stdout.write(report)
+    if path:
+        with open(path, "w") as f:
+            f.write(report)
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=None,
@@ -237,10 +245,7 @@ def main(argv=None) -> int:
     table = ["| " + " | ".join(r) + " |" for r in rows]
     report = "\n".join(header_lines(shape, blas, args) + [""] + table
                        + ["", target_line(results)]) + "\n"
-    sys.stdout.write(report)
-    if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(report)
+    write_report(report, args.markdown)
     return 0
 
 

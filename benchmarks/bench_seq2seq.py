@@ -48,7 +48,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_rnn import blas_info, cpu_model, time_interleaved  # noqa: E402
+from bench_rnn import blas_info, cpu_model, time_interleaved, write_report  # noqa: E402
 
 from tinyattn.optim import Adam  # noqa: E402
 from tinyattn.seq2seq import Seq2Seq  # noqa: E402
@@ -102,7 +102,20 @@ def make_tinyattn(model: str, shape: dict) -> Seq2Seq:
     return Seq2Seq(V, V, attention="general", input_feeding=False, **kw)
 
 
-class TinyattnStep:
+class TrainStep:
+    """A training step in three timed phases; subclasses set ``self.opt``."""
+
+    def update(self):
+        self.opt.step()
+
+    def __call__(self):
+        loss = self.forward()
+        self.backward()
+        self.update()
+        return loss
+
+
+class TinyattnStep(TrainStep):
     """One training step of a tinyattn model, whole or phase by phase."""
 
     def __init__(self, model: Seq2Seq, batch: dict):
@@ -116,15 +129,6 @@ class TinyattnStep:
     def backward(self):
         self.model.zero_grad()
         self.model.backward()
-
-    def update(self):
-        self.opt.step()
-
-    def __call__(self):
-        loss = self.forward()
-        self.backward()
-        self.update()
-        return loss
 
 
 # ----- the same architecture in PyTorch ----------------------------------------
@@ -225,7 +229,7 @@ if torch is not None:
                 t_name, transpose = names[n]
                 theirs[t_name].copy_(torch.from_numpy(value.T if transpose else value))
 
-    class TorchStep:
+    class TorchStep(TrainStep):
         """One training step of the PyTorch model, whole or phase by phase."""
 
         def __init__(self, model: str, shape: dict, tiny: Seq2Seq, batch: dict, ragged: bool):
@@ -246,15 +250,6 @@ if torch is not None:
         def backward(self):
             self.opt.zero_grad()
             self.loss.backward()
-
-        def update(self):
-            self.opt.step()
-
-        def __call__(self):
-            loss = self.forward()
-            self.backward()
-            self.update()
-            return loss
 
 
 # ----- measurement ------------------------------------------------------------
@@ -392,11 +387,7 @@ def main(argv=None) -> int:
     lines += ["", target_line(results), "", "Phases of one step (forward; backward with "
               "zero_grad; optimiser update):", ""]
     lines += markdown([row for r in results for row in phase_rows(*r)], PHASE_COLUMNS)
-    report = "\n".join(lines) + "\n"
-    sys.stdout.write(report)
-    if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(report)
+    write_report("\n".join(lines) + "\n", args.markdown)
     return 0
 
 

@@ -3,12 +3,8 @@
 Only the shape of the report is checked, never the timings.
 """
 
-import subprocess
-import sys
-from pathlib import Path
+from .bench_helpers import markdown_rows, run_quick
 
-ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "benchmarks" / "bench_seq2seq.py"
 HEADER = ("| model | lengths | tinyattn params | PyTorch params | tinyattn ms | PyTorch ms "
           "| tinyattn / PyTorch |")
 PHASE_HEADER = ("| impl | model | lengths | forward ms | backward ms | update ms "
@@ -16,28 +12,13 @@ PHASE_HEADER = ("| impl | model | lengths | forward ms | backward ms | update ms
 
 
 def _run(*args):
-    # A subprocess keeps torch's import and set_num_threads out of the test process.
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--repeats", "1", *args],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    return proc
-
-
-def _rows(stdout, header):
-    lines = stdout.splitlines()
-    start = lines.index(header)
-    body = []
-    for line in lines[start + 2:]:
-        if not line.startswith("|"):
-            break
-        body.append([cell.strip() for cell in line.strip("|").split("|")])
-    return body
+    return run_quick("bench_seq2seq.py", *args)
 
 
 def test_quick_run_prints_every_cell(tmp_path):
     out = tmp_path / "bench.md"
     proc = _run("--markdown", str(out))
-    rows = _rows(proc.stdout, HEADER)
+    rows = markdown_rows(proc.stdout, HEADER)
     assert [(r[0], r[1]) for r in rows] == [
         (model, lengths) for model in ("bahdanau", "general") for lengths in ("full", "ragged")]
     for row in rows:
@@ -47,7 +28,7 @@ def test_quick_run_prints_every_cell(tmp_path):
         if row[3] != "n/a":  # with torch: the same architecture, the same parameter count
             assert row[3] == row[2]
             assert float(row[5]) > 0 and float(row[6]) > 0
-    phases = _rows(proc.stdout, PHASE_HEADER)
+    phases = markdown_rows(proc.stdout, PHASE_HEADER)
     assert {(r[1], r[2]) for r in phases} == {(r[0], r[1]) for r in rows}
     assert "tinyattn" in {r[0] for r in phases}
     for row in phases:
@@ -60,5 +41,5 @@ def test_quick_run_prints_every_cell(tmp_path):
 
 
 def test_model_and_length_subsets():
-    rows = _rows(_run("--models", "general", "--lengths", "ragged").stdout, HEADER)
+    rows = markdown_rows(_run("--models", "general", "--lengths", "ragged").stdout, HEADER)
     assert [(r[0], r[1]) for r in rows] == [("general", "ragged")]

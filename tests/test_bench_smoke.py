@@ -3,39 +3,20 @@
 Only the shape of the report is checked, never the timings.
 """
 
-import subprocess
-import sys
-from pathlib import Path
+from .bench_helpers import markdown_rows, run_quick
 
-ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "benchmarks" / "bench_rnn.py"
 HEADER = ("| layer | dtype | tinyattn ms | naive loop ms | PyTorch ms "
           "| tinyattn / PyTorch | naive / tinyattn |")
 
 
 def _run(*args):
-    # A subprocess keeps torch's import and set_num_threads out of the test process.
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--repeats", "1", *args],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    return proc
-
-
-def _rows(stdout):
-    lines = stdout.splitlines()
-    start = lines.index(HEADER)
-    body = []
-    for line in lines[start + 2:]:
-        if not line.startswith("|"):
-            break
-        body.append([cell.strip() for cell in line.strip("|").split("|")])
-    return body
+    return run_quick("bench_rnn.py", *args)
 
 
 def test_quick_run_prints_every_cell(tmp_path):
     out = tmp_path / "bench.md"
     proc = _run("--markdown", str(out))
-    rows = _rows(proc.stdout)
+    rows = markdown_rows(proc.stdout, HEADER)
     assert [(r[0], r[1]) for r in rows] == [
         (layer, dtype) for layer in ("RNN", "GRU", "LSTM", "BiLSTM")
         for dtype in ("float32", "float64")]
@@ -50,5 +31,5 @@ def test_quick_run_prints_every_cell(tmp_path):
 
 
 def test_layer_and_dtype_subsets():
-    rows = _rows(_run("--layers", "GRU", "--dtypes", "float64").stdout)
+    rows = markdown_rows(_run("--layers", "GRU", "--dtypes", "float64").stdout, HEADER)
     assert [(r[0], r[1]) for r in rows] == [("GRU", "float64")]
