@@ -129,3 +129,42 @@ class RecurrentLayer(Module):
         dx = dA2 @ W_x.T  # (T·B, G·H) @ (G·H, D) -> (T·B, D)
         # (T·B, D) -> (T, B, D) -> (B, T, D)
         return np.ascontiguousarray(dx.reshape(T, B, D).transpose(1, 0, 2))
+
+
+class DeferredGrads:
+    """Weight-gradient products postponed until after a step loop (DESIGN.md §4).
+
+    A step's weight gradient is an outer product ``left.T @ right``
+    (``dW_x = x_t.T @ da``) and a bias gradient is ``right.sum(axis=0)``.
+    A decoder that steps a layer T times hands each step's factors to
+    `add` and calls `flush` once after the loop: one product over T·B
+    rows instead of T products over B rows, which BLAS runs several times
+    faster. The sum is the same; only the rounding order differs.
+    """
+
+    def __init__(self):
+        self._terms: dict = {}
+
+    def add(self, module, name: str, right, left=None, *, rows=None, cols=None) -> None:
+        """Queue ``module.grads[name][r0:r1, c0:c1] += left.T @ right``, or
+        ``right.sum(0)`` when ``left`` is None; ``rows``/``cols`` are
+        ``(start, stop)`` pairs, None for all."""
+        key = (id(module), name, rows, cols)
+        entry = self._terms.setdefault(key, (module, name, rows, cols, [], []))
+        entry[4].append(left)
+        entry[5].append(right)
+
+    def flush(self) -> None:
+        """Run every queued product once and add it to the gradients."""
+        for module, name, rows, cols, lefts, rights in self._terms.values():
+            grad = module.grads[name]
+            if rows is not None:
+                grad = grad[rows[0]:rows[1]]  # views: += writes through
+            if cols is not None:
+                grad = grad[..., cols[0]:cols[1]]
+            right = np.concatenate(rights, axis=0)  # (T·B, ·)
+            if lefts[0] is None:
+                grad += right.sum(axis=0)
+            else:
+                grad += np.concatenate(lefts, axis=0).T @ right  # (·, T·B) @ (T·B, ·)
+        self._terms.clear()

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tinyattn._recurrent import DeferredGrads
 from tinyattn._validate import check_array, check_options, check_rng, check_size
 from tinyattn.functional import masked_softmax_backward, masked_softmax_forward, matmul_last
 from tinyattn.module import Module
@@ -68,7 +69,11 @@ class Keys:
 
     ``keys`` is the projected form the score needs (``enc_hs @ U_a`` for
     Bahdanau, ``enc_hs @ W_a.T`` for general, ``enc_hs`` itself for dot).
-    ``dkeys`` and ``denc_hs`` accumulate over decoder steps.
+    ``dkeys`` accumulates over decoder steps. Products that would run once
+    per decoder step on B rows wait in ``contexts`` (the ``alpha`` and
+    ``dcontext`` of each step, for ``denc_hs``) and ``deferred`` (the
+    query-side weight gradients) until `Attention.prepare_backward` runs
+    each as one product over all steps.
     """
 
     enc_hs: np.ndarray  # (B, S, Hk)
@@ -76,11 +81,11 @@ class Keys:
     keys: np.ndarray  # (B, S, K)
     lengths: np.ndarray  # (B,) real source lengths
     dkeys: np.ndarray = field(default=None, repr=False)
-    denc_hs: np.ndarray = field(default=None, repr=False)
+    contexts: list = field(default_factory=list, repr=False)
+    deferred: DeferredGrads = field(default_factory=DeferredGrads, repr=False)
 
     def __post_init__(self):
         self.dkeys = np.zeros_like(self.keys)
-        self.denc_hs = np.zeros_like(self.enc_hs)
 
 
 class Attention(Module):
@@ -122,8 +127,16 @@ class Attention(Module):
         return Keys(enc_hs, src_mask, keys, src_mask.sum(axis=1))
 
     def prepare_backward(self, prepared: Keys) -> np.ndarray:
-        """Finish the key projection's backward: ``denc_hs (B, S, Hk)``."""
-        denc_hs = prepared.denc_hs + self._project_keys_backward(prepared.dkeys, prepared.enc_hs)
+        """Finish the backward: ``denc_hs (B, S, Hk)``, and every weight
+        gradient whose product waited for all steps."""
+        prepared.deferred.flush()
+        denc_hs = self._project_keys_backward(prepared.dkeys, prepared.enc_hs)
+        if prepared.contexts:
+            alphas, dcontexts = zip(*prepared.contexts)
+            alpha = np.concatenate(alphas, axis=1)  # T steps of (B, 1, S) -> (B, T, S)
+            dcontext = np.concatenate(dcontexts, axis=1)  # -> (B, T, Hk)
+            denc_hs += alpha.transpose(0, 2, 1) @ dcontext  # context = alpha @ enc_hs
+            prepared.contexts.clear()
         return denc_hs
 
     # ----- the attention proper -----------------------------------------
@@ -150,7 +163,7 @@ class Attention(Module):
         dalpha_total = dcontext @ prepared.enc_hs.transpose(0, 2, 1)  # (B, T, S)
         if dalpha is not None:
             dalpha_total += dalpha
-        prepared.denc_hs += alpha.transpose(0, 2, 1) @ dcontext  # (B, S, T) @ (B, T, Hk)
+        prepared.contexts.append((alpha, dcontext))  # denc_hs, in prepare_backward
         dscores = masked_softmax_backward(dalpha_total, sm_cache)
         return self._scores_backward(dscores, score_cache, prepared)
 
@@ -187,7 +200,11 @@ class Attention(Module):
         return context[:, 0], alpha[:, 0], cache  # (B, 1, ·) -> (B, ·)
 
     def step_backward(self, dcontext, cache, prepared: Keys, dalpha=None):
-        """Backward of `step`: ``dquery (B, Hq)``; key gradients go into ``prepared``."""
+        """Backward of `step`: ``dquery (B, Hq)``.
+
+        Key gradients go into ``prepared``; the weight gradients are
+        complete once `prepare_backward` has run after the last step.
+        """
         dalpha = None if dalpha is None else dalpha[:, None, :]
         dq = self.attend_backward(dcontext[:, None, :], cache, prepared, dalpha)
         return dq[:, 0]
@@ -250,7 +267,8 @@ class BahdanauAttention(Attention):
         self.grads["v_a"] += dv_a
         prepared.dkeys += dkeys
         B, T, Hq = queries.shape
-        self.grads["W_a"] += queries.reshape(B * T, Hq).T @ dq_proj.reshape(B * T, -1)
+        # dW_a = queries^T dq_proj, one product over all steps in prepare_backward
+        prepared.deferred.add(self, "W_a", dq_proj.reshape(B * T, -1), queries.reshape(B * T, Hq))
         return matmul_last(dq_proj, self.params["W_a"].T)  # (B, T, A) @ (A, Hq)
 
 
@@ -352,7 +370,9 @@ class LuongAttention(Attention):
             prepared.dkeys += dkeys
             B, T, Hq = queries.shape
             W_q = self.params["W_a"][:Hq]
-            self.grads["W_a"][:Hq] += queries.reshape(B * T, Hq).T @ dq_proj.reshape(B * T, -1)
+            # dW_a[:Hq] = queries^T dq_proj, in prepare_backward (rows 0..Hq)
+            prepared.deferred.add(self, "W_a", dq_proj.reshape(B * T, -1),
+                                  queries.reshape(B * T, Hq), rows=(0, Hq))
             return matmul_last(dq_proj, W_q.T)
         queries = cache
         if self._scale != 1.0:

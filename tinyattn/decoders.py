@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tinyattn._recurrent import DeferredGrads
 from tinyattn.functional import matmul_last
 from tinyattn.layers import Linear
 from tinyattn.module import Module
@@ -119,14 +120,16 @@ class BahdanauDecoder(Module):
         dhs, dctxs, demb = np.split(dfeat, [Hd, Hd + Hk], axis=2)
         demb = demb.copy()
         dstate = zeros_like_state(state0)
+        defer = DeferredGrads()  # the cell's weight gradients: one product after the loop
         for t in reversed(range(len(steps))):
             a_cache, c_cache = steps[t]
             dstate = add_hidden(dstate, dhs[:, t])  # s_i feeds the output and step i+1
-            dx, dstate = self.cell.step_backward(dstate, c_cache)
+            dx, dstate = self.cell.step_backward(dstate, c_cache, defer)
             demb[:, t] += dx[:, : self.E]
             dctx = dx[:, self.E:] + dctxs[:, t]
             dq = self.attn.step_backward(dctx, a_cache, keys)
             dstate = add_hidden(dstate, dq)  # s_{i-1} was also the query
+        defer.flush()
         return demb, dstate
 
     def init_carry(self, state0):
@@ -147,13 +150,13 @@ def combine_forward(ctx, h, W_c):
 
 
 def combine_backward(dh_tilde, cache, Hk):
-    """Backward of `combine_forward`: ``dctx, dh, dW_c``."""
+    """Backward of `combine_forward`: ``dctx, dh`` and the factors of
+    ``dW_c = cat^T @ dz`` as ``(cat, dz)``, both flattened to 2-D."""
     cat, W_c, h_tilde = cache
     dz = dh_tilde * (1.0 - h_tilde * h_tilde)  # tanh' from the output
-    F = cat.shape[-1]
-    dW_c = cat.reshape(-1, F).T @ dz.reshape(-1, dz.shape[-1])
-    dcat = matmul_last(dz, W_c.T)
-    return dcat[..., :Hk], dcat[..., Hk:], dW_c
+    dcat = matmul_last(dz, W_c.T)  # cat @ W_c -> dcat = dz @ W_c^T
+    factors = (cat.reshape(-1, cat.shape[-1]), dz.reshape(-1, dz.shape[-1]))
+    return dcat[..., :Hk], dcat[..., Hk:], factors
 
 
 class LuongDecoder(Module):
@@ -206,21 +209,23 @@ class LuongDecoder(Module):
         dh_tildes = self.out.backward(dlogits)  # (B, T, Hd)
         if not self.input_feeding:
             a_cache, m_cache = first, second
-            dctxs, dhs, dW_c = combine_backward(dh_tildes, m_cache, self.Hk)
-            self.grads["W_c"] += dW_c
+            dctxs, dhs, (cat, dz) = combine_backward(dh_tildes, m_cache, self.Hk)
+            self.grads["W_c"] += cat.T @ dz
             dhs = dhs + self.attn.attend_backward(dctxs, a_cache, keys)  # h_t was the query
             demb, dstate0 = self.cell.backward(dhs)
             return demb, dstate0
         steps = first
         demb = np.empty(dlogits.shape[:2] + (self.E,), self.dtype)
         dstate, dfeed = zeros_like_state(state0), 0.0
+        defer = DeferredGrads()  # W_c's and the cell's products: once, after the loop
         for t in reversed(range(len(steps))):
             c_cache, a_cache, m_cache = steps[t]
-            dctx, dh, dW_c = combine_backward(dh_tildes[:, t] + dfeed, m_cache, self.Hk)
-            self.grads["W_c"] += dW_c
+            dctx, dh, (cat, dz) = combine_backward(dh_tildes[:, t] + dfeed, m_cache, self.Hk)
+            defer.add(self, "W_c", dz, cat)
             dh = dh + self.attn.step_backward(dctx, a_cache, keys)
-            dx, dstate = self.cell.step_backward(add_hidden(dstate, dh), c_cache)
+            dx, dstate = self.cell.step_backward(add_hidden(dstate, dh), c_cache, defer)
             demb[:, t], dfeed = dx[:, : self.E], dx[:, self.E:]  # h̃_{t-1} was fed in
+        defer.flush()
         return demb, dstate
 
     def init_carry(self, state0):

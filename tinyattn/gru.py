@@ -78,6 +78,34 @@ def gru_step_backward(dh, cache):
     dx_t, dh_prev, dW_x, dW_h, db_x, db_h
         One gradient per array argument of the forward, same order/shapes.
     """
+    dx_t, dh_prev, dax, dah = gru_gates_backward(dh, cache)
+    x_t, h_prev, W_x, W_h, r, z, n, hn_or_rh, reset_after = cache
+    H = h_prev.shape[1]
+    dW_x = x_t.T @ dax  # ax = x_t @ W_x + b_x
+    db_x = dax.sum(axis=0)
+    if reset_after:
+        dW_h = h_prev.T @ dah  # ah = h_prev @ W_h + b_h
+        db_h = dah.sum(axis=0)
+    else:  # r, z read h_prev; n reads r ⊙ h_prev
+        dW_h = np.concatenate([h_prev.T @ dax[:, :2 * H], hn_or_rh.T @ dax[:, 2 * H:]], axis=1)
+        db_h = dax.sum(axis=0)
+    return dx_t, dh_prev, dW_x, dW_h, db_x, db_h
+
+
+def gru_gates_backward(dh, cache):
+    """The first half of `gru_step_backward`: gradients of the inputs and of
+    the gate pre-activations, from which the weight gradients follow.
+
+    Returns
+    -------
+    dx_t : ndarray of shape (B, D)
+    dh_prev : ndarray of shape (B, H)
+    dax : ndarray of shape (B, 3H)
+        Gradient of ``x_t @ W_x + b_x``.
+    dah : ndarray of shape (B, 3H), or None when ``reset_after=False``
+        Gradient of ``h_prev @ W_h + b_h`` (the Cho form's recurrent
+        gradients are slices of ``dax``).
+    """
     x_t, h_prev, W_x, W_h, r, z, n, hn_or_rh, reset_after = cache
     H = h_prev.shape[1]
     # h = (1 − z) n + z h_prev
@@ -93,22 +121,16 @@ def gru_step_backward(dh, cache):
         dax = np.concatenate([da_r, da_z, da_n], axis=1)  # (B, 3H)
         dah = np.concatenate([da_r, da_z, da_n * r], axis=1)  # (B, 3H)
         dh_prev += dah @ W_h.T
-        dW_h = h_prev.T @ dah
-        db_h = dah.sum(axis=0)
     else:
-        rh = hn_or_rh
         drh = da_n @ W_h[:, 2 * H:].T  # a_n = ... + rh @ W_hn
         dr = drh * h_prev
         dh_prev += drh * r  # rh = r ⊙ h_prev
         da_r = dr * r * (1.0 - r)
         dax = np.concatenate([da_r, da_z, da_n], axis=1)  # (B, 3H)
         dh_prev += dax[:, :2 * H] @ W_h[:, :2 * H].T
-        dW_h = np.concatenate([h_prev.T @ dax[:, :2 * H], rh.T @ da_n], axis=1)
-        db_h = dax.sum(axis=0)
+        dah = None
     dx_t = dax @ W_x.T
-    dW_x = x_t.T @ dax
-    db_x = dax.sum(axis=0)
-    return dx_t, dh_prev, dW_x, dW_h, db_x, db_h
+    return dx_t, dh_prev, dax, dah
 
 
 class GRU(RecurrentLayer):
@@ -160,11 +182,29 @@ class GRU(RecurrentLayer):
         return gru_step_forward(x_t, h_prev, *self._weights(),
                                 reset_after=self.reset_after)
 
-    def step_backward(self, dh, cache):
-        """Backward of `step`; adds the weight gradients, returns ``dx_t, dh_prev``."""
-        dx_t, dh_prev, *dweights = gru_step_backward(dh, cache)
-        for key, grad in zip(("W_x", "W_h", "b_x", "b_h"), dweights):
-            self.grads[key] += grad
+    def step_backward(self, dh, cache, defer=None):
+        """Backward of `step`; adds the weight gradients, returns ``dx_t, dh_prev``.
+
+        With ``defer`` (a `DeferredGrads`), the weight-gradient products
+        are added to it instead, to run as one product after the loop.
+        """
+        if defer is None:
+            dx_t, dh_prev, *dweights = gru_step_backward(dh, cache)
+            for key, grad in zip(("W_x", "W_h", "b_x", "b_h"), dweights):
+                self.grads[key] += grad
+            return dx_t, dh_prev
+        dx_t, dh_prev, dax, dah = gru_gates_backward(dh, cache)
+        x_t, h_prev, *_, hn_or_rh, reset_after = cache
+        H = self.hidden_size
+        defer.add(self, "W_x", dax, x_t)  # the products of gru_step_backward
+        defer.add(self, "b_x", dax)
+        if reset_after:
+            defer.add(self, "W_h", dah, h_prev)
+            defer.add(self, "b_h", dah)
+        else:
+            defer.add(self, "W_h", dax[:, :2 * H], h_prev, cols=(0, 2 * H))
+            defer.add(self, "W_h", dax[:, 2 * H:], hn_or_rh, cols=(2 * H, 3 * H))
+            defer.add(self, "b_h", dax)
         return dx_t, dh_prev
 
     def forward(self, x, h0=None, lengths=None):

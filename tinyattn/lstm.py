@@ -64,6 +64,24 @@ def lstm_step_backward(dh, dc, cache):
     dx_t, dh_prev, dc_prev, dW_x, dW_h, db
         One gradient per array argument of the forward, same order/shapes.
     """
+    dx_t, dh_prev, dc_prev, da = lstm_gates_backward(dh, dc, cache)
+    x_t, h_prev = cache[:2]
+    dW_x = x_t.T @ da  # a = x_t @ W_x + h_prev @ W_h + b
+    dW_h = h_prev.T @ da
+    db = da.sum(axis=0)
+    return dx_t, dh_prev, dc_prev, dW_x, dW_h, db
+
+
+def lstm_gates_backward(dh, dc, cache):
+    """The first half of `lstm_step_backward`: gradients of the inputs and
+    of the gate pre-activations, from which the weight gradients follow.
+
+    Returns
+    -------
+    dx_t, dh_prev, dc_prev : ndarrays of shape (B, D), (B, H), (B, H)
+    da : ndarray of shape (B, 4H)
+        Gradient of the pre-activations ``a``.
+    """
     x_t, h_prev, c_prev, W_x, W_h, i, f, g, o, tc = cache
     do = dh * tc  # h = o ⊙ tanh(c)
     dc = dc + dh * o * (1.0 - tc * tc)  # c reaches the loss directly and through h
@@ -80,10 +98,7 @@ def lstm_step_backward(dh, dc, cache):
     )  # (B, 4H)
     dx_t = da @ W_x.T
     dh_prev = da @ W_h.T
-    dW_x = x_t.T @ da
-    dW_h = h_prev.T @ da
-    db = da.sum(axis=0)
-    return dx_t, dh_prev, dc_prev, dW_x, dW_h, db
+    return dx_t, dh_prev, dc_prev, da
 
 
 class LSTM(RecurrentLayer):
@@ -134,13 +149,23 @@ class LSTM(RecurrentLayer):
         h_prev, c_prev = state_prev
         return lstm_step_forward(x_t, h_prev, c_prev, *self._weights())
 
-    def step_backward(self, dstate, cache):
-        """Backward of `step`: ``dx_t, (dh_prev, dc_prev)``; adds weight grads."""
+    def step_backward(self, dstate, cache, defer=None):
+        """Backward of `step`: ``dx_t, (dh_prev, dc_prev)``; adds weight grads.
+
+        With ``defer`` (a `DeferredGrads`), the weight-gradient products
+        are added to it instead, to run as one product after the loop.
+        """
         dh, dc = dstate
-        dx_t, dh_prev, dc_prev, dW_x, dW_h, db = lstm_step_backward(dh, dc, cache)
-        self.grads["W_x"] += dW_x
-        self.grads["W_h"] += dW_h
-        self.grads["b"] += db
+        if defer is None:
+            dx_t, dh_prev, dc_prev, dW_x, dW_h, db = lstm_step_backward(dh, dc, cache)
+            self.grads["W_x"] += dW_x
+            self.grads["W_h"] += dW_h
+            self.grads["b"] += db
+            return dx_t, (dh_prev, dc_prev)
+        dx_t, dh_prev, dc_prev, da = lstm_gates_backward(dh, dc, cache)
+        defer.add(self, "W_x", da, cache[0])  # the products of lstm_step_backward
+        defer.add(self, "W_h", da, cache[1])
+        defer.add(self, "b", da)
         return dx_t, (dh_prev, dc_prev)
 
     def forward(self, x, state0=None, lengths=None):

@@ -97,8 +97,19 @@ class RNN(RecurrentLayer):
         """One step with this layer's weights: ``h, cache``."""
         return rnn_step_forward(x_t, h_prev, *self._weights())
 
-    def step_backward(self, dh, cache):
-        """Backward of `step`; adds the weight gradients, returns ``dx_t, dh_prev``."""
+    def step_backward(self, dh, cache, defer=None):
+        """Backward of `step`; adds the weight gradients, returns ``dx_t, dh_prev``.
+
+        With ``defer`` (a `DeferredGrads`), the weight-gradient products
+        are added to it instead, to run as one product after the loop.
+        """
+        if defer is not None:
+            x_t, h_prev, W_xh, W_hh, h = cache
+            da = dh * (1.0 - h * h)  # as in rnn_step_backward
+            defer.add(self, "W_xh", da, x_t)
+            defer.add(self, "W_hh", da, h_prev)
+            defer.add(self, "b_h", da)
+            return da @ W_xh.T, da @ W_hh.T
         dx_t, dh_prev, dW_xh, dW_hh, db_h = rnn_step_backward(dh, cache)
         self.grads["W_xh"] += dW_xh
         self.grads["W_hh"] += dW_hh
