@@ -9,7 +9,7 @@ import tinyattn.checkpoint as checkpoint
 from tinyattn.batching import make_batches, pad_batch
 from tinyattn.optim import Adam, StepDecay
 from tinyattn.seq2seq import Seq2Seq
-from tinyattn.train import Trainer
+from tinyattn.train import Interrupted, Trainer
 
 PAD, SOS, EOS = 0, 1, 2
 IDS = dict(pad_id=PAD, sos_id=SOS, eos_id=EOS)
@@ -102,6 +102,40 @@ def test_resume_continues_the_exact_loss_trajectory(tmp_path):
     assert [r.train_loss for r in rest] == [r.train_loss for r in full]
     assert [r.valid_loss for r in rest] == [r.valid_loss for r in full]
     assert [r.lr for r in rest] == [r.lr for r in full]
+    for (n, a, _), (_, b, _) in zip(straight.model.named_parameters(),
+                                    resumed.model.named_parameters()):
+        np.testing.assert_array_equal(a, b, err_msg=n)
+
+
+def test_interrupted_mid_epoch_resumes_with_the_next_batch(tmp_path):
+    """Stop after 3 of 5 batches of epoch 2, save, resume in a fresh trainer:
+    the same losses and weights as a run that was never stopped."""
+    train, valid = reversal_pairs(40, 0), reversal_pairs(8, 1)
+    straight = make_trainer(make_model(), schedule=True)
+    full = straight.fit(train, valid, epochs=3)
+
+    first = make_trainer(make_model(), schedule=True)
+    first.fit(train, valid, epochs=1)
+    calls = {"n": 0}
+    step = first.optimizer.step
+
+    def counting_step():  # a Ctrl-C handler sets the flag between batches
+        step()
+        calls["n"] += 1
+        first.stop_requested = calls["n"] == 3
+
+    first.optimizer.step = counting_step
+    with pytest.raises(Interrupted, match="stopped after 3 of 5 batches of epoch 2"):
+        first.fit(train, valid, epochs=3)
+    first.save(tmp_path / "ckpt.npz")
+    assert len(first.history) == 1
+
+    resumed = make_trainer(make_model(seed=9), seed=9, schedule=True)
+    resumed.resume(tmp_path / "ckpt.npz")
+    rest = resumed.fit(train, valid, epochs=3)
+    assert [r.train_loss for r in rest] == [r.train_loss for r in full]
+    assert [r.grad_norm for r in rest] == [r.grad_norm for r in full]
+    assert [r.valid_loss for r in rest] == [r.valid_loss for r in full]
     for (n, a, _), (_, b, _) in zip(straight.model.named_parameters(),
                                     resumed.model.named_parameters()):
         np.testing.assert_array_equal(a, b, err_msg=n)

@@ -25,12 +25,16 @@ from tinyattn.batching import make_batches
 from tinyattn.optim import clip_grad_norm
 
 
+class Interrupted(Exception):
+    """Training stopped between two batches because `Trainer.stop_requested` was set."""
+
+
 @dataclass
 class EpochRecord:
     epoch: int
     train_loss: float  # mean cross-entropy per real target token
     valid_loss: float | None
-    seconds: float
+    seconds: float  # training time of the epoch (validation not included)
     grad_norm: float  # mean global gradient norm before clipping
     lr: float
 
@@ -74,6 +78,13 @@ class Trainer:
         Shuffles the training data each epoch; its state is checkpointed,
         so a resumed run sees the same batches as an uninterrupted one.
     show_progress : bool
+
+    Notes
+    -----
+    Setting ``stop_requested = True`` (a Ctrl-C handler does) stops training
+    after the current batch with `Interrupted`; the model is then between
+    two updates, and `save` records how far into the epoch it got, so
+    `resume` continues with the next batch, exactly as if never stopped.
     """
 
     def __init__(self, model, optimizer, *, pad_id, sos_id, eos_id, batch_size=32, clip=5.0,
@@ -85,24 +96,42 @@ class Trainer:
         self.history: list[EpochRecord] = []
         self.best_valid = np.inf
         self.bad_epochs = 0  # epochs since the validation loss last improved
+        self.stop_requested = False
+        # The epoch in progress: the rng state its batches were drawn from,
+        # batches done, running sums (saved on interruption, for resume).
+        self._epoch = None
 
     def train_epoch(self, pairs) -> tuple[float, float]:
         """One pass over ``pairs``: (mean loss per token, mean gradient norm)."""
+        if self._epoch is None:
+            self._epoch = {"rng": self.rng.bit_generator.state, "done": 0, "loss_sum": 0.0,
+                           "tokens": 0, "norm_sum": 0.0, "seconds": 0.0}
+        ep = self._epoch
+        self.rng.bit_generator.state = ep["rng"]  # the same batches after a resume
         batches = make_batches(pairs, self.batch_size, rng=self.rng, bucket=self.bucket,
                                **self.ids)
-        total = tokens = norm_sum = 0.0
         desc = f"epoch {len(self.history) + 1}"
-        for batch in progress(batches, desc, self.show_progress):
-            self.model.zero_grad()
-            loss = self.model(*batch)
-            self.model.backward()
-            # max_norm = inf measures the norm without clipping
-            norm = clip_grad_norm(self.model, self.clip if self.clip else np.inf)
-            self.optimizer.step()
-            total += loss * batch.n_tokens
-            tokens += batch.n_tokens
-            norm_sum += norm
-        return total / tokens, norm_sum / len(batches)
+        start = time.perf_counter()
+        try:
+            for batch in progress(batches[ep["done"]:], desc, self.show_progress):
+                if self.stop_requested:
+                    raise Interrupted(f"stopped after {ep['done']} of {len(batches)} batches "
+                                      f"of epoch {len(self.history) + 1}")
+                self.model.zero_grad()
+                loss = self.model(*batch)
+                self.model.backward()
+                # max_norm = inf measures the norm without clipping
+                norm = clip_grad_norm(self.model, self.clip if self.clip else np.inf)
+                self.optimizer.step()
+                ep["loss_sum"] += loss * batch.n_tokens
+                ep["tokens"] += batch.n_tokens
+                ep["norm_sum"] += norm
+                ep["done"] += 1
+        finally:
+            ep["seconds"] += time.perf_counter() - start  # before an interruption too
+        self._epoch = None
+        self.last_epoch_seconds = ep["seconds"]
+        return ep["loss_sum"] / ep["tokens"], ep["norm_sum"] / len(batches)
 
     def evaluate(self, pairs) -> float:
         """Mean loss per real target token over ``pairs`` (no update)."""
@@ -120,11 +149,10 @@ class Trainer:
         With ``checkpoint_path``, a checkpoint is written after every epoch.
         """
         while len(self.history) < epochs:
-            start = time.perf_counter()
             train_loss, grad_norm = self.train_epoch(train_pairs)
             valid_loss = None if valid_pairs is None else self.evaluate(valid_pairs)
             record = EpochRecord(len(self.history) + 1, train_loss, valid_loss,
-                                 time.perf_counter() - start, grad_norm, self.optimizer.lr)
+                                 self.last_epoch_seconds, grad_norm, self.optimizer.lr)
             self.history.append(record)
             if self.schedule is not None:
                 self.schedule.step()
@@ -143,7 +171,8 @@ class Trainer:
         return {"history": [asdict(r) for r in self.history],
                 "rng": self.rng.bit_generator.state,
                 "best_valid": None if np.isinf(self.best_valid) else self.best_valid,
-                "bad_epochs": self.bad_epochs}
+                "bad_epochs": self.bad_epochs,
+                "epoch_in_progress": self._epoch}
 
     def save(self, path) -> None:
         """Model, optimiser, schedule and data-order state in one checkpoint."""
@@ -164,6 +193,7 @@ class Trainer:
         self.rng.bit_generator.state = state["rng"]
         self.best_valid = np.inf if state["best_valid"] is None else state["best_valid"]
         self.bad_epochs = state["bad_epochs"]
+        self._epoch = state.get("epoch_in_progress")
         if self.schedule is not None:
             self.schedule.load_state_dict({k[len("schedule/"):]: v for k, v in ckpt.extra.items()
                                            if k.startswith("schedule/")})
