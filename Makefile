@@ -6,12 +6,11 @@ PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
-EXTRAS  := dev,viz
+EXTRAS  := dev,cli,metrics
 
 export MPLBACKEND = Agg
-export TQDM_DISABLE = 1
 
-.PHONY: venv test demo bench lint torch clean
+.PHONY: venv test demo gradcheck bench lint torch clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -23,11 +22,18 @@ $(STAMP): pyproject.toml constraints.txt | $(BIN)/python
 venv: $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	TQDM_DISABLE=1 $(BIN)/python -m pytest
 
+# Train a Bahdanau model on the dates task (defaults: bi-GRU, E=32, H=64,
+# 2 epochs of 20,000 examples), print held-out scores, draw heatmaps.
 demo: $(STAMP)
-	@echo "The dates demo (train an attention model, print accuracy, draw heatmaps)"
-	@echo "arrives with the data/CLI work. Until then: every layer's gradient check."
+	rm -rf runs/demo
+	$(BIN)/tinyattn train dates --out runs/demo
+	@echo "Heatmaps and the loss curve: runs/demo/*.png. Try:"
+	@echo "  $(BIN)/tinyattn translate runs/demo 'the 3rd of march 1999' 'Tue, 5 Mar 2013'"
+
+# Every layer's gradient check, printed.
+gradcheck: $(STAMP)
 	$(BIN)/python -m tinyattn.gradcheck
 
 # Optional: PyTorch CPU for the parity tests and benchmarks (a local wheel here).

@@ -322,3 +322,16 @@ def test_hypotheses_bad_input(rng):
     hyps[2].attention = _alpha(rng, 5, S + 1)
     with pytest.raises(ValueError, match=r"same 5 source positions, hypotheses\[2\]"):
         viz.plot_hypotheses(hyps, SRC, tokens)
+
+
+def test_history_with_batch_losses_draws_every_batch():
+    records = _records()
+    losses = list(np.linspace(3.0, 0.001, 4 * len(records)))
+    fig = viz.plot_history(records, batch_losses=losses)
+    loss_ax = fig.axes[0]
+    batch_line = loss_ax.lines[0]
+    assert batch_line.get_label() == "train (each batch)"
+    np.testing.assert_allclose(batch_line.get_xdata()[[0, -1]], [0.25, len(records)])
+    assert loss_ax.get_yscale() == "log"  # 3.0 / 0.001 spans over two decades
+    assert [ln.get_label() for ln in loss_ax.lines][1] == "train (epoch mean)"
+

@@ -94,9 +94,11 @@ class Trainer:
         self.batch_size, self.clip, self.bucket = batch_size, clip, bucket
         self.rng, self.show_progress = rng, show_progress
         self.history: list[EpochRecord] = []
+        self.batch_losses: list[float] = []  # every batch's mean loss per token, in order
         self.best_valid = np.inf
         self.bad_epochs = 0  # epochs since the validation loss last improved
         self.stop_requested = False
+        self.checkpoint_extra = None  # arrays every checkpoint `fit` writes also stores
         # The epoch in progress: the rng state its batches were drawn from,
         # batches done, running sums (saved on interruption, for resume).
         self._epoch = None
@@ -124,6 +126,7 @@ class Trainer:
                 norm = clip_grad_norm(self.model, self.clip if self.clip else np.inf)
                 self.optimizer.step()
                 ep["loss_sum"] += loss * batch.n_tokens
+                self.batch_losses.append(float(loss))
                 ep["tokens"] += batch.n_tokens
                 ep["norm_sum"] += norm
                 ep["done"] += 1
@@ -135,6 +138,8 @@ class Trainer:
 
     def evaluate(self, pairs) -> float:
         """Mean loss per real target token over ``pairs`` (no update)."""
+        if len(pairs) == 0:
+            raise ValueError("pairs is empty: nothing to evaluate")
         total = tokens = 0.0
         for batch in make_batches(pairs, self.batch_size, **self.ids):
             total += self.model(*batch) * batch.n_tokens
@@ -161,7 +166,7 @@ class Trainer:
             elif valid_loss is not None:
                 self.bad_epochs += 1
             if checkpoint_path is not None:
-                self.save(checkpoint_path)
+                self.save(checkpoint_path, self.checkpoint_extra)
             if patience is not None and self.bad_epochs >= patience:
                 break
         return self.history
@@ -172,11 +177,13 @@ class Trainer:
                 "rng": self.rng.bit_generator.state,
                 "best_valid": None if np.isinf(self.best_valid) else self.best_valid,
                 "bad_epochs": self.bad_epochs,
+                "batch_losses": self.batch_losses,
                 "epoch_in_progress": self._epoch}
 
-    def save(self, path) -> None:
-        """Model, optimiser, schedule and data-order state in one checkpoint."""
-        extra = {"trainer": np.array(json.dumps(self._state()))}
+    def save(self, path, extra=None) -> None:
+        """Model, optimiser, schedule and data-order state in one checkpoint
+        (plus ``extra``, a dict of arrays stored alongside)."""
+        extra = {**(extra or {}), "trainer": np.array(json.dumps(self._state()))}
         if self.schedule is not None:
             extra.update({f"schedule/{k}": v for k, v in self.schedule.state_dict().items()})
         self.model.save(path, optimizer=self.optimizer, extra=extra)
@@ -194,6 +201,7 @@ class Trainer:
         self.best_valid = np.inf if state["best_valid"] is None else state["best_valid"]
         self.bad_epochs = state["bad_epochs"]
         self._epoch = state.get("epoch_in_progress")
+        self.batch_losses = list(state.get("batch_losses", []))
         if self.schedule is not None:
             self.schedule.load_state_dict({k[len("schedule/"):]: v for k, v in ckpt.extra.items()
                                            if k.startswith("schedule/")})

@@ -388,7 +388,7 @@ def _series(rows, key):
     return [e for e, _ in pairs], [float(v) for _, v in pairs]
 
 
-def plot_history(records, *, path=None, title=None):
+def plot_history(records, *, batch_losses=None, path=None, title=None):
     """Training curves: loss per epoch, and accuracy (or gradient norm).
 
     Parameters
@@ -399,6 +399,10 @@ def plot_history(records, *, path=None, title=None):
         plus optional metrics. An extra key naming an accuracy (containing
         "acc", "match" or "f1", e.g. ``valid_exact_match``) with values in
         0..1 is drawn in the right panel instead of the gradient norm.
+    batch_losses : sequence of float, optional
+        The training loss of every batch (``Trainer.batch_losses``), drawn
+        as a thin line against fractional epochs; with few epochs this
+        shows the learning curve that per-epoch points cannot.
     path : str or os.PathLike, optional
     title : str, optional
 
@@ -420,7 +424,16 @@ def plot_history(records, *, path=None, title=None):
     marker = "o" if len(rows) <= 30 else None
 
     fig, (ax_loss, ax_right) = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
-    for key, label in (("train_loss", "train"), ("valid_loss", "valid")):
+    if batch_losses is not None and len(batch_losses):
+        losses = np.asarray(batch_losses, dtype=np.float64)
+        per_epoch = len(losses) / len(rows)
+        # batch k (0-based) ends at epoch (k + 1) / batches per epoch
+        ax_loss.plot((np.arange(len(losses)) + 1) / per_epoch, losses, lw=0.8, alpha=0.6,
+                     color="tab:blue", label="train (each batch)")
+        if losses.min() > 0 and losses.max() / losses.min() > 100:
+            ax_loss.set_yscale("log")  # why: the loss falls by orders of magnitude
+    train_label = "train" if batch_losses is None else "train (epoch mean)"
+    for key, label in (("train_loss", train_label), ("valid_loss", "valid")):
         epochs, values = _series(rows, key)
         if values:
             ax_loss.plot(epochs, values, marker=marker, label=label)
@@ -447,6 +460,8 @@ def plot_history(records, *, path=None, title=None):
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
+    if len(rows) == 1:  # one point: centre it instead of zooming into fractions of an epoch
+        ax_right.set_xlim(rows[0]["epoch"] - 1, rows[0]["epoch"] + 1)
     if title is not None:
         fig.suptitle(title)
     if path is not None:

@@ -1,0 +1,364 @@
+"""The command line: ``tinyattn train | translate | evaluate | plot``.
+
+Also ``python -m tinyattn``. Every command works on a run directory (see
+`tinyattn.run`). Bad input ends with one line on stderr and exit status 2,
+never a traceback (set ``TINYATTN_DEBUG=1`` to see one); Ctrl-C during
+training saves a checkpoint first (exit status 130) and ``--resume``
+continues from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tinyattn.data import TASKS, DataError, Vocab, detokenize, tokenize
+from tinyattn.evaluation import decode, evaluate_examples, format_metrics, plot_examples
+from tinyattn.optim import Adam
+from tinyattn.run import DataSpec, Run, RunError, encode_pairs, load_examples
+from tinyattn.seq2seq import ATTENTIONS
+from tinyattn.train import Interrupted, Trainer
+
+MODEL_DEFAULTS = {"cell": "gru", "attention": "bahdanau", "emb_size": 32, "hidden_size": 64,
+                  "attn_size": None, "input_feeding": False, "bidirectional": True,
+                  "window": 3, "dtype": "float32"}
+TRAIN_DEFAULTS = {"epochs": 2, "batch_size": 64, "lr": 0.004, "clip": 5.0, "seed": 0,
+                  "patience": None}
+
+
+class CLIError(Exception):
+    """Bad input from the command line: printed as one line, exit status 2."""
+
+
+def _say(*parts) -> None:
+    print(*parts, file=sys.stderr, flush=True)
+
+
+# ----- train -----------------------------------------------------------------
+def _given(args, defaults: dict) -> dict:
+    """The options of ``defaults`` given on the command line ("none" -> None)."""
+    given = {k: getattr(args, k) for k in defaults if getattr(args, k) is not None}
+    if given.get("attention") == "none":
+        given["attention"] = None
+    return given
+
+
+def _options(args, defaults: dict) -> dict:
+    """The options given on the command line over ``defaults``."""
+    return {**defaults, **_given(args, defaults)}
+
+
+def _new_run(args, out: Path) -> tuple[Run, dict]:
+    spec = DataSpec(args.data, src_kind=args.src_kind, tgt_kind=args.tgt_kind,
+                    lowercase=not args.keep_case, max_len=args.max_len,
+                    english_prefixes=args.english_prefixes, skip_bad=args.skip_bad,
+                    swap=args.swap, split_seed=args.split_seed, train_size=args.train_size)
+    splits, info = load_examples(spec)
+    vocabs = (Vocab.build([e.src for e in splits["train"]], min_freq=args.min_freq),
+              Vocab.build([e.tgt for e in splits["train"]], min_freq=args.min_freq))
+    model_opts = _options(args, MODEL_DEFAULTS)
+    train_opts = _options(args, TRAIN_DEFAULTS)
+    longest = max(len(e.tgt) for e in splits["train"])
+    train_opts["max_decode_len"] = 2 * longest + 5  # room for the <eos> and longer outputs
+    run = Run(out, spec, model_opts, train_opts, *vocabs)
+    return run, {"splits": splits, "info": info}
+
+
+def _resumed_run(args, out: Path) -> tuple[Run, dict]:
+    run = Run.open(out)
+    for given, stored, what in ((_given(args, MODEL_DEFAULTS), run.model_options, "model"),
+                                ({k: v for k, v in _given(args, TRAIN_DEFAULTS).items()
+                                  if k != "epochs"}, run.train_options, "training")):
+        clash = {k: (v, stored.get(k)) for k, v in given.items() if stored.get(k) != v}
+        if clash:
+            shown = ", ".join(f"--{k.replace('_', '-')} {a} (run has {b})"
+                              for k, (a, b) in clash.items())
+            raise CLIError(f"{out} was trained with other {what} options: {shown}; "
+                           "drop them to resume, or train a new run with another --out")
+    if args.epochs is not None:
+        run.train_options["epochs"] = args.epochs
+    if args.data != run.data.source:
+        raise CLIError(f"{out} was trained on {run.data.source!r}, not {args.data!r}")
+    splits, info = load_examples(run.data)
+    return run, {"splits": splits, "info": info}
+
+
+def _install_stop_handler(trainer: Trainer):
+    """First Ctrl-C: finish the batch, save, exit. Second: stop at once."""
+    def handler(signum, frame):
+        if trainer.stop_requested:
+            raise KeyboardInterrupt
+        trainer.stop_requested = True
+        _say("\ninterrupt: finishing this batch and saving a checkpoint "
+             "(Ctrl-C again to quit without saving)")
+    return signal.signal(signal.SIGINT, handler)
+
+
+def cmd_train(args) -> int:
+    out = Path(args.out) if args.out else Path("runs") / Path(args.data).stem
+    ckpt_exists = (out / "checkpoint.npz").exists()
+    if args.resume and not ckpt_exists:
+        raise CLIError(f"--resume: {out} has no checkpoint.npz to resume from")
+    if not args.resume and ckpt_exists:
+        raise CLIError(f"{out} already holds a run; add --resume to continue it or choose "
+                       "another --out")
+    run, data = (_resumed_run if args.resume else _new_run)(args, out)
+    splits, opts = data["splits"], run.train_options
+    if not args.resume:
+        run.save_config()
+    model = run.build_model(opts["seed"])
+    info = dict(data["info"])
+    skipped = info.pop("skipped_lines", 0)
+    _say(f"data: {args.data}: " + ", ".join(f"{k} {v}" for k, v in info.items())
+         + f" examples; vocabulary {len(run.src_vocab)} -> {len(run.tgt_vocab)} tokens"
+         + (f"; skipped {skipped} malformed lines (--skip-bad)" if skipped else ""))
+    _say(f"model: {model.num_parameters():,} parameters, "
+         + ", ".join(f"{k}={v}" for k, v in run.model_options.items()))
+    trainer = Trainer(model, Adam(model.named_parameters(), lr=opts["lr"]),
+                      pad_id=Vocab.pad_id, sos_id=Vocab.sos_id, eos_id=Vocab.eos_id,
+                      batch_size=opts["batch_size"], clip=opts["clip"],
+                      rng=np.random.default_rng(opts["seed"]), show_progress=not args.quiet)
+    trainer.checkpoint_extra = run.vocab_extra()
+    if args.resume:
+        trainer.resume(run.path("checkpoint"))
+        _say(f"resumed {out}: {len(trainer.history)} epochs done")
+    train = encode_pairs(splits["train"], run.src_vocab, run.tgt_vocab)
+    valid = encode_pairs(splits["valid"], run.src_vocab, run.tgt_vocab)
+    previous = _install_stop_handler(trainer)
+    try:
+        history = trainer.fit(train, valid, epochs=opts["epochs"], patience=opts["patience"],
+                              checkpoint_path=run.path("checkpoint"))
+    except Interrupted as stop:
+        trainer.save(run.path("checkpoint"), run.vocab_extra())
+        _say(f"{stop}; saved {run.path('checkpoint')}. Continue with: "
+             f"tinyattn train {args.data} --out {out} --resume")
+        return 130
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    for r in history:
+        valid_loss = "" if r.valid_loss is None else f", valid loss {r.valid_loss:.4f}"
+        _say(f"epoch {r.epoch}: train loss {r.train_loss:.4f}{valid_loss}, {r.seconds:.1f} s")
+    return _finish_training(run, model, splits, trainer, args)
+
+
+def _finish_training(run: Run, model, splits, trainer, args) -> int:
+    from tinyattn.viz import plot_history
+
+    start = time.perf_counter()
+    test = splits["test"]
+    metrics = evaluate_examples(model, run, test)
+    history = trainer.history
+    metrics["train_seconds"] = round(sum(r.seconds for r in history), 2)
+    metrics["epochs"] = len(history)
+    metrics["decode_seconds"] = round(time.perf_counter() - start, 2)
+    run.save_metrics(metrics)
+    print(format_metrics(metrics, f"test ({len(test)} examples)"))
+    fig = plot_history(history, batch_losses=trainer.batch_losses,
+                       path=run.directory / "loss.png", title=f"training on {run.data.source}")
+    _close(fig)
+    if model.config["attention"] is not None:
+        paths = plot_examples(model, run, test, range(min(args.plots, len(test))),
+                              run.directory, prefix="alignment")
+        if paths:
+            _say("heatmaps: " + " ".join(str(p) for p in paths))
+    _say(f"run saved in {run.directory}")
+    return 0
+
+
+def _close(fig) -> None:
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+# ----- translate / evaluate / plot -------------------------------------------
+def _sentences(args) -> list[str]:
+    lines = args.sentences if args.sentences else sys.stdin.read().splitlines()
+    lines = [s for s in lines if s.strip() or args.sentences]
+    if not lines:
+        raise CLIError("no sentences: give them as arguments or on stdin")
+    for k, s in enumerate(lines, 1):
+        if not s.strip():
+            raise CLIError(f"sentence {k} is empty")
+    return lines
+
+
+def cmd_translate(args) -> int:
+    run = Run.open(args.run)
+    model = run.load_model()
+    kind, lowercase = run.data.src_kind, run.data.lowercase
+    sources = []
+    for k, sentence in enumerate(_sentences(args), 1):
+        tokens = tokenize(sentence, kind, lowercase=lowercase)
+        if not tokens:
+            raise CLIError(f"sentence {k} has no tokens")
+        unknown = sorted({t for t in tokens if t not in run.src_vocab})
+        if unknown:
+            _say(f"sentence {k}: unknown to the model, read as <unk>: "
+                 + " ".join(repr(t) for t in unknown))
+        sources.append(tokens)
+    results = decode(model, run, sources, beam=args.beam, n_best=args.n_best)
+    for k, hyps in enumerate(results, 1):
+        for rank, (words, hyp) in enumerate(hyps, 1):
+            text = detokenize(words, run.data.tgt_kind)
+            print(text if args.n_best == 1 else f"{k}.{rank}\t{hyp.score:.3f}\t{text}")
+    if args.plot:
+        if model.config["attention"] is None:
+            raise CLIError("--plot: this model has no attention (attention=None)")
+        paths = plot_examples(model, run, sources, range(len(sources)), Path(args.plot),
+                              prefix="sentence", beam=args.beam)
+        _say("heatmaps: " + " ".join(str(p) for p in paths))
+    return 0
+
+
+def _split(run: Run, name: str):
+    splits, _ = load_examples(run.data)
+    return splits[name]
+
+
+def cmd_evaluate(args) -> int:
+    run = Run.open(args.run)
+    model = run.load_model()
+    examples = _split(run, args.split)[: args.limit]
+    metrics = evaluate_examples(model, run, examples, beam=args.beam)
+    print(format_metrics(metrics, f"{args.split} ({len(examples)} examples)"))
+    return 0
+
+
+def cmd_plot(args) -> int:
+    run = Run.open(args.run)
+    model = run.load_model()
+    if model.config["attention"] is None:
+        raise CLIError(f"{args.run} has no attention (attention=None): nothing to plot")
+    examples = _split(run, args.split)
+    bad = [i for i in args.index if not 0 <= i < len(examples)]
+    if bad:
+        raise CLIError(f"--index {bad[0]} is out of range: the {args.split} split has "
+                       f"{len(examples)} examples (0..{len(examples) - 1})")
+    out = Path(args.out) if args.out else run.directory / "plots"
+    paths = plot_examples(model, run, examples, args.index, out, prefix=args.split,
+                          beam=args.beam)
+    print("\n".join(str(p) for p in paths))
+    return 0
+
+
+# ----- argument parsing -------------------------------------------------------
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tinyattn", description="Train, run and inspect seq2seq models with attention "
+        "(pure NumPy).", epilog="Example: tinyattn train dates --out runs/dates")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train a model on a task or a TSV file of sentence pairs",
+                       description="Train a model; writes config.json, checkpoint.npz, "
+                       "vocabularies, metrics.json, loss.png and alignment PNGs to --out.")
+    t.add_argument("data", metavar="TASK_OR_TSV",
+                   help=f"a task ({', '.join(TASKS)}) or a tab-separated file of pairs")
+    t.add_argument("--out", help="run directory (default runs/<task or file name>)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out")
+    m = t.add_argument_group("model (defaults: " + ", ".join(
+        f"{k}={v}" for k, v in MODEL_DEFAULTS.items()) + ")")
+    m.add_argument("--cell", choices=("gru", "lstm"))
+    m.add_argument("--attention", choices=[a for a in ATTENTIONS if a] + ["none"])
+    m.add_argument("--emb-size", dest="emb_size", type=_positive)
+    m.add_argument("--hidden-size", dest="hidden_size", type=_positive,
+                   help="per encoder direction; the decoder has twice this")
+    m.add_argument("--attn-size", dest="attn_size", type=_positive)
+    m.add_argument("--input-feeding", dest="input_feeding", action="store_const", const=True)
+    m.add_argument("--unidirectional", dest="bidirectional", action="store_const", const=False)
+    m.add_argument("--window", type=_positive, help="local attention's half-width D")
+    m.add_argument("--dtype", choices=("float32", "float64"))
+    o = t.add_argument_group("training (defaults: " + ", ".join(
+        f"{k}={v}" for k, v in TRAIN_DEFAULTS.items()) + ")")
+    o.add_argument("--epochs", type=_positive)
+    o.add_argument("--batch-size", dest="batch_size", type=_positive)
+    o.add_argument("--lr", type=_positive_float)
+    o.add_argument("--clip", type=_positive_float)
+    o.add_argument("--seed", type=int)
+    o.add_argument("--patience", type=_positive)
+    d = t.add_argument_group("data")
+    d.add_argument("--train-size", dest="train_size", type=_positive,
+                   help="use only the first N training examples")
+    d.add_argument("--src-kind", dest="src_kind", choices=("char", "word", "zh"))
+    d.add_argument("--tgt-kind", dest="tgt_kind", choices=("char", "word", "zh"))
+    d.add_argument("--keep-case", action="store_true", help="do not lowercase TSV text")
+    d.add_argument("--max-len", dest="max_len", type=_positive,
+                   help="drop TSV pairs with more tokens on either side")
+    d.add_argument("--english-prefixes", action="store_true",
+                   help="keep only sources starting 'i am', 'he is', ... (PyTorch tutorial)")
+    d.add_argument("--skip-bad", action="store_true",
+                   help="skip malformed TSV lines (and report how many) instead of stopping")
+    d.add_argument("--swap", action="store_true", help="translate column 2 -> column 1")
+    d.add_argument("--split-seed", dest="split_seed", type=int, default=0)
+    d.add_argument("--min-freq", dest="min_freq", type=_positive, default=1)
+    t.add_argument("--plots", type=int, default=3, help="alignment PNGs of test examples")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=cmd_train)
+
+    tr = sub.add_parser("translate", help="translate sentences with a trained run")
+    tr.add_argument("run", metavar="RUN_DIR")
+    tr.add_argument("sentences", nargs="*", help="sentences (default: one per line on stdin)")
+    tr.add_argument("--beam", type=_positive, default=1, help="beam size (1 = greedy)")
+    tr.add_argument("--n-best", dest="n_best", type=_positive, default=1)
+    tr.add_argument("--plot", metavar="DIR", help="write each sentence's heatmap to DIR")
+    tr.set_defaults(func=cmd_translate)
+
+    ev = sub.add_parser("evaluate", help="exact match, BLEU, alignment accuracy on a split")
+    ev.add_argument("run", metavar="RUN_DIR")
+    ev.add_argument("--split", choices=("train", "valid", "test"), default="test")
+    ev.add_argument("--beam", type=_positive, default=1)
+    ev.add_argument("--limit", type=_positive, help="only the first N examples")
+    ev.set_defaults(func=cmd_evaluate)
+
+    pl = sub.add_parser("plot", help="alignment heatmaps for chosen examples of a split")
+    pl.add_argument("run", metavar="RUN_DIR")
+    pl.add_argument("--split", choices=("train", "valid", "test"), default="test")
+    pl.add_argument("--index", type=int, nargs="+", default=[0, 1, 2])
+    pl.add_argument("--beam", type=_positive, default=1,
+                    help="with a beam > 1, one heatmap per hypothesis")
+    pl.add_argument("--out", help="directory (default RUN_DIR/plots)")
+    pl.set_defaults(func=cmd_plot)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (CLIError, RunError, DataError, ValueError, TypeError, OSError) as e:
+        if os.environ.get("TINYATTN_DEBUG"):
+            raise
+        message = str(e).splitlines()[0] if str(e) else type(e).__name__
+        print(f"tinyattn {args.command}: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""Decode, score and draw a trained model's outputs on tokenised examples.
+
+Shared by the command line and the lessons. Examples are
+`tinyattn.data.Example` objects (with gold alignments) or plain token lists.
+
+Alignment accuracy and attention entropy are measured with the reference
+target fed in (teacher forcing), so every reference token has an attention
+row to compare with its gold span, whatever the model would have predicted.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from tinyattn.batching import pad_batch
+from tinyattn.data import Vocab
+from tinyattn.metrics import (
+    alignment_accuracy,
+    attention_entropy,
+    corpus_bleu,
+    exact_match,
+    token_accuracy,
+)
+
+
+def _src(item):
+    return list(item.src) if hasattr(item, "src") else list(item)
+
+
+def _chunks(n: int, size: int):
+    return (range(i, min(i + size, n)) for i in range(0, n, size))
+
+
+def _padded(rows, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    lengths = np.array([len(r) for r in rows])
+    out = np.full((len(rows), lengths.max()), pad_id, dtype=np.int64)
+    for k, r in enumerate(rows):
+        out[k, : len(r)] = r
+    return out, lengths
+
+
+def decode(model, run, sources, *, beam: int = 1, n_best: int = 1, batch_size: int = 256):
+    """Decode token lists; per source, a list of ``(words, Hypothesis)`` (n-best first).
+
+    ``words`` are the target tokens without ``<eos>``; the hypothesis keeps
+    the ids, the score and one attention row per id (``<eos>`` included).
+    """
+    max_len = run.train_options["max_decode_len"]
+    out = []
+    for idx in _chunks(len(sources), batch_size):
+        src, lengths = _padded([run.src_vocab.encode(sources[i]) for i in idx], Vocab.pad_id)
+        kw = dict(max_len=max_len, sos_id=Vocab.sos_id, eos_id=Vocab.eos_id)
+        if beam == 1:
+            results = [[h] for h in model.greedy_decode(src, lengths, **kw)]
+        else:
+            results = model.beam_search(src, lengths, beam_size=beam, n_best=n_best, **kw)
+        for hyps in results:
+            out.append([(run.tgt_vocab.decode(h.tokens), h) for h in hyps[:n_best]])
+    return out
+
+
+def teacher_forced(model, run, sources, targets, *, batch_size: int = 256):
+    """Attention rows ``(len(target) + 1, len(source))`` per pair, the model fed
+    the target (the last row is the step that predicts ``<eos>``), and local
+    attention's predicted centres ``p_t`` (or None)."""
+    alphas, positions = [], []
+    for idx in _chunks(len(sources), batch_size):
+        batch = pad_batch([(run.src_vocab.encode(sources[i]), run.tgt_vocab.encode(targets[i]))
+                           for i in idx], pad_id=Vocab.pad_id, sos_id=Vocab.sos_id,
+                          eos_id=Vocab.eos_id)
+        model(*batch)
+        p_t = getattr(model.decoder.attn, "positions", None)
+        for row, i in enumerate(idx):
+            T, S = len(targets[i]) + 1, len(sources[i])
+            alphas.append(np.asarray(model.attention_weights[row, :T, :S], dtype=np.float64))
+            positions.append(None if p_t is None else np.asarray(p_t[row, :T], np.float64))
+    model._cache = None  # no backward follows
+    return alphas, positions
+
+
+def evaluate_examples(model, run, examples, *, beam: int = 1) -> dict:
+    """Exact match, token accuracy and BLEU of the decoded outputs, plus
+    alignment accuracy (when gold spans exist) and mean attention entropy."""
+    if not examples:
+        raise ValueError("no examples to evaluate")
+    sources = [_src(e) for e in examples]
+    refs = [list(e.tgt) for e in examples]
+    hyps = [d[0][0] for d in decode(model, run, sources, beam=beam)]
+    metrics = {"examples": len(examples), "exact_match": exact_match(hyps, refs),
+               "token_accuracy": token_accuracy(hyps, refs),
+               "bleu": corpus_bleu(hyps, refs).score}
+    if model.config["attention"] is not None:
+        alphas, _ = teacher_forced(model, run, sources, refs)
+        golds = [list(e.gold) for e in examples if getattr(e, "gold", None) is not None]
+        if golds and len(golds) == len(examples) and any(g is not None for gl in golds
+                                                          for g in gl):
+            metrics["alignment_accuracy"] = alignment_accuracy(alphas, golds)
+        metrics["attention_entropy"] = float(np.mean(np.concatenate(
+            [attention_entropy(a) for a in alphas])))
+    return metrics
+
+
+def format_metrics(metrics: dict, title: str) -> str:
+    """A small aligned table of the metrics, for the terminal."""
+    rows = [("exact match", "exact_match", "{:.2%}"), ("token accuracy", "token_accuracy",
+                                                        "{:.2%}"),
+            ("BLEU", "bleu", "{:.2f}"), ("alignment accuracy", "alignment_accuracy", "{:.2%}"),
+            ("attention entropy", "attention_entropy", "{:.3f} nats"),
+            ("training time", "train_seconds", "{:.1f} s"), ("decoding time",
+                                                              "decode_seconds", "{:.1f} s")]
+    lines = [title]
+    lines += [f"  {label:<19}{fmt.format(metrics[key])}" for label, key, fmt in rows
+              if key in metrics]
+    return "\n".join(lines)
+
+
+def _words(tokens, eos: bool) -> list:
+    return list(tokens) + (["<eos>"] if eos else [])
+
+
+def plot_examples(model, run, examples, indices, out_dir, *, prefix: str, beam: int = 1):
+    """One heatmap PNG per chosen example (one figure of n-best heatmaps with
+    ``beam > 1``); gold spans are outlined when the output equals the
+    reference. Returns the paths written."""
+    import matplotlib.pyplot as plt
+
+    from tinyattn.viz import plot_alignment, plot_hypotheses
+
+    out_dir = Path(out_dir)
+    paths = []
+    for i in indices:
+        item = examples[i]
+        src = _src(item)
+        path = out_dir / f"{prefix}_{i}.png"
+        results = decode(model, run, [src], beam=beam, n_best=beam)[0]
+        if beam > 1:
+            labels = [_words(w, h.tokens[-1:] == [Vocab.eos_id]) for w, h in results]
+            fig = plot_hypotheses([h for _, h in results], src, labels, path=path,
+                                  title=f"{prefix} {i}: beam {beam}")
+        else:
+            words, hyp = results[0]
+            labels = _words(words, hyp.tokens[-1:] == [Vocab.eos_id])
+            ref = list(getattr(item, "tgt", []))
+            gold = None
+            if getattr(item, "gold", None) is not None and words == ref:
+                gold = list(item.gold) + [None] * (len(labels) - len(ref))
+            _, positions = teacher_forced(model, run, [src], [words])
+            p_t = positions[0]
+            window = model.config["window"] if p_t is not None else None
+            verdict = "" if not ref else (": output = reference ✓" if words == ref
+                                          else ": reference " + " ".join(ref) + " ✗")
+            fig = plot_alignment(hyp.attention, src, labels, gold=gold, positions=p_t,
+                                 window=window, path=path,
+                                 title=f"example {i}{verdict}")
+        plt.close(fig)
+        paths.append(path)
+    return paths
