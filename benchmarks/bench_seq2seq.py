@@ -344,6 +344,61 @@ def check_lines(results) -> list[str]:
     return out
 
 
+def matmul_gflop(model: str, shape: dict) -> float:
+    """GFLOP of every matrix product in one training step at full lengths.
+
+    Each forward product ``X @ W`` (2·m·k·n flops) has two backward
+    products of the same size (``dX = dY W^T``, ``dW = X^T dY``), so the
+    step costs 3x the forward products. Elementwise work (tanh, softmax)
+    is left out: this is a lower bound on the products alone.
+    """
+    V, B, S, T, E, H, A = (shape[k] for k in ("V", "B", "S", "T", "E", "H", "A"))
+    Hd, Hk = 2 * H, 2 * H
+    fwd = 2 * (2 * B * S * E * 3 * H + 2 * B * S * H * 3 * H)  # two encoder directions
+    fwd += 2 * B * T * S * Hk  # contexts alpha @ enc_hs
+    if model == "bahdanau":
+        fwd += 2 * B * T * (E + Hk) * 3 * Hd + 2 * B * T * Hd * 3 * Hd  # decoder GRU cell
+        fwd += 2 * B * S * Hk * A + 2 * B * T * Hd * A  # U_a h_j, W_a s_{i-1}
+        fwd += 2 * B * T * (Hd + Hk + E) * V  # output layer
+    else:
+        fwd += 2 * B * T * E * 3 * Hd + 2 * B * T * Hd * 3 * Hd  # decoder GRU
+        fwd += 2 * B * S * Hk * Hd + 2 * B * T * S * Hd  # keys W_a, all T x S scores
+        fwd += 2 * B * T * (Hk + Hd) * Hd + 2 * B * T * Hd * V  # W_c, output layer
+    return 3 * fwd / 1e9
+
+
+def sgemm_gflops(shape: dict, runs: int = 7) -> float:
+    """Measured float32 GFLOP/s of the step's largest product, the output layer."""
+    rng = np.random.default_rng(0)
+    m, k, n = shape["B"] * shape["T"], 5 * shape["H"] + shape["E"], shape["V"]
+    a = rng.standard_normal((m, k)).astype(np.float32)
+    b = rng.standard_normal((k, n)).astype(np.float32)
+    times = []
+    for _ in range(runs + 1):
+        start = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - start)
+    return 2 * m * k * n / statistics.median(times[1:]) / 1e9
+
+
+def floor_lines(results, shape: dict) -> list[str]:
+    if torch is None:
+        return []
+    rate = sgemm_gflops(shape)
+    lines = [f"Matrix-product floor: this BLAS multiplies at {rate:.0f} GFLOP/s (float32, the "
+             "output layer's product, median of 7). At that rate the products alone take:", ""]
+    rows = []
+    for m, ln, r in results:
+        if ln != "full":
+            continue
+        gflop = matmul_gflop(m, shape)
+        floor = 1e3 * gflop / rate
+        rows.append([m, f"{gflop:.1f}", f"{floor:.0f}", fmt(r["ms"]["torch"]),
+                     f"{floor / r['ms']['torch']:.2f}"])
+    return lines + markdown(rows, ["model", "GFLOP per step", "floor ms", "PyTorch ms",
+                                   "floor / PyTorch"])
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=None,
@@ -387,6 +442,7 @@ def main(argv=None) -> int:
     lines += ["", target_line(results), "", "Phases of one step (forward; backward with "
               "zero_grad; optimiser update):", ""]
     lines += markdown([row for r in results for row in phase_rows(*r)], PHASE_COLUMNS)
+    lines += [""] + floor_lines(results, shape)
     write_report("\n".join(lines) + "\n", args.markdown)
     return 0
 

@@ -100,6 +100,11 @@ def _install_stop_handler(trainer: Trainer):
     return signal.signal(signal.SIGINT, handler)
 
 
+def _print_epoch(r) -> None:
+    valid_loss = "" if r.valid_loss is None else f", valid loss {r.valid_loss:.4f}"
+    _say(f"epoch {r.epoch}: train loss {r.train_loss:.4f}{valid_loss}, {r.seconds:.1f} s")
+
+
 def cmd_train(args) -> int:
     out = Path(args.out) if args.out else Path("runs") / Path(args.data).stem
     ckpt_exists = (out / "checkpoint.npz").exists()
@@ -132,8 +137,8 @@ def cmd_train(args) -> int:
     valid = encode_pairs(splits["valid"], run.src_vocab, run.tgt_vocab)
     previous = _install_stop_handler(trainer)
     try:
-        history = trainer.fit(train, valid, epochs=opts["epochs"], patience=opts["patience"],
-                              checkpoint_path=run.path("checkpoint"))
+        trainer.fit(train, valid, epochs=opts["epochs"], patience=opts["patience"],
+                    checkpoint_path=run.path("checkpoint"), on_epoch=_print_epoch)
     except Interrupted as stop:
         trainer.save(run.path("checkpoint"), run.vocab_extra())
         _say(f"{stop}; saved {run.path('checkpoint')}. Continue with: "
@@ -141,9 +146,6 @@ def cmd_train(args) -> int:
         return 130
     finally:
         signal.signal(signal.SIGINT, previous)
-    for r in history:
-        valid_loss = "" if r.valid_loss is None else f", valid loss {r.valid_loss:.4f}"
-        _say(f"epoch {r.epoch}: train loss {r.train_loss:.4f}{valid_loss}, {r.seconds:.1f} s")
     return _finish_training(run, model, splits, trainer, args)
 
 

@@ -147,11 +147,12 @@ class Trainer:
         return total / tokens
 
     def fit(self, train_pairs, valid_pairs=None, *, epochs, patience=None,
-            checkpoint_path=None) -> list[EpochRecord]:
+            checkpoint_path=None, on_epoch=None) -> list[EpochRecord]:
         """Train until ``epochs`` epochs in all (counting resumed ones) or
         until the validation loss has not improved for ``patience`` epochs.
 
-        With ``checkpoint_path``, a checkpoint is written after every epoch.
+        With ``checkpoint_path``, a checkpoint is written after every epoch;
+        ``on_epoch(record)`` is called after each epoch (to print it, say).
         """
         while len(self.history) < epochs:
             train_loss, grad_norm = self.train_epoch(train_pairs)
@@ -159,6 +160,8 @@ class Trainer:
             record = EpochRecord(len(self.history) + 1, train_loss, valid_loss,
                                  self.last_epoch_seconds, grad_norm, self.optimizer.lr)
             self.history.append(record)
+            if on_epoch is not None:
+                on_epoch(record)
             if self.schedule is not None:
                 self.schedule.step()
             if valid_loss is not None and valid_loss < self.best_valid:
