@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyattn.batching import pad_batch
-from tinyattn.data import Vocab
+from tinyattn.data import Vocab, detokenize
 from tinyattn.metrics import (
     alignment_accuracy,
     attention_entropy,
@@ -149,8 +149,9 @@ def plot_examples(model, run, examples, indices, out_dir, *, prefix: str, beam: 
             _, positions = teacher_forced(model, run, [src], [words])
             p_t = positions[0]
             window = model.config["window"] if p_t is not None else None
-            verdict = "" if not ref else (": output = reference ✓" if words == ref
-                                          else ": reference " + " ".join(ref) + " ✗")
+            verdict = "" if not ref else (": output = reference ✓" if words == ref else
+                                          ": reference " + detokenize(ref, run.data.tgt_kind)
+                                          + " ✗")
             fig = plot_alignment(hyp.attention, src, labels, gold=gold, positions=p_t,
                                  window=window, path=path,
                                  title=f"example {i}{verdict}")

@@ -177,8 +177,11 @@ class Run:
 
     @classmethod
     def open(cls, directory) -> Run:
-        """Read a run directory written by ``tinyattn train``."""
+        """Read a run directory written by ``tinyattn train`` (or the
+        directory of a given ``checkpoint.npz``)."""
         directory = Path(directory)
+        if directory.is_file() and directory.suffix == ".npz":
+            directory = directory.parent
         config_path = directory / FILES["config"]
         if not config_path.exists():
             raise RunError(f"{directory}: not a tinyattn run (no {FILES['config']}); "
