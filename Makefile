@@ -6,11 +6,11 @@ PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
-EXTRAS  := dev,cli,metrics
+EXTRAS  := dev,cli,metrics,notebooks
 
 export MPLBACKEND = Agg
 
-.PHONY: venv test demo gradcheck bench lint torch clean
+.PHONY: venv test demo gradcheck lessons bench lint torch clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -21,8 +21,11 @@ $(STAMP): pyproject.toml constraints.txt | $(BIN)/python
 
 venv: $(STAMP)
 
+# The unit tests, then every lesson notebook (learner and instructor versions)
+# executed top to bottom by nbmake.
 test: $(STAMP)
 	TQDM_DISABLE=1 $(BIN)/python -m pytest
+	TQDM_DISABLE=1 $(BIN)/python -m pytest --nbmake lessons/*.ipynb lessons/solutions/*.ipynb
 
 # Train a Bahdanau model on the dates task (defaults: bi-GRU, E=32, H=64,
 # 2 epochs of 20,000 examples), print held-out scores, draw heatmaps.
@@ -44,7 +47,11 @@ bench: torch
 	$(BIN)/python benchmarks/bench_rnn.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check tinyattn tests benchmarks
+	$(BIN)/ruff check tinyattn tests benchmarks lessons/build.py
+
+# Rebuild the lesson notebooks from lessons/src (and execute them).
+lessons: $(STAMP)
+	$(BIN)/python lessons/build.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build dist runs

@@ -1,0 +1,165 @@
+"""Attention exercises: masked softmax, Bahdanau's additive score, Luong's
+general score (EQUATIONS.md §4–§5).
+
+The library computes Luong's general score inside `LuongAttention`;
+``luong_general_score_forward`` / ``_backward`` here are the same maths as
+a pure pair, so the exercise has a forward that builds a cache (the tests
+check it against `LuongAttention(score="general")`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tinyattn.attention import additive_score_forward
+from tinyattn.exercises._diagnose import Bug
+from tinyattn.exercises._registry import HK, A, B, Exercise, H, S, T
+from tinyattn.functional import masked_softmax_forward, matmul_last
+
+# Example 0 has all S=4 positions, example 1 only its first 2 (then pads).
+MASK = np.arange(S)[None, None, :] < np.array([S, 2])[:, None, None]  # (B, 1, S)
+
+
+def luong_general_score_forward(queries, enc_hs, W_a):
+    """Luong's general scores ``score[b, t, s] = queries[b, t] · (W_a @ enc_hs[b, s])``.
+
+    Parameters
+    ----------
+    queries : ndarray of shape (B, T, Hq)
+        Decoder states h_t.
+    enc_hs : ndarray of shape (B, S, Hk)
+        Encoder states h̄_s.
+    W_a : ndarray of shape (Hq, Hk)
+
+    Returns
+    -------
+    scores : ndarray of shape (B, T, S)
+    cache : tuple
+
+    Notes
+    -----
+    Row-vector form of ``score(h_t, h̄_s) = h_t^T W_a h̄_s`` (EQUATIONS.md §5,
+    Luong et al. 2015)::
+
+        keys   = enc_hs @ W_a.T                    (B, S, Hq)
+        scores = queries @ keys.transpose(0, 2, 1)  (B, T, S)
+    """
+    keys = matmul_last(enc_hs, W_a.T)  # (B, S, Hk) @ (Hk, Hq) -> (B, S, Hq)
+    scores = queries @ keys.transpose(0, 2, 1)  # (B, T, Hq) @ (B, Hq, S) -> (B, T, S)
+    return scores, (queries, enc_hs, W_a, keys)
+
+
+def luong_general_score_backward(dscores, cache):
+    """Backward of `luong_general_score_forward`: ``dqueries, denc_hs, dW_a``."""
+    queries, enc_hs, W_a, keys = cache
+    dqueries = dscores @ keys  # (B, T, S) @ (B, S, Hq) -> (B, T, Hq)
+    dkeys = dscores.transpose(0, 2, 1) @ queries  # (B, S, T) @ (B, T, Hq) -> (B, S, Hq)
+    denc_hs = matmul_last(dkeys, W_a)  # keys = enc W_a^T -> denc = dkeys W_a
+    dW_a = np.einsum("bsq,bsk->qk", dkeys, enc_hs)  # Σ_b dkeys_b^T enc_b, (Hq, Hk)
+    return dqueries, denc_hs, dW_a
+
+
+def _pads_leak(learner, numerical, ctx):
+    pads = np.broadcast_to(~ctx["mask"], learner["dscores"].shape)
+    return ["dscores"] if np.abs(learner["dscores"][pads]).max(initial=0.0) > 1e-12 else []
+
+
+def _softmax_variant(kind):
+    def predict(dalpha, cache):
+        alpha, axis = cache
+        if kind == "no_alpha":
+            return (dalpha - np.sum(alpha * dalpha, axis=axis, keepdims=True),)
+        if kind == "diagonal":
+            return (alpha * (1.0 - alpha) * dalpha,)
+        if kind == "sum_no_alpha":
+            return (alpha * (dalpha - np.sum(dalpha, axis=axis, keepdims=True)),)
+        return (alpha * (dalpha - np.sum(alpha * dalpha, axis=kind, keepdims=True)),)
+    return predict
+
+
+MASKED_SOFTMAX = Exercise(
+    "masked_softmax_backward",
+    "dscores = masked_softmax_backward(dalpha, cache)",
+    lambda scores: masked_softmax_forward(scores, MASK),
+    {"scores": (B, T, S)},
+    "EQUATIONS.md §4: α_ij = exp(e_ij) / Σ_k exp(e_ik) over real positions; pads get 0",
+    [
+        Bug("pads not masked",
+            "a masked (padded) position's score does not change any weight (its α is "
+            "exactly 0), so its gradient must be exactly 0; multiplying by α does that",
+            test=_pads_leak),
+        Bug("the factor α is missing",
+            "dscores = α ⊙ (dα − Σ_k α_k dα_k): the leading α ⊙ is missing",
+            _softmax_variant("no_alpha")),
+        Bug("only the diagonal of the softmax Jacobian",
+            "each α_j depends on every score: dscores_j = α_j (dα_j − Σ_k α_k dα_k), not "
+            "α_j (1 − α_j) dα_j",
+            _softmax_variant("diagonal")),
+        Bug("α missing inside the sum",
+            "the sum is Σ_k α_k dα_k, weighted by α",
+            _softmax_variant("sum_no_alpha")),
+        Bug("summed over the wrong axis",
+            "the softmax normalises over the last axis (source positions S): sum with "
+            "axis=-1 (the cache's axis), keepdims=True",
+            _softmax_variant(1)),
+        Bug("summed over the wrong axis",
+            "the softmax normalises over the last axis (source positions S): sum with "
+            "axis=-1 (the cache's axis), keepdims=True",
+            _softmax_variant(0)),
+    ],
+    ctx={"mask": MASK},
+)
+
+
+def _additive_variant(kind):
+    def predict(dscores, cache):
+        feats, v_a = cache
+        dfeats = dscores[..., None] * v_a  # (B, T, S, 1) * (A,) -> (B, T, S, A)
+        if kind == "twice":
+            dfeats = dfeats * (1.0 - np.tanh(feats) ** 2)
+        elif kind != "none":
+            dfeats = dfeats * (1.0 - feats * feats)
+        dv_a = np.einsum("bts,btsa->a", dscores, feats)
+        return dfeats.sum(axis=2), dfeats.sum(axis=1), dv_a
+    return predict
+
+
+ADDITIVE = Exercise(
+    "bahdanau_score_backward",
+    "dq_proj, dk_proj, dv_a = additive_score_backward(dscores, cache)",
+    additive_score_forward,
+    {"q_proj": (B, T, A), "k_proj": (B, S, A), "v_a": (A,)},
+    "EQUATIONS.md §4 (Bahdanau et al. 2015): e_ij = v_a · tanh(W_a s_{i-1} + U_a h_j); "
+    "here q_proj = s W_a and k_proj = h U_a are given",
+    [
+        Bug("tanh derivative taken of the output as if it were the input",
+            "the cache holds feats = tanh(q + k); tanh' there is 1 − feats², not "
+            "1 − tanh(feats)²",
+            _additive_variant("twice")),
+        Bug("tanh derivative left out",
+            "multiply the gradient of feats by 1 − feats² before summing",
+            _additive_variant("none")),
+    ],
+)
+
+
+def _first_example_only(dscores, cache):
+    dq, denc, _ = luong_general_score_backward(dscores, cache)
+    _, enc_hs, _, keys = cache
+    dkeys0 = dscores[0].T @ cache[0][0]  # (S, T) @ (T, Hq)
+    return dq, denc, dkeys0.T @ enc_hs[0]
+
+
+LUONG_GENERAL = Exercise(
+    "luong_general_score_backward",
+    "dqueries, denc_hs, dW_a = luong_general_score_backward(dscores, cache)",
+    luong_general_score_forward,
+    {"queries": (B, T, H), "enc_hs": (B, S, HK), "W_a": (H, HK)},
+    "EQUATIONS.md §5 (Luong et al. 2015): score(h_t, h̄_s) = h_t^T W_a h̄_s; in rows "
+    "scores = queries @ (enc_hs @ W_a.T)^T",
+    [
+        Bug("dW_a from the first example only",
+            "W_a is shared by every example: sum the products over the batch",
+            _first_example_only),
+    ],
+)
