@@ -1,5 +1,5 @@
 # Lesson 05 source, in the percent format of lessons/build.py (no solution blocks).
-# Built and executed by /tmp/l5/build05.py into lessons/05_bahdanau_attention.ipynb.
+# Built and executed by lessons/build.py into lessons/05_bahdanau_attention.ipynb.
 
 # %% [markdown]
 # # Lesson 05 — Bahdanau attention
