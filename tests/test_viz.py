@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.collections import LineCollection  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
-from tinyattn import viz  # noqa: E402
+from tinyattn import figures, viz  # noqa: E402
 from tinyattn.decoding import Hypothesis  # noqa: E402
 from tinyattn.train import EpochRecord  # noqa: E402
 
@@ -169,7 +169,7 @@ def test_without_the_fallback_the_glyph_warning_appears(rng, monkeypatch):
 def test_setup_fonts_adds_fallback_after_default_once(monkeypatch):
     from matplotlib import font_manager
 
-    monkeypatch.setattr(viz, "cjk_font", lambda: "Some CJK Font")
+    monkeypatch.setattr(figures, "cjk_font", lambda: "Some CJK Font")
     with matplotlib.rc_context({"font.family": ["sans-serif"],
                                 "font.sans-serif": ["DejaVu Sans", "Arial"]}):
         assert viz.setup_fonts() == "Some CJK Font"
@@ -192,8 +192,8 @@ def test_setup_fonts_with_installed_font_is_idempotent():
 
 
 def test_no_cjk_font_warns_once(monkeypatch, rng):
-    monkeypatch.setattr(viz, "cjk_font", lambda: None)
-    monkeypatch.setattr(viz, "_warned_no_cjk", False)
+    monkeypatch.setattr(figures, "cjk_font", lambda: None)
+    monkeypatch.setattr(figures, "_warned_no_cjk", False)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         viz.plot_alignment(_alpha(rng), SRC, TGT)  # no CJK token: nothing to warn about
