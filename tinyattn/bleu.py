@@ -40,17 +40,24 @@ def _tokens(sentence, name: str) -> tuple:
     return tokens
 
 
+def _parallel(first, second, names: tuple[str, str], kind: str) -> tuple[list, list]:
+    """Check two parallel sequences (not strings) of the same length; return them as lists."""
+    for name, seq in zip(names, (first, second)):
+        if isinstance(seq, (str, bytes)) or not hasattr(seq, "__iter__"):
+            raise TypeError(f"{name} must be a {kind}, got {type(seq).__name__}")
+    first, second = list(first), list(second)
+    if len(first) != len(second):
+        a, b = names
+        raise ValueError(
+            f"{a} and {b} must have the same length, got len({a}) = {len(first)} "
+            f"and len({b}) = {len(second)}"
+        )
+    return first, second
+
+
 def _corpus(hyps, refs) -> tuple[list, list]:
     """Check two parallel corpora: sequences of the same, non-zero length."""
-    for name, corpus in (("hyps", hyps), ("refs", refs)):
-        if isinstance(corpus, (str, bytes)) or not hasattr(corpus, "__iter__"):
-            raise TypeError(f"{name} must be a list of sentences, got {type(corpus).__name__}")
-    hyps, refs = list(hyps), list(refs)
-    if len(hyps) != len(refs):
-        raise ValueError(
-            f"hyps and refs must have the same length, got len(hyps) = {len(hyps)} "
-            f"and len(refs) = {len(refs)}"
-        )
+    hyps, refs = _parallel(hyps, refs, ("hyps", "refs"), "list of sentences")
     if not hyps:
         raise ValueError("hyps and refs are empty; a metric needs at least one sentence")
     return hyps, refs

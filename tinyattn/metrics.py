@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinyattn.bleu import SMOOTH_METHODS, BleuScore, _corpus, _tokens, corpus_bleu
+from tinyattn.bleu import SMOOTH_METHODS, BleuScore, _corpus, _parallel, _tokens, corpus_bleu
 
 __all__ = ["exact_match", "token_accuracy", "corpus_bleu", "BleuScore", "SMOOTH_METHODS",
            "alignment_accuracy", "attention_entropy"]
@@ -111,15 +111,7 @@ def alignment_accuracy(alphas, golds) -> float:
     alpha (the model stopped early) counts as wrong; rows past the end of
     the gold list are ignored. Ties go to the first maximum (``np.argmax``).
     """
-    for name, seq in (("alphas", alphas), ("golds", golds)):
-        if isinstance(seq, (str, bytes)) or not hasattr(seq, "__iter__"):
-            raise TypeError(f"{name} must be a list, got {type(seq).__name__}")
-    alphas, golds = list(alphas), list(golds)
-    if len(alphas) != len(golds):
-        raise ValueError(
-            f"alphas and golds must have the same length, got len(alphas) = {len(alphas)} "
-            f"and len(golds) = {len(golds)}"
-        )
+    alphas, golds = _parallel(alphas, golds, ("alphas", "golds"), "list")
     hits = counted = 0
     for b, (alpha, gold) in enumerate(zip(alphas, golds)):
         alpha = np.asarray(alpha)
