@@ -89,6 +89,16 @@ def test_early_stopping(monkeypatch):
     assert trainer.best_valid == 2.0
 
 
+def assert_same_run(straight, full, resumed, rest, fields):
+    """The resumed run's records (``fields``) and final weights equal the straight run's."""
+    assert len(rest) == len(full)
+    for field in fields:
+        assert [getattr(r, field) for r in rest] == [getattr(r, field) for r in full], field
+    for (n, a, _), (_, b, _) in zip(straight.model.named_parameters(),
+                                    resumed.model.named_parameters()):
+        np.testing.assert_array_equal(a, b, err_msg=n)
+
+
 def test_resume_continues_the_exact_loss_trajectory(tmp_path):
     train, valid = reversal_pairs(40, 0), reversal_pairs(8, 1)
     straight = make_trainer(make_model(), schedule=True)
@@ -99,12 +109,7 @@ def test_resume_continues_the_exact_loss_trajectory(tmp_path):
     resumed = make_trainer(make_model(seed=9), seed=9, schedule=True)
     resumed.resume(tmp_path / "ckpt.npz")
     rest = resumed.fit(train, valid, epochs=4)
-    assert [r.train_loss for r in rest] == [r.train_loss for r in full]
-    assert [r.valid_loss for r in rest] == [r.valid_loss for r in full]
-    assert [r.lr for r in rest] == [r.lr for r in full]
-    for (n, a, _), (_, b, _) in zip(straight.model.named_parameters(),
-                                    resumed.model.named_parameters()):
-        np.testing.assert_array_equal(a, b, err_msg=n)
+    assert_same_run(straight, full, resumed, rest, ("train_loss", "valid_loss", "lr"))
 
 
 def test_interrupted_mid_epoch_resumes_with_the_next_batch(tmp_path):
@@ -133,12 +138,7 @@ def test_interrupted_mid_epoch_resumes_with_the_next_batch(tmp_path):
     resumed = make_trainer(make_model(seed=9), seed=9, schedule=True)
     resumed.resume(tmp_path / "ckpt.npz")
     rest = resumed.fit(train, valid, epochs=3)
-    assert [r.train_loss for r in rest] == [r.train_loss for r in full]
-    assert [r.grad_norm for r in rest] == [r.grad_norm for r in full]
-    assert [r.valid_loss for r in rest] == [r.valid_loss for r in full]
-    for (n, a, _), (_, b, _) in zip(straight.model.named_parameters(),
-                                    resumed.model.named_parameters()):
-        np.testing.assert_array_equal(a, b, err_msg=n)
+    assert_same_run(straight, full, resumed, rest, ("train_loss", "grad_norm", "valid_loss"))
 
 
 def test_save_load_round_trip(tmp_path):
