@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinyattn._recurrent import RecurrentLayer
+from tinyattn._recurrent import DeferredGrads, RecurrentLayer
 from tinyattn.functional import sigmoid
 
 
@@ -188,23 +188,21 @@ class GRU(RecurrentLayer):
         With ``defer`` (a `DeferredGrads`), the weight-gradient products
         are added to it instead, to run as one product after the loop.
         """
-        if defer is None:
-            dx_t, dh_prev, *dweights = gru_step_backward(dh, cache)
-            for key, grad in zip(("W_x", "W_h", "b_x", "b_h"), dweights):
-                self.grads[key] += grad
-            return dx_t, dh_prev
+        queue = DeferredGrads() if defer is None else defer
         dx_t, dh_prev, dax, dah = gru_gates_backward(dh, cache)
         x_t, h_prev, *_, hn_or_rh, reset_after = cache
         H = self.hidden_size
-        defer.add(self, "W_x", dax, x_t)  # the products of gru_step_backward
-        defer.add(self, "b_x", dax)
+        queue.add(self, "W_x", dax, x_t)  # the products of gru_step_backward
+        queue.add(self, "b_x", dax)
         if reset_after:
-            defer.add(self, "W_h", dah, h_prev)
-            defer.add(self, "b_h", dah)
+            queue.add(self, "W_h", dah, h_prev)
+            queue.add(self, "b_h", dah)
         else:
-            defer.add(self, "W_h", dax[:, :2 * H], h_prev, cols=(0, 2 * H))
-            defer.add(self, "W_h", dax[:, 2 * H:], hn_or_rh, cols=(2 * H, 3 * H))
-            defer.add(self, "b_h", dax)
+            queue.add(self, "W_h", dax[:, :2 * H], h_prev, cols=(0, 2 * H))
+            queue.add(self, "W_h", dax[:, 2 * H:], hn_or_rh, cols=(2 * H, 3 * H))
+            queue.add(self, "b_h", dax)
+        if defer is None:
+            queue.flush()
         return dx_t, dh_prev
 
     def forward(self, x, h0=None, lengths=None):

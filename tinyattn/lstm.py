@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinyattn._recurrent import RecurrentLayer
+from tinyattn._recurrent import DeferredGrads, RecurrentLayer
 from tinyattn.functional import sigmoid
 
 
@@ -155,17 +155,13 @@ class LSTM(RecurrentLayer):
         With ``defer`` (a `DeferredGrads`), the weight-gradient products
         are added to it instead, to run as one product after the loop.
         """
-        dh, dc = dstate
+        queue = DeferredGrads() if defer is None else defer
+        dx_t, dh_prev, dc_prev, da = lstm_gates_backward(*dstate, cache)
+        queue.add(self, "W_x", da, cache[0])  # the products of lstm_step_backward
+        queue.add(self, "W_h", da, cache[1])
+        queue.add(self, "b", da)
         if defer is None:
-            dx_t, dh_prev, dc_prev, dW_x, dW_h, db = lstm_step_backward(dh, dc, cache)
-            self.grads["W_x"] += dW_x
-            self.grads["W_h"] += dW_h
-            self.grads["b"] += db
-            return dx_t, (dh_prev, dc_prev)
-        dx_t, dh_prev, dc_prev, da = lstm_gates_backward(dh, dc, cache)
-        defer.add(self, "W_x", da, cache[0])  # the products of lstm_step_backward
-        defer.add(self, "W_h", da, cache[1])
-        defer.add(self, "b", da)
+            queue.flush()
         return dx_t, (dh_prev, dc_prev)
 
     def forward(self, x, state0=None, lengths=None):

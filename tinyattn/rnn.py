@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinyattn._recurrent import RecurrentLayer
+from tinyattn._recurrent import DeferredGrads, RecurrentLayer
 
 
 def rnn_step_forward(x_t, h_prev, W_xh, W_hh, b_h):
@@ -52,14 +52,22 @@ def rnn_step_backward(dh, cache):
     dx_t, dh_prev, dW_xh, dW_hh, db_h
         One gradient per array argument of the forward, same order/shapes.
     """
+    dx_t, dh_prev, da = rnn_gates_backward(dh, cache)
+    x_t, h_prev = cache[:2]
+    dW_xh = x_t.T @ da  # a = x_t W_xh + h_prev W_hh + b_h
+    dW_hh = h_prev.T @ da
+    db_h = da.sum(axis=0)
+    return dx_t, dh_prev, dW_xh, dW_hh, db_h
+
+
+def rnn_gates_backward(dh, cache):
+    """The first half of `rnn_step_backward`: ``dx_t, dh_prev`` and ``da (B, H)``,
+    the gradient of the pre-activation, from which the weight gradients follow."""
     x_t, h_prev, W_xh, W_hh, h = cache
     da = dh * (1.0 - h * h)  # tanh'(a) = 1 − tanh(a)²; reuse h
     dx_t = da @ W_xh.T  # a = x_t W_xh + ...  ->  da/dx_t = W_xh^T
     dh_prev = da @ W_hh.T
-    dW_xh = x_t.T @ da
-    dW_hh = h_prev.T @ da
-    db_h = da.sum(axis=0)
-    return dx_t, dh_prev, dW_xh, dW_hh, db_h
+    return dx_t, dh_prev, da
 
 
 class RNN(RecurrentLayer):
@@ -103,17 +111,13 @@ class RNN(RecurrentLayer):
         With ``defer`` (a `DeferredGrads`), the weight-gradient products
         are added to it instead, to run as one product after the loop.
         """
-        if defer is not None:
-            x_t, h_prev, W_xh, W_hh, h = cache
-            da = dh * (1.0 - h * h)  # as in rnn_step_backward
-            defer.add(self, "W_xh", da, x_t)
-            defer.add(self, "W_hh", da, h_prev)
-            defer.add(self, "b_h", da)
-            return da @ W_xh.T, da @ W_hh.T
-        dx_t, dh_prev, dW_xh, dW_hh, db_h = rnn_step_backward(dh, cache)
-        self.grads["W_xh"] += dW_xh
-        self.grads["W_hh"] += dW_hh
-        self.grads["b_h"] += db_h
+        queue = DeferredGrads() if defer is None else defer
+        dx_t, dh_prev, da = rnn_gates_backward(dh, cache)
+        queue.add(self, "W_xh", da, cache[0])  # the products of rnn_step_backward
+        queue.add(self, "W_hh", da, cache[1])
+        queue.add(self, "b_h", da)
+        if defer is None:
+            queue.flush()
         return dx_t, dh_prev
 
     def forward(self, x, h0=None, lengths=None):
