@@ -140,7 +140,7 @@ def cmd_train(args) -> int:
         trainer.fit(train, valid, epochs=opts["epochs"], patience=opts["patience"],
                     checkpoint_path=run.path("checkpoint"), on_epoch=_print_epoch)
     except Interrupted as stop:
-        trainer.save(run.path("checkpoint"), run.vocab_extra())
+        trainer.save(run.path("checkpoint"))
         _say(f"{stop}; saved {run.path('checkpoint')}. Continue with: "
              f"tinyattn train {args.data} --out {out} --resume")
         return 130

@@ -98,7 +98,8 @@ class Trainer:
         self.best_valid = np.inf
         self.bad_epochs = 0  # epochs since the validation loss last improved
         self.stop_requested = False
-        self.checkpoint_extra = None  # arrays every checkpoint `fit` writes also stores
+        self.checkpoint_extra = {}  # arrays every checkpoint also stores (e.g. vocabularies)
+        self.last_epoch_seconds = None  # training time of the last finished epoch
         # The epoch in progress: the rng state its batches were drawn from,
         # batches done, running sums (saved on interruption, for resume).
         self._epoch = None
@@ -169,7 +170,7 @@ class Trainer:
             elif valid_loss is not None:
                 self.bad_epochs += 1
             if checkpoint_path is not None:
-                self.save(checkpoint_path, self.checkpoint_extra)
+                self.save(checkpoint_path)
             if patience is not None and self.bad_epochs >= patience:
                 break
         return self.history
@@ -183,10 +184,10 @@ class Trainer:
                 "batch_losses": self.batch_losses,
                 "epoch_in_progress": self._epoch}
 
-    def save(self, path, extra=None) -> None:
-        """Model, optimiser, schedule and data-order state in one checkpoint
-        (plus ``extra``, a dict of arrays stored alongside)."""
-        extra = {**(extra or {}), "trainer": np.array(json.dumps(self._state()))}
+    def save(self, path) -> None:
+        """Model, optimiser, schedule and data-order state in one checkpoint,
+        with the arrays of ``checkpoint_extra`` stored alongside."""
+        extra = {**self.checkpoint_extra, "trainer": np.array(json.dumps(self._state()))}
         if self.schedule is not None:
             extra.update({f"schedule/{k}": v for k, v in self.schedule.state_dict().items()})
         self.model.save(path, optimizer=self.optimizer, extra=extra)
