@@ -14,7 +14,7 @@ Sources
 - ``# %%`` starts a code cell;
 - ``# %% [markdown]`` starts a markdown cell; each of its lines starts with
   ``# `` (or is a lone ``#`` for an empty line), which is stripped; a
-  blank line (no ``#``) may only end a cell;
+  blank line (no ``#``) is kept as an empty line;
 - lines before the first marker are ignored (use them for a module comment);
 - blank lines at the start and end of a cell are dropped.
 
@@ -87,32 +87,41 @@ def parse(text: str) -> list[tuple[str, str]]:
     return out
 
 
-def render(source: str, solutions: bool) -> str:
-    """A code cell's source with solution blocks kept or replaced by a stub."""
-    out, inside = [], False
+def render(source: str, solutions: bool, blocks: list | None = None) -> str:
+    """A code cell's source with solution blocks kept or replaced by a stub.
+
+    ``blocks``, when given, receives the text of each solution block.
+    """
+    out, inside, block = [], False, []
     for line in source.split("\n"):
         marker = line.strip()
         if marker == BEGIN:
             if inside:
                 raise ValueError("nested # BEGIN SOLUTION")
-            inside = True
+            inside, block = True, []
             if not solutions:
                 out.append(line[: len(line) - len(line.lstrip())] + STUB)
         elif marker == END:
             if not inside:
                 raise ValueError("# END SOLUTION without # BEGIN SOLUTION")
             inside = False
-        elif solutions or not inside:
-            out.append(line)
+            if blocks is not None:
+                blocks.append("\n".join(block))
+        else:
+            if inside:
+                block.append(line)
+            if solutions or not inside:
+                out.append(line)
     if inside:
         raise ValueError("# BEGIN SOLUTION without # END SOLUTION")
     return "\n".join(out)
 
 
 def solution_blocks(source: str) -> list[str]:
-    """The text between each pair of markers of a source file."""
-    return [m.group(1) for m in re.finditer(
-        rf"{re.escape(BEGIN)}\n(.*?)\n[ \t]*{re.escape(END)}", source, re.S)]
+    """The text between each pair of markers, found exactly as `render` finds them."""
+    blocks: list[str] = []
+    render(source, True, blocks)
+    return blocks
 
 
 def build(src: Path, solutions: bool) -> nbformat.NotebookNode:
@@ -143,6 +152,10 @@ def targets(src: Path) -> dict[bool, Path]:
 
 def execute(nb: nbformat.NotebookNode) -> None:
     from nbclient import NotebookClient
+
+    # MPLBACKEND=Agg (the Makefile exports it for headless tests) would replace
+    # the kernel's inline backend, and the notebooks would store no figures.
+    os.environ.pop("MPLBACKEND", None)
 
     NotebookClient(nb, timeout=TIMEOUT, kernel_name="python3", record_timing=False,
                    resources={"metadata": {"path": str(LESSONS)}}).execute()
