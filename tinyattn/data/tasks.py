@@ -34,6 +34,7 @@ SPLITS = {"copy": (5000, 500, 500), "reverse": (5000, 500, 500), "sort": (5000, 
           "dates": (20000, 1000, 1000), "date-fields": (5000, 500, 500)}
 DEFAULT_SEEDS = {"copy": 101, "reverse": 102, "sort": 103, "dates": 104, "date-fields": 105}
 SPLIT_NAMES = ("train", "valid", "test")
+MIN_LEN, MAX_LEN = 3, 10  # letter-task string lengths: make_task's defaults, used by make_splits
 
 
 @dataclass(frozen=True)
@@ -113,8 +114,8 @@ def _stream(task: str, rng: np.random.Generator, min_len: int, max_len: int):
             yield _letters_example(task, rng, min_len, max_len)
 
 
-def make_task(name: str, n: int, *, seed: int, min_len: int = 3,
-              max_len: int = 10) -> list[Example]:
+def make_task(name: str, n: int, *, seed: int, min_len: int = MIN_LEN,
+              max_len: int = MAX_LEN) -> list[Example]:
     """Draw ``n`` examples of a synthetic task.
 
     Parameters
@@ -184,7 +185,7 @@ def make_splits(name: str, sizes=None, *, seed: int | None = None) -> dict[str, 
         raise ValueError(f"sizes must be None or (train, valid, test), got {sizes!r}")
     n_train, n_valid, n_test = (_check_int(s, f"sizes[{k}]", 0) for k, s in enumerate(sizes))
     seed = DEFAULT_SEEDS[name] if seed is None else _check_int(seed, "seed", 0)
-    stream = _stream(name, np.random.default_rng(seed), 3, 10)
+    stream = _stream(name, np.random.default_rng(seed), MIN_LEN, MAX_LEN)
     out = {"train": [next(stream) for _ in range(n_train)]}
     seen = {ex.src for ex in out["train"]}
     budget = 50 * (n_valid + n_test) + 10_000  # draws allowed before giving up
