@@ -236,9 +236,9 @@ def test_matches_sacrebleu_with_variable_reference_counts():
         assert_same(corpus_bleu(hyps, refs), theirs)
 
 
-def test_cross_check_can_fail():
-    # an almost-right BLEU (reference length = the first reference's, not the closest)
-    # differs from ours on these corpora, so the comparison above would notice it
+def test_closest_reference_length_sets_the_brevity_penalty():
+    # with several references, r is the closest reference length (as sacrebleu): an
+    # almost-right BLEU that used the first reference's length would get a BP below 1 here
     hyps, refs = toks("a b c d e"), [toks("a b c d e f g h", "a b c d e")]
     assert corpus_bleu(hyps, refs).bp == 1.0
     assert corpus_bleu(hyps, [r[0] for r in refs]).bp < 1.0

@@ -27,7 +27,7 @@ _WORD_RE = re.compile(
     r"|\S"                                  # any other mark on its own
 )
 # French elided words split after their apostrophe; English contractions
-# ("don't", "I'm", "it's") do not start with one of these, so stay whole.
+# ("don't", "I'm", "it's") mostly do not start with one of these, so stay whole.
 _ELISION_RE = re.compile(r"(?i)(?:qu|jusqu|lorsqu|puisqu|quoiqu|presqu|[cdjlmnst])['’](?=\w)")
 _LATIN = "0-9A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\uff10-\uff19\uff21-\uff3a\uff41-\uff5a"
 _ZH_RE = re.compile(rf"[{_LATIN}]+|\S")
@@ -72,7 +72,8 @@ def tokenize(text: str, kind: str = "word", *, lowercase: bool = False) -> list[
     ``"word"`` rules, in order: a number with inner ``.``, ``,`` or ``:``
     ("3.5", "10:30") is one token; a run of letters/digits with inner
     hyphens or apostrophes is one token ("peut-être", "don't", "I'm" —
-    English contractions are never split); a French elided word is then
+    English contractions stay whole, except the few that start like a
+    French elision: "C'mon" -> "C'", "mon"); a French elided word is then
     split after its apostrophe (``l' j' d' qu' n' s' c' m' t' jusqu'
     lorsqu' puisqu' quoiqu' presqu'``, straight or curly apostrophe:
     "l'homme" -> "l'", "homme"; "aujourd'hui" stays whole); "..." is one
@@ -126,10 +127,11 @@ def detokenize(tokens, kind: str = "word") -> str:
     adjacent tokens that both start/end with a Latin letter or digit
     ("I", "love", "you" -> "I love you"). ``"word"`` joins with spaces
     but attaches closing punctuation (``. , ! ? ; : )`` and ``...``) to
-    the word before it, and the word after ``(`` or after an elided word
-    ending in an apostrophe ("l'") to the one before it. This is an
-    approximation: French typographic spaces ("Va !" -> "Va!") and the
-    spacing around quotes are not restored.
+    the word before it, and the word after ``(`` or after any token
+    ending in an apostrophe (an elided "l'", but also a plural possessive
+    "dogs'") to the one before it. This is an approximation: French
+    typographic spaces ("Va !" -> "Va!") and the spacing around quotes
+    are not restored ("the dogs' bone" -> "the dogs 'bone").
     """
     tokens = _check_tokens(tokens)
     check_options("kind", kind, KINDS)
