@@ -86,30 +86,7 @@ def save_checkpoint(path, *, params, config, optimizer_state=None, extra=None,
     arrays.update(_arrays("optim/", {} if optimizer_state is None else optimizer_state,
                           "optimizer_state"))
     arrays.update(_arrays("extra/", {} if extra is None else extra, "extra"))
-    directory, base = os.path.split(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(f"cannot save checkpoint {path!r}: directory {directory!r} "
-                                "does not exist")
-    # Same directory, so os.replace is a rename on one file system; "x" mode never
-    # clobbers and, unlike mkstemp's 0o600, gives the usual umask permissions.
-    tmp = os.path.join(directory, f".{base}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    f = open(tmp, "xb")  # outside the try: on failure there is nothing of ours to remove
-    try:
-        with f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())  # the data is on disk before the rename makes it visible
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):  # make the rename durable too (POSIX; best effort)
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+    atomic_write(path, lambda f: np.savez(f, **arrays), what="checkpoint")
 
 
 def load_checkpoint(path) -> Checkpoint:
@@ -197,3 +174,41 @@ def load_params_into(module, params) -> None:
         raise ValueError(f"params contain NaN or inf: {bad}")
     for name, value in own.items():
         np.copyto(value, params[name])
+
+
+def atomic_write(path, write, *, what: str = "file") -> None:
+    """Write ``path`` through ``write(f)`` (a binary file) atomically.
+
+    The bytes go to a temporary file in the same directory, are ``fsync``-ed,
+    then moved over ``path`` with `os.replace`: a crash leaves the previous
+    file intact, never a half-written one.
+    """
+    directory, base = os.path.split(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"cannot save {what} {str(path)!r}: directory {directory!r} "
+                                "does not exist")
+    # Same directory, so os.replace is a rename on one file system; "x" mode never
+    # clobbers and, unlike mkstemp's 0o600, gives the usual umask permissions.
+    tmp = os.path.join(directory, f".{base}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    f = open(tmp, "xb")  # outside the try: on failure there is nothing of ours to remove
+    try:
+        with f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())  # the data is on disk before the rename makes it visible
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError):  # make the rename durable too (POSIX; best effort)
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def write_text_atomic(path, text: str) -> None:
+    """Write ``text`` to ``path`` as UTF-8 (LF line ends kept as given), atomically."""
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))

@@ -20,13 +20,13 @@ file, filtered, tokenised and split deterministically by ``seed``, so
 from __future__ import annotations
 
 import json
-import os
 import unicodedata
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from tinyattn.checkpoint import write_text_atomic
 from tinyattn.data import (
     ENGLISH_PREFIXES,
     TASKS,
@@ -132,10 +132,8 @@ def encode_pairs(examples, src_vocab: Vocab, tgt_vocab: Vocab) -> list[tuple[lis
 
 
 def _write_json(path: Path, obj) -> None:
-    """Write JSON atomically (temp file + rename), like the checkpoints."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    """Write JSON atomically (temp file + rename), as the checkpoints are."""
+    write_text_atomic(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
 
 
 @dataclass

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinyattn._validate import check_options
+from tinyattn.checkpoint import write_text_atomic
 from tinyattn.data.corpus import DataError, _read_lines
 from tinyattn.data.dates import DateSample, sample_date
 
@@ -222,10 +223,7 @@ def write_task_tsv(path, examples) -> None:
                                  f"other than tab/CR/LF to be written as TSV, got {bad[0]!r}")
         gold = " ".join("-" if g is None else f"{g[0]}:{g[1]}" for g in ex.gold)
         lines.append(f"{''.join(ex.src)}\t{''.join(ex.tgt)}\t{gold}\n")
-    tmp = f"{os.fspath(path)}.tmp"
-    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-        f.writelines(lines)
-    os.replace(tmp, path)
+    write_text_atomic(path, "".join(lines))
 
 
 def _parse_gold(text: str, n_src: int, n_tgt: int) -> tuple:

@@ -16,6 +16,7 @@ from collections import Counter
 import numpy as np
 
 from tinyattn._validate import check_options
+from tinyattn.checkpoint import write_text_atomic
 
 KINDS = ("char", "word", "zh")
 
@@ -307,10 +308,7 @@ class Vocab:
 
     def save(self, path) -> None:
         """Write `to_json` to ``path`` (UTF-8), atomically."""
-        tmp = f"{os.fspath(path)}.tmp"
-        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-            f.write(self.to_json() + "\n")
-        os.replace(tmp, path)
+        write_text_atomic(path, self.to_json() + "\n")
 
     @classmethod
     def load(cls, path) -> Vocab:
