@@ -30,7 +30,8 @@ class Batch:
         return int(self.tgt_lengths.sum())
 
 
-def _pad(seqs, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+def pad_ids(seqs, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pad id sequences into ``(B, max length)`` int64 and return their lengths ``(B,)``."""
     lengths = np.array([len(s) for s in seqs], dtype=np.int64)
     out = np.full((len(seqs), lengths.max()), pad_id, dtype=np.int64)
     for row, seq in zip(out, seqs):
@@ -46,9 +47,9 @@ def pad_batch(pairs, *, pad_id: int, sos_id: int, eos_id: int) -> Batch:
         if len(src) == 0 or len(tgt) == 0:
             which = "source" if len(src) == 0 else "target"
             raise ValueError(f"example {k} has an empty {which} sequence")
-    src, src_lengths = _pad([list(s) for s, _ in pairs], pad_id)
-    tgt_in, tgt_lengths = _pad([[sos_id, *t] for _, t in pairs], pad_id)
-    tgt_out, _ = _pad([[*t, eos_id] for _, t in pairs], pad_id)
+    src, src_lengths = pad_ids([list(s) for s, _ in pairs], pad_id)
+    tgt_in, tgt_lengths = pad_ids([[sos_id, *t] for _, t in pairs], pad_id)
+    tgt_out, _ = pad_ids([[*t, eos_id] for _, t in pairs], pad_id)
     return Batch(src, src_lengths, tgt_in, tgt_out, tgt_lengths)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyattn.batching import pad_batch
+from tinyattn.batching import pad_batch, pad_ids
 from tinyattn.data import Vocab, detokenize
 from tinyattn.metrics import (
     alignment_accuracy,
@@ -33,14 +33,6 @@ def _chunks(n: int, size: int):
     return (range(i, min(i + size, n)) for i in range(0, n, size))
 
 
-def _padded(rows, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
-    lengths = np.array([len(r) for r in rows])
-    out = np.full((len(rows), lengths.max()), pad_id, dtype=np.int64)
-    for k, r in enumerate(rows):
-        out[k, : len(r)] = r
-    return out, lengths
-
-
 def decode(model, run, sources, *, beam: int = 1, n_best: int = 1, batch_size: int = 256):
     """Decode token lists; per source, a list of ``(words, Hypothesis)`` (n-best first).
 
@@ -50,7 +42,7 @@ def decode(model, run, sources, *, beam: int = 1, n_best: int = 1, batch_size: i
     max_len = run.train_options["max_decode_len"]
     out = []
     for idx in _chunks(len(sources), batch_size):
-        src, lengths = _padded([run.src_vocab.encode(sources[i]) for i in idx], Vocab.pad_id)
+        src, lengths = pad_ids([run.src_vocab.encode(sources[i]) for i in idx], Vocab.pad_id)
         kw = dict(max_len=max_len, sos_id=Vocab.sos_id, eos_id=Vocab.eos_id)
         if beam == 1:
             results = [[h] for h in model.greedy_decode(src, lengths, **kw)]
