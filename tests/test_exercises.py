@@ -164,7 +164,7 @@ def test_gru_mistakes(name, mistake, text):
     r = _diagnosed(name, lambda dh, c: gru_learner(dh, c, mistake), text,
                    status="passed" if mistake is None else "failed")
     if mistake == "swap":
-        assert "wrong in gate r, gate z (right in gate n)" in r.text
+        assert "wrong in: gate r, gate z   (right in: gate n)" in r.text
 
 
 # --- LSTM -----------------------------------------------------------------
@@ -195,7 +195,7 @@ def lstm_learner(dh, dc, cache, mistake=None):
                    "last step is right but earlier steps are wrong"]),
     ("no_f", ["the forget gate is missing from dc_prev"]),
     ("twice", ["taken of the output as if it were the input"]),
-    ("swap", ["wrong gate order (f, i, g, o)", "wrong in gate i, gate f (right in gate g"]),
+    ("swap", ["wrong gate order (f, i, g, o)", "wrong in: gate i, gate f   (right in: gate g"]),
 ])
 def test_lstm_mistakes(mistake, texts):
     _diagnosed("lstm_step_backward", lambda dh, dc, c: lstm_learner(dh, dc, c, mistake),

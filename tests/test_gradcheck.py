@@ -125,3 +125,21 @@ def test_numerical_gradient_of_known_function():
     x = np.array([0.3, -1.2, 2.0])
     g = gradcheck.numerical_gradient(lambda: float(np.sum(np.sin(x))), x)
     np.testing.assert_allclose(g, np.cos(x), rtol=1e-9)
+
+
+def test_a_backward_that_writes_into_its_inputs_and_douts_changes_nothing():
+    """The checker restores the arrays and hands the backward a copy of douts."""
+    rng = np.random.default_rng(1)
+    args = [rng.standard_normal(s) for s in [(2, 5), (2, 6), (5, 6), (6, 6), (6,)]]
+    before = [a.copy() for a in args]
+
+    def scribbling_backward(dh, cache):
+        grads = rnn_step_backward(dh, cache)
+        for a in (*args, dh):
+            a *= 3.0  # a careless in-place update of its inputs and of dh
+        return grads
+
+    r = check_function(rnn_step_forward, scribbling_backward, *args)
+    assert r.passed, str(r)
+    assert all(np.array_equal(a, b) for a, b in zip(args, before))
+    assert r.douts.shape == (2, 6)

@@ -59,25 +59,29 @@ class ArrayReport:
     def passed(self) -> bool:
         return bool(self.error <= self.tol)
 
+    def where(self) -> str:
+        """``"   wrong in: gate f, gate o   (right in: gate i, gate g)"``, or ``""``."""
+        bad = [k for k, v in self.parts.items() if v > self.tol]
+        if not bad:
+            return ""
+        ok = [k for k, v in self.parts.items() if v <= self.tol]
+        return f"   wrong in: {', '.join(bad)}" + (f"   (right in: {', '.join(ok)})"
+                                                   if ok else "")
+
     def line(self) -> str:
         mark = "✓" if self.passed else "✗"
-        text = f"{mark} {self.name:<14} max rel error {self.error:.2e}"
-        if not self.passed and self.parts:
-            bad = [k for k, v in self.parts.items() if v > self.tol]
-            ok = [k for k, v in self.parts.items() if v <= self.tol]
-            text += f"   wrong in: {', '.join(bad)}"
-            if ok:
-                text += f"   (right in: {', '.join(ok)})"
-        return text
+        return f"{mark} {self.name:<14} max rel error {self.error:.2e}" + self.where()
 
 
 class GradCheckResult:
     """Per-array results of a gradient check; ``str()`` prints a table."""
 
-    def __init__(self, reports: list[ArrayReport], tol: float, floor: float = 0.0):
+    def __init__(self, reports: list[ArrayReport], tol: float, floor: float = 0.0,
+                 douts=None):
         self.reports = reports
         self.tol = tol
         self.floor = floor
+        self.douts = douts  # the random upstream gradients, shaped like the outputs
 
     @property
     def passed(self) -> bool:
@@ -194,6 +198,8 @@ def check_gradients(forward, backward, arrays: dict, *, tol: float = TOL_LAYER,
         analytic gradient of each name in ``arrays``.
     arrays : dict of name -> float64 ndarray
         Every input and parameter to check; perturbed in place, restored.
+        A backward that writes into them (or into the upstream gradients
+        it is given) changes nothing: both are restored after it runs.
     tol : float
         Largest error accepted (`TOL_STEP`, `TOL_LAYER`, `TOL_MODEL`).
     seed : int
@@ -218,7 +224,12 @@ def check_gradients(forward, backward, arrays: dict, *, tol: float = TOL_LAYER,
     douts = _like(outs, lambda o: rng.standard_normal(o.shape))
     flat_douts = _flatten(douts)
     floor = noise_level(outs, douts, step) / tol
-    analytic = backward(douts)
+    saved = {name: x.copy() for name, x in arrays.items()}
+    analytic = backward(_like(douts, np.copy))
+    analytic = {k: None if v is None else np.array(v, dtype=np.float64)  # a copy
+                for k, v in analytic.items()}
+    for name, x in arrays.items():
+        np.copyto(x, saved[name])
 
     def loss() -> float:
         total = 0.0
@@ -245,7 +256,7 @@ def check_gradients(forward, backward, arrays: dict, *, tol: float = TOL_LAYER,
         if not report.passed:
             report.parts = _breakdown(err, gates.get(name), time_axes.get(name))
         reports.append(report)
-    return GradCheckResult(reports, tol, floor)
+    return GradCheckResult(reports, tol, floor, douts)
 
 
 def check_function(forward_fn, backward_fn, *args, tol: float = TOL_STEP,
