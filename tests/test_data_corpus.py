@@ -135,7 +135,7 @@ def test_max_len_counts_tokens_on_both_sides():
 
 
 def test_filter_bad_arguments():
-    with pytest.raises(ValueError, match="max_len must be None or a positive int, got 0"):
+    with pytest.raises(ValueError, match="max_len must be a positive int, got 0"):
         filter_pairs([], max_len=0)
     with pytest.raises(ValueError, match="prefixes must be None or a non-empty sequence"):
         filter_pairs([], prefixes=[])
@@ -162,7 +162,7 @@ def test_split_sizes_determinism_and_partition():
     ({"valid": -0.1}, r"valid must be a number in \[0, 1\), got -0.1"),
     ({"test": 1.0}, r"test must be a number in \[0, 1\), got 1.0"),
     ({"valid": 0.6, "test": 0.5}, "valid \\+ test must be < 1"),
-    ({"seed": -1}, "seed must be a non-negative int"),
+    ({"seed": -1}, "seed must be an int >= 0"),
 ])
 def test_split_bad_fractions(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -31,9 +31,19 @@ def check_rng(rng, name: str = "rng") -> np.random.Generator:
     return rng
 
 
-def check_size(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
+def is_int(value) -> bool:
+    """A Python or NumPy integer, and not a bool."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def check_size(value, name: str, *, low: int = 1, high: int | None = None) -> int:
+    """Return ``value`` as an int in ``low..high`` (no upper end when ``high`` is None)."""
+    if not is_int(value) or value < low or (high is not None and value > high):
+        if high is not None:
+            want = f"an int in {low}..{high}"
+        else:
+            want = "a positive int" if low == 1 else f"an int >= {low}"
+        raise ValueError(f"{name} must be {want}, got {value!r}")
     return int(value)
 
 

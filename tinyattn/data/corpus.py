@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tinyattn._validate import check_options
+from tinyattn._validate import check_options, check_size
 from tinyattn.data.text import KINDS, tokenize
 
 _BOM = b"\xef\xbb\xbf"
@@ -185,9 +185,8 @@ def filter_pairs(pairs, *, max_len: int | None = None, prefixes=None, src_kind: 
     list of Pair
         The kept pairs, in their original order.
     """
-    if max_len is not None and (isinstance(max_len, bool) or not isinstance(
-            max_len, (int, np.integer)) or max_len < 1):
-        raise ValueError(f"max_len must be None or a positive int, got {max_len!r}")
+    if max_len is not None:
+        check_size(max_len, "max_len")
     check_options("src_kind", src_kind, KINDS)
     check_options("tgt_kind", tgt_kind, KINDS)
     if prefixes is not None:
@@ -251,8 +250,7 @@ def split_pairs(items, *, valid: float = 0.1, test: float = 0.1,
     if valid + test >= 1:
         raise ValueError(f"valid + test must be < 1 so that some items are left to train, "
                          f"got {valid} + {test} = {valid + test}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    check_size(seed, "seed", low=0)
     if not items:
         raise ValueError("items is empty: nothing to split")
     n = len(items)

@@ -30,7 +30,7 @@ from functools import cache
 
 import numpy as np
 
-from tinyattn._validate import check_options, check_rng
+from tinyattn._validate import check_options, check_rng, check_size
 
 MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
           "September", "October", "November", "December")
@@ -116,8 +116,7 @@ def ordinal(n: int) -> str:
 
 def expand_year(yy: int) -> int:
     """The year a two-digit year stands for: 50–99 -> 1950–1999, 00–49 -> 2000–2049."""
-    if isinstance(yy, bool) or not isinstance(yy, (int, np.integer)) or not 0 <= yy <= 99:
-        raise ValueError(f"yy must be an int in 0..99, got {yy!r}")
+    check_size(yy, "yy", low=0, high=99)
     return int(yy) + (1900 if yy >= 50 else 2000)
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tinyattn._validate import check_options
+from tinyattn._validate import check_options, check_size
 from tinyattn.checkpoint import write_text_atomic
 from tinyattn.data.corpus import DataError, _read_lines
 from tinyattn.data.dates import DateSample, sample_date
@@ -65,12 +65,6 @@ class Example:
         if len(self.gold) != len(self.tgt):
             raise ValueError(f"gold must have one entry per target token ({len(self.tgt)}), "
                              f"got {len(self.gold)}")
-
-
-def _check_int(value, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-    return int(value)
 
 
 def _letters_example(task: str, rng: np.random.Generator, min_len: int, max_len: int) -> Example:
@@ -145,10 +139,10 @@ def make_task(name: str, n: int, *, seed: int, min_len: int = MIN_LEN,
     day.month.year.
     """
     check_options("name", name, TASKS)
-    n = _check_int(n, "n", 0)
-    seed = _check_int(seed, "seed", 0)
-    min_len = _check_int(min_len, "min_len", 1)
-    max_len = _check_int(max_len, "max_len", min_len)
+    n = check_size(n, "n", low=0)
+    seed = check_size(seed, "seed", low=0)
+    min_len = check_size(min_len, "min_len", low=1)
+    max_len = check_size(max_len, "max_len", low=min_len)
     stream = _stream(name, np.random.default_rng(seed), min_len, max_len)
     return [next(stream) for _ in range(n)]
 
@@ -184,8 +178,8 @@ def make_splits(name: str, sizes=None, *, seed: int | None = None) -> dict[str, 
         sizes = SPLITS[name]
     if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__") or len(sizes) != 3:
         raise ValueError(f"sizes must be None or (train, valid, test), got {sizes!r}")
-    n_train, n_valid, n_test = (_check_int(s, f"sizes[{k}]", 0) for k, s in enumerate(sizes))
-    seed = DEFAULT_SEEDS[name] if seed is None else _check_int(seed, "seed", 0)
+    n_train, n_valid, n_test = (check_size(s, f"sizes[{k}]", low=0) for k, s in enumerate(sizes))
+    seed = DEFAULT_SEEDS[name] if seed is None else check_size(seed, "seed", low=0)
     stream = _stream(name, np.random.default_rng(seed), MIN_LEN, MAX_LEN)
     out = {"train": [next(stream) for _ in range(n_train)]}
     seen = {ex.src for ex in out["train"]}

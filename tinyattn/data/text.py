@@ -15,7 +15,7 @@ from collections import Counter
 
 import numpy as np
 
-from tinyattn._validate import check_options
+from tinyattn._validate import check_options, check_size, is_int
 from tinyattn.checkpoint import write_text_atomic
 
 KINDS = ("char", "word", "zh")
@@ -34,10 +34,6 @@ _LATIN = "0-9A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\uff10-\uff19\uff21-\u
 _ZH_RE = re.compile(rf"[{_LATIN}]+|\S")
 _LATIN_CHAR = re.compile(rf"[{_LATIN}]")
 _CLOSERS = {".", ",", "!", "?", ";", ":", ")", "...", "…"}
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 def _check_tokens(tokens, name: str = "tokens") -> list[str]:
@@ -201,9 +197,8 @@ class Vocab:
             token text, so the same data always gives the same ids.
             Special tokens found in the data are not counted twice.
         """
-        if not _is_int(min_freq) or min_freq < 1:
-            raise ValueError(f"min_freq must be a positive int, got {min_freq!r}")
-        if max_size is not None and (not _is_int(max_size) or max_size < 4):
+        check_size(min_freq, "min_freq")
+        if max_size is not None and (not is_int(max_size) or max_size < 4):
             raise ValueError(f"max_size must be None or an int >= 4 (it counts the "
                              f"4 special tokens), got {max_size!r}")
         counts = Counter()
@@ -268,7 +263,7 @@ class Vocab:
             ids = ids.tolist()
         out, n = [], len(self._tokens)
         for k, i in enumerate(ids):
-            if not _is_int(i):
+            if not is_int(i):
                 raise TypeError(f"ids[{k}] must be an int, got {type(i).__name__}")
             if not 0 <= i < n:
                 raise ValueError(f"ids[{k}] must be in 0..{n - 1} (the vocabulary size is "
