@@ -276,3 +276,11 @@ def test_committed_data_files_are_what_the_command_makes(generated):
         pytest.skip("data/ files not generated yet (python -m tinyattn.data)")
     for f in files:
         assert filecmp.cmp(data / f, generated / f, shallow=False), f"data/{f} is stale"
+
+
+@pytest.mark.parametrize("yy", [-1, 100, 5.0, True])
+def test_expand_year_rejects_anything_but_an_int_in_0_to_99(yy):
+    from tinyattn.data.dates import expand_year
+    with pytest.raises(ValueError, match=r"yy must be an int in 0\.\.99, got"):
+        expand_year(yy)
+    assert (expand_year(49), expand_year(50)) == (2049, 1950)
