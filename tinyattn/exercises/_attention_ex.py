@@ -98,14 +98,12 @@ MASKED_SOFTMAX = Exercise(
         Bug("α missing inside the sum",
             "the sum is Σ_k α_k dα_k, weighted by α",
             _softmax_variant("sum_no_alpha")),
+    ] + [
         Bug("summed over the wrong axis",
             "the softmax normalises over the last axis (source positions S): sum with "
             "axis=-1 (the cache's axis), keepdims=True",
-            _softmax_variant(1)),
-        Bug("summed over the wrong axis",
-            "the softmax normalises over the last axis (source positions S): sum with "
-            "axis=-1 (the cache's axis), keepdims=True",
-            _softmax_variant(0)),
+            _softmax_variant(axis))
+        for axis in (1, 0)  # over the target steps T, or over the batch
     ],
     ctx={"mask": MASK},
 )
@@ -144,10 +142,10 @@ ADDITIVE = Exercise(
 
 
 def _first_example_only(dscores, cache):
+    queries, enc_hs, _, _ = cache
     dq, denc, _ = luong_general_score_backward(dscores, cache)
-    _, enc_hs, _, keys = cache
-    dkeys0 = dscores[0].T @ cache[0][0]  # (S, T) @ (T, Hq)
-    return dq, denc, dkeys0.T @ enc_hs[0]
+    dkeys0 = dscores[0].T @ queries[0]  # (S, T) @ (T, Hq): example 0's dkeys
+    return dq, denc, dkeys0.T @ enc_hs[0]  # (Hq, S) @ (S, Hk)
 
 
 LUONG_GENERAL = Exercise(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
+from itertools import permutations
 
 from tinyattn.exercises._diagnose import Bug
 from tinyattn.exercises._recurrent_bugs import gru_variant, lstm_variant, rnn_variant
@@ -59,29 +60,27 @@ class Exercise:
         return ["d" + a for a in self.shapes]
 
 
-def _act_bugs(variant, **kw) -> list[Bug]:
+def _act_bugs(variant) -> list[Bug]:
     """The activation-derivative mistakes of a recurrent cell."""
     return [
         Bug("activation derivative taken of the output as if it were the input",
             "the cache holds outputs (h = tanh(a), s = σ(a)); their derivatives are "
             "1 − h² and s(1 − s) from those outputs. Applying tanh/σ to them again "
             "(1 − tanh(h)², σ(s)(1 − σ(s))) is the derivative at the wrong point",
-            partial(variant, act="twice", **kw)),
+            partial(variant, act="twice")),
         Bug("activation derivative left out",
             "after a tanh or σ the gradient must be multiplied by its derivative "
             "(1 − y² or y(1 − y), y the output)",
-            partial(variant, act="none", **kw)),
+            partial(variant, act="none")),
     ]
 
 
-def _perm_bugs(variant, gates, **kw) -> list[Bug]:
-    from itertools import permutations
-
+def _perm_bugs(variant, gates) -> list[Bug]:
     k = len(gates)
     return [Bug(f"wrong gate order ({', '.join(gates[j] for j in order)})",
                 f"stack the gate gradients in the order ({', '.join(gates)}), the order of "
                 "the weight columns",
-                partial(variant, order=order, **kw))
+                partial(variant, order=order))
             for order in permutations(range(k)) if order != tuple(range(k))]
 
 
@@ -116,7 +115,6 @@ _GRU_DIRECT = ("dropped the direct path z ⊙ dh into dh_prev (dropped dh_next)"
 
 
 def _gru(name, reset_after):
-    variant = gru_variant
     form = ("reset_after=True (PyTorch/cuDNN): n = tanh(x_t W_xn + b_xn + r ⊙ (h_prev W_hn "
             "+ b_hn))" if reset_after else
             "reset_after=False (Cho et al. 2014): n = tanh(x_t W_xn + b_xn + (r ⊙ h_prev) "
@@ -127,9 +125,9 @@ def _gru(name, reset_after):
         partial(gru_step_forward, reset_after=reset_after),
         dict(_GRU_SHAPES),
         f"EQUATIONS.md §1, gates r, z, n; {form}",
-        _act_bugs(variant)
-        + [Bug(*_GRU_DIRECT, partial(variant, direct=False))]
-        + _perm_bugs(variant, _GRU_GATES),
+        _act_bugs(gru_variant)
+        + [Bug(*_GRU_DIRECT, partial(gru_variant, direct=False))]
+        + _perm_bugs(gru_variant, _GRU_GATES),
         gates={"W_x": _GRU_GATES, "W_h": _GRU_GATES, "b_x": _GRU_GATES, "b_h": _GRU_GATES},
         n_state=1,
     )
