@@ -230,6 +230,13 @@ def test_tsv_round_trip(tmp_path):
     assert read_task_tsv(tmp_path / "dates.tsv")[0].gold[4] is None
 
 
+@pytest.mark.parametrize("gold", [(0, 4), (2, 2), (-1, 1), (0.0, 1), [0, 1], (0, 1, 2)])
+def test_example_refuses_a_gold_span_outside_the_source(gold):
+    with pytest.raises(ValueError, match=r"gold\[1\] must be None or a span \(start, end\) "
+                                         r"with 0 <= start < end <= 3"):
+        Example(("a", "b", "c"), ("x", "y"), ((0, 1), gold))
+
+
 def test_tsv_refuses_multi_character_tokens(tmp_path):
     with pytest.raises(ValueError, match=r"examples\[0\].src tokens must be single characters"):
         write_task_tsv(tmp_path / "x.tsv", [Example(("ab",), ("a",), (None,))])
@@ -238,7 +245,8 @@ def test_tsv_refuses_multi_character_tokens(tmp_path):
 @pytest.mark.parametrize("line, message", [
     ("abc\tabc", "line 2: expected 3 tab-separated columns, got 2"),
     ("abc\tabc\t0:1 1:2", "line 2: expected 3 gold spans"),
-    ("abc\tabc\t0:1 1:2 2:4", "line 2: gold span '2:4' is not 'start:end'"),
+    ("abc\tabc\t0:1 1:2 2:4", "line 2: gold[2] must be None or a span (start, end) with "
+                              "0 <= start < end <= 3 (the source length), got (2, 4)"),
     ("abc\tabc\t0:1 x 2:3", "line 2: gold span 'x'"),
 ])
 def test_tsv_read_errors_name_file_and_line(tmp_path, line, message):

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tinyattn._validate import check_options, check_size
+from tinyattn._validate import check_options, check_size, is_int
 from tinyattn.checkpoint import write_text_atomic
 from tinyattn.data.corpus import DataError, _read_lines
 from tinyattn.data.dates import DateSample, sample_date
@@ -65,6 +65,13 @@ class Example:
         if len(self.gold) != len(self.tgt):
             raise ValueError(f"gold must have one entry per target token ({len(self.tgt)}), "
                              f"got {len(self.gold)}")
+        n = len(self.src)
+        for k, span in enumerate(self.gold):
+            if span is not None and not (isinstance(span, tuple) and len(span) == 2
+                                         and all(map(is_int, span))
+                                         and 0 <= span[0] < span[1] <= n):
+                raise ValueError(f"gold[{k}] must be None or a span (start, end) with "
+                                 f"0 <= start < end <= {n} (the source length), got {span!r}")
 
 
 def _letters_example(task: str, rng: np.random.Generator, min_len: int, max_len: int) -> Example:
@@ -220,7 +227,7 @@ def write_task_tsv(path, examples) -> None:
     write_text_atomic(path, "".join(lines))
 
 
-def _parse_gold(text: str, n_src: int, n_tgt: int) -> tuple:
+def _parse_gold(text: str, n_tgt: int) -> tuple:
     items = text.split(" ") if text else []
     if len(items) != n_tgt:
         raise ValueError(f"expected {n_tgt} gold spans (one per target character), "
@@ -231,10 +238,8 @@ def _parse_gold(text: str, n_src: int, n_tgt: int) -> tuple:
             gold.append(None)
             continue
         start, sep, end = item.partition(":")
-        if not (sep and start.isdigit() and end.isdigit()
-                and int(start) < int(end) <= n_src):
-            raise ValueError(f"gold span {item!r} is not 'start:end' with "
-                             f"0 <= start < end <= {n_src} (the source length)")
+        if not (sep and start.isdigit() and end.isdigit()):  # Example checks the range
+            raise ValueError(f"gold span {item!r} is not 'start:end' (two ints) or '-'")
         gold.append((int(start), int(end)))
     return tuple(gold)
 
@@ -257,8 +262,8 @@ def read_task_tsv(path) -> list[Example]:
         try:
             if len(cols) != 3:
                 raise ValueError(f"expected 3 tab-separated columns, got {len(cols)}")
-            gold = _parse_gold(cols[2], len(cols[0]), len(cols[1]))
+            gold = _parse_gold(cols[2], len(cols[1]))
+            examples.append(Example(tuple(cols[0]), tuple(cols[1]), gold))
         except ValueError as e:
             raise DataError(f"{name} line {number}: {e}") from None
-        examples.append(Example(tuple(cols[0]), tuple(cols[1]), gold))
     return examples
