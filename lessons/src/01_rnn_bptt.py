@@ -1,0 +1,580 @@
+# Source of lessons/01_rnn_bptt.ipynb (learner) and lessons/solutions/01_rnn_bptt.ipynb
+# (instructor): edit here, then run `.venv/bin/python lessons/build.py 01` (see lessons/build.py).
+
+# %% [markdown]
+# # Lesson 01 — The vanilla RNN and backpropagation through time
+#
+# **Goal.** Every encoder and decoder in tinyattn is a recurrent network: it reads a sequence one
+# step at a time and carries a hidden state (隐藏状态) from step to step. In this lesson you will
+#
+# 1. write the vanilla RNN's one equation and run it over a short sequence, step by step and with
+#    the library's `RNN` layer, and check that both agree;
+# 2. write **backpropagation through time** (BPTT, 随时间反向传播) by hand: a loop backwards over
+#    the steps that carries the gradient of the state from each step to the one before, and
+#    check it against the library's `RNN.backward`;
+# 3. gradient-check the layer;
+# 4. **measure** vanishing and exploding gradients (梯度消失 / 梯度爆炸) and see where they come
+#    from: a product of one Jacobian per step;
+# 5. clip the gradient norm (梯度裁剪) with `tinyattn.clip_grad_norm` and see what it fixes and
+#    what it cannot;
+# 6. write BPTT for a whole sequence yourself (the exercise).
+#
+# **Sources.** `EQUATIONS.md` §1. Document 003 (`seeds/003_…`, "从 Seq2seq 到 Attention 模型到
+# Self Attention（一）"), its section "RNN/LSTM", describes the RNN in words (its formula
+# images are lost): the hidden state $h_t$ is a memory unit computed from the previous hidden
+# state and the current input; the output $o_t$ depends only on $h_t$; and the gradient problem
+# of section 5 (its figure 4). The papers: J. L. Elman, *Finding structure in time*, Cognitive
+# Science 14 (1990) (the "simple recurrent network" written below); P. J. Werbos,
+# *Backpropagation through time: what it does and how to do it*, Proc. IEEE 78 (1990);
+# Y. Bengio, P. Simard, P. Frasconi, *Learning long-term dependencies with gradient descent is
+# difficult*, IEEE Trans. Neural Networks 5 (1994); R. Pascanu, T. Mikolov, Y. Bengio, *On the
+# difficulty of training recurrent neural networks*, ICML 2013 (arXiv:1211.5063), for the
+# Jacobian product and gradient clipping. The encoder–decoder papers document 003 cites
+# (Cho et al. 2014, arXiv:1406.1078; Sutskever et al. 2014, arXiv:1409.3215) use such a
+# recurrence as the function $f$ of $h_j = f(x_j, h_{j-1})$ (`EQUATIONS.md` §2).
+#
+# The notebook runs in a few seconds.
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+
+import tinyattn as ta
+from tinyattn.gradcheck import TOL_LAYER, check_module
+from tinyattn.rnn import rnn_step_backward, rnn_step_forward
+
+np.set_printoptions(precision=3, suppress=True)
+
+# %% [markdown]
+# ## 1. The equation
+#
+# One step of the vanilla (Elman) RNN, in the row-vector form tinyattn uses (one example per row):
+#
+# $$h_t = \tanh\left(x_t W_{xh} + h_{t-1} W_{hh} + b_h\right), \qquad t = 1, \dots, T,$$
+#
+# starting from an initial state $h_0$ (zeros unless given). A model that predicts something at
+# every step adds an output layer, $o_t = \text{softmax}(h_t W_{hy} + b_y)$: in tinyattn that is
+# a separate `Linear` layer, not part of `RNN`. The RNN itself only maps a sequence of inputs to
+# a sequence of states.
+#
+# | maths | meaning | in the code | shape |
+# |---|---|---|---|
+# | $x_t$ | input at step $t$ | `x[:, t]` | (B, D) |
+# | $h_{t-1}$ | state before step $t$ ($h_0$: initial state) | `h_prev`, `h0` | (B, H) |
+# | $W_{xh}$ | input weights | `rnn.params["W_xh"]` | (D, H) |
+# | $W_{hh}$ | recurrent weights, the same at every step | `rnn.params["W_hh"]` | (H, H) |
+# | $b_h$ | bias | `rnn.params["b_h"]` | (H,) |
+# | $h_t$ | state after step $t$ | `h` | (B, H) |
+# | $h_1 \dots h_T$ | all states | `hs` | (B, T, H) |
+#
+# **Row vectors.** `EQUATIONS.md` and the papers write $W_{xh} x_t + W_{hh} h_{t-1}$ with column
+# vectors; tinyattn writes `x_t @ W_xh + h_prev @ W_hh` with `W_xh` of shape (D, H). It is the same
+# maths, transposed.
+#
+# **What document 003 says.** "We can regard the hidden state $h_t$ as a memory unit" (记忆单元):
+# it is computed from the previous step's hidden state and the current input, so it can capture
+# what happened at all earlier steps, while the output $o_t$ depends only on $h_t$. It adds that,
+# "just like a human brain, once the memory needed is too large, it becomes forgetful" (健忘):
+# section 5 measures why.
+
+# %% [markdown]
+# ## 2. A sequence, step by step and with the layer
+#
+# A batch of B = 2 sequences of T = 4 steps, D = 3 inputs, H = 5 hidden units: small and all
+# different, so a transposed matrix cannot hide. We build the library's layer (float64 by default)
+# and run the step function `rnn_step_forward` over the steps ourselves with the layer's weights.
+
+# %%
+B, T, D, H = 2, 4, 3, 5
+rng = np.random.default_rng(0)
+rnn = ta.RNN(D, H, rng=rng)
+W_xh, W_hh, b_h = (rnn.params[k] for k in ("W_xh", "W_hh", "b_h"))
+assert W_xh.shape == (D, H) and W_hh.shape == (H, H) and b_h.shape == (H,)
+
+x = rng.standard_normal((B, T, D))
+h0 = rng.standard_normal((B, H))
+
+
+def rnn_forward_steps(x, h0, W_xh, W_hh, b_h):
+    """Run rnn_step_forward over x (B, T, D): the states hs (B, T, H) and one cache per step."""
+    h, hs, caches = h0, [], []
+    for t in range(x.shape[1]):
+        h, cache = rnn_step_forward(x[:, t], h, W_xh, W_hh, b_h)  # (B, H)
+        hs.append(h)
+        caches.append(cache)
+    return np.stack(hs, axis=1), caches  # T arrays (B, H) -> (B, T, H)
+
+
+# the first step written out, then all steps with the step function
+h1 = np.tanh(x[:, 0] @ W_xh + h0 @ W_hh + b_h)  # (B, D) @ (D, H) + (B, H) @ (H, H) + (H,)
+hs_steps, caches = rnn_forward_steps(x, h0, W_xh, W_hh, b_h)
+assert h1.shape == (B, H) and hs_steps.shape == (B, T, H)
+assert np.allclose(h1, hs_steps[:, 0])
+
+# the layer: all states and the final one
+hs, h_T = rnn(x, h0)
+assert hs.shape == (B, T, H) and h_T.shape == (B, H)
+assert np.allclose(hs, hs_steps) and np.allclose(h_T, hs[:, -1])
+print("states of example 0, one row per step t = 1..4:\n", hs[0])
+
+# %% [markdown]
+# The layer does the same arithmetic in a faster order (`DESIGN.md` §4): the input projections
+# $x_t W_{xh} + b_h$ of all steps in one matrix product before the loop, so only
+# $h_{t-1} W_{hh}$ is left inside it. The recurrence itself cannot be vectorised over $t$:
+# $h_t$ needs $h_{t-1}$.
+
+# %% [markdown]
+# ## 3. Backpropagation through time, by hand
+#
+# A loss $L$ reads the states: each $h_t$ gets a **direct** upstream gradient $\delta_t$ from
+# whatever uses it (an output layer, an attention module), `dhs[:, t]` in the code, and the final
+# state may get one more, `dh_T`. But $h_t$ also feeds step $t+1$, so the **total** gradient
+# reaching $h_t$ has two parts:
+#
+# $$\frac{\partial L}{\partial h_t} = \delta_t + \underbrace{\frac{\partial L}{\partial a_{t+1}}
+# W_{hh}^\top}_{\text{from step } t+1}, \qquad
+# \frac{\partial L}{\partial a_t} = \frac{\partial L}{\partial h_t} \odot (1 - h_t^2),$$
+#
+# with $a_t = x_t W_{xh} + h_{t-1} W_{hh} + b_h$ the pre-activation ($\tanh' = 1 - \tanh^2$, taken
+# from the stored output $h_t$). So we walk the steps **backwards**, $t = T, \dots, 1$, carrying
+# `dh_next` from each step to the one before; at $t = T$ it is `dh_T`. And since the same weights
+# are used at every step, their gradients are **sums over the steps**:
+#
+# $$\frac{\partial L}{\partial W_{xh}} = \sum_t x_t^\top \frac{\partial L}{\partial a_t}, \qquad
+# \frac{\partial L}{\partial W_{hh}} = \sum_t h_{t-1}^\top \frac{\partial L}{\partial a_t}, \qquad
+# \frac{\partial L}{\partial b_h} = \sum_t \sum_{\text{batch}} \frac{\partial L}{\partial a_t}.$$
+#
+# One step's part of this is exactly `rnn_step_backward`, the function you wrote in lesson 00:
+# given $\partial L / \partial h_t$ it returns `dx_t, dh_prev, dW_xh, dW_hh, db_h`. BPTT is that
+# function called once per step, in reverse:
+
+# %%
+def bptt_steps(caches, dhs, dh_T):
+    """BPTT with rnn_step_backward. Returns dx (B, T, D), dh0 (B, H), the weight gradients
+    (a dict) and dh_all (B, T, H), the total gradient dL/dh_t that reached each state."""
+    steps = len(caches)
+    grads = {"W_xh": 0.0, "W_hh": 0.0, "b_h": 0.0}
+    dxs, dh_all = [None] * steps, [None] * steps
+    dh_next = dh_T  # what reaches h_T from after the sequence
+    for t in reversed(range(steps)):
+        dh = dhs[:, t] + dh_next  # h_t feeds the output at t and the step t+1
+        dh_all[t] = dh
+        dxs[t], dh_next, dW_xh, dW_hh, db_h = rnn_step_backward(dh, caches[t])
+        grads["W_xh"] += dW_xh  # the same weights at every step: their gradients add up
+        grads["W_hh"] += dW_hh
+        grads["b_h"] += db_h
+    return np.stack(dxs, axis=1), dh_next, grads, np.stack(dh_all, axis=1)
+
+
+dhs = rng.standard_normal((B, T, H))  # upstream gradients of every state
+dh_T = rng.standard_normal((B, H))  # and one more for the final state
+dx_hand, dh0_hand, grads_hand, dh_all = bptt_steps(caches, dhs, dh_T)
+assert dx_hand.shape == (B, T, D) and dh0_hand.shape == (B, H) and dh_all.shape == (B, T, H)
+
+# the library; backward mirrors forward: hs, h_T = rnn(x, h0) <-> dx, dh0 = rnn.backward(dhs, dh_T)
+rnn.zero_grad()
+rnn(x, h0)  # a fresh forward: backward consumes the cache
+dx, dh0 = rnn.backward(dhs, dh_T)
+assert np.allclose(dx, dx_hand) and np.allclose(dh0, dh0_hand)
+for name in ("W_xh", "W_hh", "b_h"):
+    assert rnn.grads[name].shape == rnn.params[name].shape
+    assert np.allclose(rnn.grads[name], grads_hand[name])
+print("dh0 (by hand):\n", dh0_hand)
+print("|dL/dh_t| per step, example 0:", np.linalg.norm(dh_all[0], axis=1))
+
+# %% [markdown]
+# Two things to notice:
+#
+# - `dh_next` is what makes this *through time*: drop it and each step only sees its own
+#   $\delta_t$, as if the states did not depend on each other (section 7 shows what the checker
+#   says about that bug).
+# - The library's backward gets the same numbers with one difference of order
+#   (`DESIGN.md` §4): inside the loop it only computes $\partial L/\partial a_t$ and
+#   `dh_next`; the weight gradients come after the loop, as one matrix product over all steps,
+#   e.g. $\partial L/\partial W_{hh} = H_{\text{prev}}^\top\, dA$ with all $h_{t-1}$ stacked
+#   into a (T·B, H) matrix. A sum of T products equals one product of the stacked matrices.
+
+# %% [markdown]
+# ## 4. Gradient check
+#
+# `check_module` perturbs every entry of the input `x`, the initial state `h0` and the three
+# parameters, and compares centered differences with the layer's backward (lesson 00).
+# **What to expect:** relative errors around $10^{-10}$ to $10^{-8}$ for a correct backward, far
+# below the tolerance of a sequence layer, $10^{-6}$ (`TOL_LAYER`); a wrong one is off by about the
+# size of the gradient, an error near $10^{-1}$ to $1$.
+
+# %%
+result = check_module(rnn, x, h0)
+print(result)
+assert result.passed and result.max_error < TOL_LAYER
+
+# %% [markdown]
+# ## 5. Vanishing and exploding gradients, measured
+#
+# Take a loss that reads **only the last state**, $L = h_T \cdot u$ for a fixed unit vector $u$
+# (so $\partial L/\partial h_T = u$ has norm 1, and $\delta_t = 0$ for $t < T$). Then every
+# earlier state gets its gradient only through the chain of steps. One step back is
+#
+# $$\frac{\partial L}{\partial h_{t-1}} = \frac{\partial L}{\partial h_t}\,
+# \underbrace{\text{diag}(1 - h_t^2)\, W_{hh}^\top}_{J_t}$$
+#
+# (row vectors: the gradient is multiplied on the right; `EQUATIONS.md` §1 writes the same
+# Jacobian transposed, for column vectors), so going back $k$ steps multiplies by $k$ Jacobians:
+#
+# $$\frac{\partial L}{\partial h_{T-k}} = u\, J_T\, J_{T-1} \cdots J_{T-k+1}.$$
+#
+# Each factor has two parts: the recurrent weights $W_{hh}^\top$, the same at every step, and
+# $\text{diag}(1 - h_t^2)$, the tanh's slope, between 0 and 1 (1 only where $h_t = 0$). So
+# $\|J_t\| \le \sigma_{\max}(W_{hh})$, the largest singular value: if it is below 1, the gradient
+# shrinks at least geometrically with $k$ (it **vanishes**); if it is above 1, the gradient can
+# grow geometrically (it **explodes**), unless the tanh's slope, small where the state saturates
+# near ±1, holds it back (Bengio et al. 1994; Pascanu et al. 2013, §2).
+#
+# **Document 003's figure 4.** The second source document says, in its "RNN/LSTM" section: when
+# an RNN propagates the training error backwards, it multiplies by the parameters at every step;
+# if the product is large the gradient explodes, if it is small the gradient vanishes, and the
+# model trains badly — "如图 4" (as figure 4 shows). The image is lost, so we cannot say what it
+# looked like; here we *measure* what that sentence says.
+#
+# **The experiment.** One sequence (B = 1) of T = 50 steps, D = 8, H = 32, inputs drawn from a
+# standard normal. The input weights and the bias keep the library's initialisation; the
+# recurrent weights are $W_{hh} = \rho\, Q$ with $Q$ a random orthogonal matrix, so that **every**
+# singular value of $W_{hh}$ is exactly $\rho$ (and so is its spectral radius). Then a step scales
+# the gradient's norm by exactly
+#
+# $$\frac{\|\partial L/\partial h_{t-1}\|}{\|\partial L/\partial h_t\|} =
+# \rho \cdot \frac{\|\partial L/\partial h_t \odot (1 - h_t^2)\|}{\|\partial L/\partial h_t\|},$$
+#
+# $\rho$ times an average of the tanh's slopes, a number between 0 and 1. We try
+# $\rho$ = 0.5, 1, 1.5 and 3, and record $\|\partial L/\partial h_t\|$ at every step with
+# `bptt_steps` from section 3.
+
+# %%
+Bx, Tx, Dx, Hx = 1, 50, 8, 32
+rng_x = np.random.default_rng(1)
+exp_rnn = ta.RNN(Dx, Hx, rng=rng_x)
+x_long = rng_x.standard_normal((Bx, Tx, Dx))
+Q, _ = np.linalg.qr(rng_x.standard_normal((Hx, Hx)))  # a random orthogonal matrix
+assert np.allclose(Q.T @ Q, np.eye(Hx))
+u = rng_x.standard_normal((Bx, Hx))
+u /= np.linalg.norm(u)  # dL/dh_T, norm 1
+no_dhs = np.zeros((Bx, Tx, Hx))  # the loss reads h_T only
+h0_long = np.zeros((Bx, Hx))
+
+
+def gradient_norms(rho):
+    """|dL/dh_t| for t = 0..T with W_hh = rho Q, and what the run needs for later checks."""
+    exp_rnn.params["W_hh"][...] = rho * Q  # in place: the layer sees the new weights
+    p = exp_rnn.params
+    hs_r, caches_r = rnn_forward_steps(x_long, h0_long, p["W_xh"], p["W_hh"], p["b_h"])
+    _, dh0_r, _, dh_all_r = bptt_steps(caches_r, no_dhs, u)
+    # norms at t = 0 (the initial state) .. T; dh_all_r[:, t-1] is dL/dh_t
+    norms = np.r_[np.linalg.norm(dh0_r), np.linalg.norm(dh_all_r[0], axis=1)]
+    return norms, hs_r, dh0_r, dh_all_r
+
+
+rhos = (0.5, 1.0, 1.5, 3.0)
+runs = {rho: gradient_norms(rho) for rho in rhos}
+
+print(f"{'rho':>4} {'|dL/dh_50|':>10} {'|dL/dh_25|':>11} {'|dL/dh_0|':>10} "
+      f"{'factor per step':>16} {'factor / rho':>13} {'mean slope 1-h^2':>17}")
+for rho, (norms, hs_r, _, _) in runs.items():
+    factor = (norms[0] / norms[-1]) ** (1 / Tx)  # geometric mean over the 50 steps
+    print(f"{rho:4} {norms[-1]:10.1e} {norms[25]:11.1e} {norms[0]:10.1e} {factor:16.3f} "
+          f"{factor / rho:13.3f} {np.mean(1 - hs_r ** 2):17.3f}")
+
+# %% [markdown]
+# Three checks that the numbers mean what the equations say. (1) The library's layer, run on the
+# same weights, returns the same $\partial L/\partial h_0$. (2) Multiplying the Jacobians
+# $J_t = \text{diag}(1 - h_t^2)\, W_{hh}^\top$ explicitly gives the same gradient 10 steps back.
+# The product also shows the bound at work: ten Jacobians can stretch no direction by more than
+# their largest singular value, printed below; it is under $\rho^{10} = 1$ because of the slopes.
+# (3) With $W_{hh} = \rho Q$ each step scales the norm by exactly $\rho$ times the averaged slope.
+
+# %%
+rho = 1.0
+norms, hs_r, dh0_r, dh_all_r = runs[rho]
+exp_rnn.params["W_hh"][...] = rho * Q
+
+# (1) the library's backward
+exp_rnn.zero_grad()
+exp_rnn(x_long, h0_long)
+_, dh0_lib = exp_rnn.backward(no_dhs, u)
+assert np.allclose(dh0_lib, dh0_r)
+
+# (2) the product of 10 Jacobians J_T J_{T-1} ... J_{T-9}, each (H, H)
+P = np.eye(Hx)
+for t in range(Tx, Tx - 10, -1):  # t = 50, 49, ..., 41; hs_r[0, t-1] is h_t
+    J_t = np.diag(1 - hs_r[0, t - 1] ** 2) @ exp_rnn.params["W_hh"].T
+    P = P @ J_t
+assert np.allclose(u @ P, dh_all_r[:, Tx - 11])  # dL/dh_40
+print(f"|u J_50 ... J_41| = {np.linalg.norm(u @ P):.3f}; largest singular value of the "
+      f"product: {np.linalg.norm(P, 2):.3f} (rho**10 = {rho ** 10:g})")
+
+# (3) one step's factor: rho times the slope-weighted norm
+g_t = dh_all_r[0, Tx - 1]  # dL/dh_50 = u
+g_prev = dh_all_r[0, Tx - 2]  # dL/dh_49
+slope = 1 - hs_r[0, Tx - 1] ** 2
+assert np.isclose(np.linalg.norm(g_prev), rho * np.linalg.norm(g_t * slope))
+print(f"one step back: |dL/dh_49| / |dL/dh_50| = {np.linalg.norm(g_prev):.3f}")
+
+# %%
+fig, ax = plt.subplots(figsize=(7, 4.2))
+for rho, (norms, *_) in runs.items():
+    ax.semilogy(np.arange(Tx + 1), norms, "o-", ms=2.5, lw=1.2, label=f"ρ = {rho:g}")
+ax.set_xlabel("step t (the loss reads only h_50)")
+ax.set_ylabel("‖∂L/∂h_t‖  (log scale)")
+ax.set_title("Gradient reaching each state of a vanilla RNN, W_hh = ρ·Q (Q orthogonal)")
+ax.axhline(1.0, color="gray", lw=0.8, ls=":")
+ax.legend(title="every singular value of W_hh", loc="lower right")
+ax.grid(True, which="major", alpha=0.3)
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# Read the figure from right to left, the direction the gradient travels:
+#
+# - **ρ = 0.5: vanishing.** Each step at most halves the gradient (0.45 on average); after 50
+#   steps it is $5 \times 10^{-18}$: the loss at step 50 cannot teach the network anything about
+#   what it read at the start. The curve is a straight line on the log scale: geometric decay.
+# - **ρ = 1: still vanishing**, only slower: $8.8 \times 10^{-5}$ at $t = 0$. $W_{hh}$ alone
+#   would keep the norm, but every step also multiplies by the tanh's slope $1 - h_t^2 < 1$
+#   (0.81 on average here, and the factor per step is 0.83).
+# - **ρ = 1.5: roughly level** (0.69 at $t = 0$): the weights grow the gradient by 1.5 per
+#   step, the slopes shrink it by about as much.
+# - **ρ = 3: exploding**: $1.2 \times 10^{7}$ at $t = 0$, a factor of 1.39 per step. The states
+#   saturate more (mean slope 0.32), yet three times the slope is still above 1 where it
+#   matters: the column "factor / ρ" is the slope *weighted by the gradient*, 0.46, larger than
+#   the plain mean, because the gradient's largest components sit on the units that are not
+#   saturated.
+#
+# Only a narrow band of scales keeps the gradient's size anywhere near constant, and even there
+# the factor is not under control: it depends on the data through $h_t$. That is why document
+# 003 continues with the LSTM and GRU, whose gates give the gradient a path that does not pass
+# through $W_{hh}^\top$ at every step (lesson 02).
+
+# %% [markdown]
+# ## 6. Gradient clipping
+#
+# Exploding gradients have a blunt but effective fix: before each update, measure the **global**
+# norm of all parameter gradients together,
+# $\|g\| = \sqrt{\sum_p \|\partial L / \partial p\|^2}$, and if it exceeds a threshold `max_norm`,
+# multiply *every* gradient by `max_norm / ‖g‖` (Pascanu et al. 2013, §3.2). One factor for all
+# keeps the gradient's direction and bounds the size of the step. `tinyattn.clip_grad_norm(model,
+# max_norm)` does it in place and returns the norm measured *before* clipping; `Trainer(clip=...)`
+# calls it on every batch (lesson 05 trains with `clip=5.0`).
+#
+# Here are the weight gradients of the same loss, $L = h_T \cdot u$, for $\rho = 3$ (exploding)
+# and $\rho = 0.5$ (vanishing), clipped with `max_norm = 5` (the value lesson 05 trains with).
+# Besides the norms, we keep each step's contribution to $\partial L/\partial W_{hh}$, the term
+# $h_{t-1}^\top\, \partial L/\partial a_t$ of the sum in section 3, to see what clipping does to
+# the *share* of each step.
+
+# %%
+def global_norm(module):
+    return np.sqrt(sum(np.sum(g * g) for _, _, g in module.named_parameters()))
+
+
+def step_terms(hs_r, dh_all_r):
+    """h_{t-1}^T dL/da_t for t = 1..T, (T, H, H): each step's term of dL/dW_hh (B = 1)."""
+    h_prev_r = np.concatenate([h0_long, hs_r[0, :-1]])  # (T, H): h_0 .. h_{T-1}
+    da_r = dh_all_r[0] * (1 - hs_r[0] ** 2)  # (T, H): dL/da_t
+    return np.einsum("ti,tj->tij", h_prev_r, da_r)  # one outer product per step
+
+
+clip_runs = {}
+for rho in (3.0, 0.5):
+    exp_rnn.params["W_hh"][...] = rho * Q
+    exp_rnn.zero_grad()
+    exp_rnn(x_long, h0_long)
+    exp_rnn.backward(no_dhs, u)
+    dW_before = exp_rnn.grads["W_hh"].copy()
+    _, hs_r, _, dh_all_r = runs[rho]  # section 5's run with this rho
+    terms = step_terms(hs_r, dh_all_r)
+    assert np.allclose(terms.sum(axis=0), dW_before)  # the terms add up to the layer's gradient
+
+    norm_before = ta.clip_grad_norm(exp_rnn, max_norm=5.0)
+    norm_after = global_norm(exp_rnn)
+    scale = np.linalg.norm(exp_rnn.grads["W_hh"]) / np.linalg.norm(dW_before)
+    assert np.isclose(norm_after, min(norm_before, 5.0))
+    assert np.allclose(exp_rnn.grads["W_hh"], scale * dW_before)  # same direction, one factor
+    before = np.linalg.norm(terms, axis=(1, 2))  # (T,)
+    after = before * scale
+    clip_runs[rho] = (before, after, scale)
+    print(f"rho = {rho}: global norm before {norm_before:.2e}, after {norm_after:.2e} "
+          f"(every gradient times {scale:.2e})")
+    print(f"           steps 1-10 vs steps 41-50 in dL/dW_hh: "
+          f"{before[:10].sum() / before[-10:].sum():.1e} before clipping, "
+          f"{after[:10].sum() / after[-10:].sum():.1e} after")
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+steps = np.arange(1, Tx + 1)
+for ax, rho in zip(axes, (3.0, 0.5)):
+    before, after, scale = clip_runs[rho]
+    # from t = 2: step 1's term is exactly 0, since h_0 = 0
+    ax.semilogy(steps[1:], before[1:], "o-", ms=2.5, lw=1.2, label="before clipping")
+    ax.semilogy(steps[1:], after[1:], "s--", ms=4, mfc="none", lw=1.2,
+                label="after clipping (max_norm = 5)")
+    ax.set_xlabel("step t")
+    ax.set_title(f"ρ = {rho:g} (exploding): clipped, every term × {scale:.1e}" if scale < 1
+                 else f"ρ = {rho:g} (vanishing): norm below 5, not clipped", fontsize=11)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(loc="lower right")
+axes[0].set_ylabel("norm of step t's term of ∂L/∂W_hh")
+fig.suptitle("Clipping scales every step's contribution by one factor")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# - **Exploding (ρ = 3):** the global norm is $1.7 \times 10^{7}$, and it comes almost entirely
+#   from the *earliest* steps (steps 1–10 weigh $1.2 \times 10^{5}$ times more than steps
+#   41–50). One SGD step with it would throw the weights far away. Clipping multiplies every
+#   gradient by the same factor, $3 \times 10^{-7}$: the update keeps its direction and gets a
+#   size of at most 5. In practice that keeps training stable through the steps where the
+#   gradient explodes (Pascanu et al. 2013, §3.2); it does not change which steps dominate.
+# - **Vanishing (ρ = 0.5):** the norm, 3.0, is already below `max_norm`, so clipping does
+#   nothing (factor 1: the two curves coincide). And whenever it does rescale, it rescales
+#   *every* step's contribution by the same factor: on the log scale the whole curve shifts down
+#   without changing its slope. The first ten steps' share of $\partial L/\partial W_{hh}$ stays
+#   $1.3 \times 10^{-14}$ of the last ten steps' share, before and after. Clipping only ever
+#   shrinks; it cannot make the far past matter again. Only a different path for the gradient
+#   can (the gates of lesson 02).
+
+# %% [markdown]
+# ## 7. Your turn: BPTT for a whole sequence
+#
+# `bptt_steps` called the library's `rnn_step_backward` at every step and added up five gradients
+# per step. Now write the whole backward pass of the layer yourself, the way `tinyattn/rnn.py`
+# organises it (`DESIGN.md` §4):
+#
+# - **no** call to `rnn_step_backward`: inside the loop, only $\partial L/\partial h_t$ (with the
+#   carried `dh_next`) and $\partial L/\partial a_t = \partial L/\partial h_t \odot (1 - h_t^2)$,
+#   stored for every step in an array `dA` of shape (B, T, H);
+# - **after** the loop, each weight gradient as one product over all steps and the whole batch
+#   (hint: `np.einsum("btd,bth->dh", x, dA)` is $\sum_{b,t} x_t^\top\, \partial L/\partial a_t$;
+#   for $W_{hh}$ you need the *previous* states $h_0, \dots, h_{T-1}$ side by side);
+# - return `dx (B, T, D), dh0 (B, H), dW_xh (D, H), dW_hh (H, H), db_h (H,)`.
+#
+# The function receives what the forward computed: `x`, `h0`, the states `hs (B, T, H)`
+# ($h_1 \dots h_T$) and the weights; and the upstream gradients `dhs (B, T, H)` and `dh_T (B, H)`.
+#
+# The self-check below runs the library's `RNN` forward and backward on a fresh random problem
+# and compares each of your five gradients with the layer's, printing ✓ or ✗. First, to see it
+# fail: the BPTT of section 3 with the bug section 3 warned about, `dh_next` dropped, so each step
+# sees only its own upstream gradient (a "truncated BPTT" of one step).
+
+# %%
+def check_bptt(fn, seed=1):
+    """Compare fn's BPTT with RNN.backward on a fresh random problem; print ✓/✗ per gradient."""
+    rng_c = np.random.default_rng(seed)
+    layer = ta.RNN(3, 5, rng=rng_c)  # D = 3, H = 5
+    x_c, h0_c = rng_c.standard_normal((2, 4, 3)), rng_c.standard_normal((2, 5))  # B = 2, T = 4
+    dhs_c, dh_T_c = rng_c.standard_normal((2, 4, 5)), rng_c.standard_normal((2, 5))
+    hs_c, _ = layer(x_c, h0_c)
+    want = dict(zip(("dx", "dh0"), layer.backward(dhs_c, dh_T_c)))
+    want.update({"d" + k: g for k, g in layer.grads.items()})  # dW_xh, dW_hh, db_h
+    args = [a.copy() for a in (dhs_c, dh_T_c, x_c, h0_c, hs_c, layer.params["W_xh"],
+                               layer.params["W_hh"])]
+    try:
+        got = fn(*args)
+    except NotImplementedError:
+        print("not implemented yet: fill in my_rnn_backward and run this cell again")
+        return "not implemented"
+    except Exception as err:  # the learner's code: report, do not crash the notebook
+        print(f"✗ your function raised {type(err).__name__}: {err}")
+        return "error"
+    if not isinstance(got, (tuple, list)) or len(got) != 5:
+        print("✗ return five gradients: dx, dh0, dW_xh, dW_hh, db_h")
+        return "error"
+    ok = True
+    for (name, w), g in zip(want.items(), got):
+        g = np.asarray(g)
+        if g.shape != w.shape:
+            print(f"  {name:6} ✗ shape {g.shape}, expected {w.shape}")
+            ok = False
+            continue
+        good = np.allclose(g, w, rtol=1e-7, atol=1e-10)
+        ok &= good
+        mark = "✓" if good else "✗"
+        print(f"  {name:6} {mark} max |yours − library| = {np.abs(g - w).max():.1e}")
+    print("passed: your BPTT matches RNN.backward" if ok else
+          "FAILED: compare the ✗ gradients with the equations of section 3")
+    return "passed" if ok else "failed"
+
+
+def bptt_dropped_dh_next(dhs, dh_T, x, h0, hs, W_xh, W_hh):
+    h_prevs = [h0] + [hs[:, t] for t in range(hs.shape[1] - 1)]
+    # the caches rnn_step_forward would have built: (x_t, h_prev, W_xh, W_hh, h)
+    step_caches = [(x[:, t], h_prevs[t], W_xh, W_hh, hs[:, t]) for t in range(hs.shape[1])]
+    grads = [0.0, 0.0, 0.0]
+    dxs = []
+    for t in reversed(range(hs.shape[1])):
+        upstream = dhs[:, t] + (dh_T if t == hs.shape[1] - 1 else 0.0)  # BUG: no dh_next
+        dx_t, dh_prev, *dW = rnn_step_backward(upstream, step_caches[t])
+        dxs.insert(0, dx_t)
+        grads = [acc + g for acc, g in zip(grads, dW)]
+    return (np.stack(dxs, axis=1), dh_prev, *grads)
+
+
+status = check_bptt(bptt_dropped_dh_next)
+assert status == "failed"
+
+# %% [markdown]
+# All five are wrong: `dx` and the weight gradients miss everything carried back from later
+# steps, and `dh0` gets only what step 1 hands back of its own upstream gradient $\delta_1$.
+# (The last step's `dx` is right, since nothing comes after it; the check reports the worst
+# entry.)
+#
+# Replace the `raise` line with your code, then run the cell after it.
+
+# %%
+def my_rnn_backward(dhs, dh_T, x, h0, hs, W_xh, W_hh):
+    """BPTT of h_t = tanh(x_t W_xh + h_{t-1} W_hh + b_h) over a whole sequence.
+
+    dhs (B, T, H), dh_T (B, H), x (B, T, D), h0 (B, H), hs (B, T, H): h_1 .. h_T.
+    Returns dx (B, T, D), dh0 (B, H), dW_xh (D, H), dW_hh (H, H), db_h (H,).
+    """
+    # BEGIN SOLUTION
+    n_steps = hs.shape[1]
+    dA = np.empty_like(hs)  # dL/da_t for every step, (B, T, H)
+    carried = dh_T.copy()  # dL/dh_T from after the sequence
+    for t in range(n_steps - 1, -1, -1):
+        total = carried + dhs[:, t]  # both uses of h_t: the output and the next step
+        dA[:, t] = total * (1.0 - hs[:, t] * hs[:, t])  # tanh' from the stored output
+        carried = dA[:, t] @ W_hh.T  # (B, H) @ (H, H): hand back to h_{t-1}
+    h_before = np.concatenate([h0[:, None, :], hs[:, :-1]], axis=1)  # (B, T, H): h_0..h_{T-1}
+    grad_x = dA @ W_xh.T  # (B, T, H) @ (H, D) -> (B, T, D)
+    grad_W_xh = np.einsum("btd,bth->dh", x, dA)  # Σ_b Σ_t x_t^T dA_t
+    grad_W_hh = np.einsum("bti,btj->ij", h_before, dA)  # Σ_b Σ_t h_{t-1}^T dA_t
+    grad_b_h = dA.sum(axis=(0, 1))  # the bias is added at every step and every example
+    return grad_x, carried, grad_W_xh, grad_W_hh, grad_b_h
+    # END SOLUTION
+
+# %%
+status = check_bptt(my_rnn_backward)
+assert status in ("passed", "not implemented"), "see the ✗ lines above"
+
+# %% [markdown]
+# **To remember.**
+#
+# - $h_t = \tanh(x_t W_{xh} + h_{t-1} W_{hh} + b_h)$: one equation, one set of weights for every
+#   step.
+# - BPTT walks the steps backwards. The gradient reaching $h_t$ is its own upstream gradient plus
+#   `dh_next` $= \partial L/\partial a_{t+1}\, W_{hh}^\top$ from the step after; the weight
+#   gradients are sums over all steps.
+# - Going back $k$ steps multiplies the gradient by $k$ Jacobians
+#   $\text{diag}(1 - h_t^2)\, W_{hh}^\top$: it shrinks geometrically (vanishes) or grows
+#   geometrically (explodes), and only a narrow, data-dependent band of weight scales avoids both.
+# - Clipping the global norm fixes the size of an exploding gradient, keeping its direction; it
+#   cannot bring back a vanished one, because it scales every step's share by the same factor.
+#
+# **Try it yourself.** Rerun section 5 with the inputs multiplied by 3 (`x_long * 3`): the states
+# saturate, the slopes $1 - h_t^2$ fall, and the curve for ρ = 3 stops exploding. Or use the
+# library's default $W_{hh}$ (uniform in $\pm 1/\sqrt{H}$; its spectral radius is about
+# $1/\sqrt{3} \approx 0.58$) and see which of the four curves it resembles. Extend
+# `my_rnn_backward` to padded batches with `lengths` (`DESIGN.md` §3: past its length a state is
+# frozen and no gradient flows through the pads) and compare with `rnn.backward` after
+# `rnn(x, h0, lengths=...)`.
+#
+# **Next.** Lesson 02: the GRU and the LSTM, whose gates give the gradient an additive path.
