@@ -22,9 +22,10 @@
 # **Sources.** `EQUATIONS.md` §1. Document 003 (`seeds/003_…`, "从 Seq2seq 到 Attention 模型到
 # Self Attention（一）"), its section "RNN/LSTM", describes the RNN in words (its formula
 # images are lost): the hidden state $h_t$ is a memory unit computed from the previous hidden
-# state and the current input; the output $o_t$ depends only on $h_t$; and the gradient problem
-# of section 5 (its figure 4). The papers: J. L. Elman, *Finding structure in time*, Cognitive
-# Science 14 (1990) (the "simple recurrent network" written below); P. J. Werbos,
+# state and the current input; the output $o_t$ depends only on $h_t$; and the vanishing /
+# exploding gradient (its figure 4; section 5 below measures it). The papers: J. L. Elman,
+# *Finding structure in time*, Cognitive Science 14 (1990) (the "simple recurrent network"
+# written below); P. J. Werbos,
 # *Backpropagation through time: what it does and how to do it*, Proc. IEEE 78 (1990);
 # Y. Bengio, P. Simard, P. Frasconi, *Learning long-term dependencies with gradient descent is
 # difficult*, IEEE Trans. Neural Networks 5 (1994); R. Pascanu, T. Mikolov, Y. Bengio, *On the
@@ -225,7 +226,8 @@ assert result.passed and result.max_error < TOL_LAYER
 #
 # Each factor has two parts: the recurrent weights $W_{hh}^\top$, the same at every step, and
 # $\text{diag}(1 - h_t^2)$, the tanh's slope, between 0 and 1 (1 only where $h_t = 0$). So
-# $\|J_t\| \le \sigma_{\max}(W_{hh})$, the largest singular value: if it is below 1, the gradient
+# $\|J_t\| \le \sigma_{\max}(W_{hh})$, the largest singular value of $W_{hh}$ (the most it can
+# stretch the length of any vector): if it is below 1, the gradient
 # shrinks at least geometrically with $k$ (it **vanishes**); if it is above 1, the gradient can
 # grow geometrically (it **explodes**), unless the tanh's slope, small where the state saturates
 # near ±1, holds it back (Bengio et al. 1994; Pascanu et al. 2013, §2).
@@ -239,15 +241,18 @@ assert result.passed and result.max_error < TOL_LAYER
 # **The experiment.** One sequence (B = 1) of T = 50 steps, D = 8, H = 32, inputs drawn from a
 # standard normal. The input weights and the bias keep the library's initialisation; the
 # recurrent weights are $W_{hh} = \rho\, Q$ with $Q$ a random orthogonal matrix, so that **every**
-# singular value of $W_{hh}$ is exactly $\rho$ (and so is its spectral radius). Then a step scales
+# singular value of $W_{hh}$ is exactly $\rho$ (and so is the size of its largest eigenvalue,
+# its spectral radius). Then a step scales
 # the gradient's norm by exactly
 #
 # $$\frac{\|\partial L/\partial h_{t-1}\|}{\|\partial L/\partial h_t\|} =
 # \rho \cdot \frac{\|\partial L/\partial h_t \odot (1 - h_t^2)\|}{\|\partial L/\partial h_t\|},$$
 #
-# $\rho$ times an average of the tanh's slopes, a number between 0 and 1. We try
-# $\rho$ = 0.5, 1, 1.5 and 3, and record $\|\partial L/\partial h_t\|$ at every step with
-# `bptt_steps` from section 3.
+# $\rho$ times a root-mean-square of the tanh's slopes, each slope weighted by the square of the
+# gradient's component on that unit: a number between 0 and 1. We try $\rho$ = 0.5, 1, 1.5 and
+# 3, and record $\|\partial L/\partial h_t\|$ at every step with `bptt_steps` from section 3.
+# The table also gives the mean and the plain root-mean-square of the slopes over all steps and
+# units.
 
 # %%
 Bx, Tx, Dx, Hx = 1, 50, 8, 32
@@ -277,11 +282,12 @@ rhos = (0.5, 1.0, 1.5, 3.0)
 runs = {rho: gradient_norms(rho) for rho in rhos}
 
 print(f"{'rho':>4} {'|dL/dh_50|':>10} {'|dL/dh_25|':>11} {'|dL/dh_0|':>10} "
-      f"{'factor per step':>16} {'factor / rho':>13} {'mean slope 1-h^2':>17}")
+      f"{'factor per step':>16} {'factor / rho':>13} {'mean slope':>11} {'rms slope':>10}")
 for rho, (norms, hs_r, _, _) in runs.items():
     factor = (norms[0] / norms[-1]) ** (1 / Tx)  # geometric mean over the 50 steps
+    slopes = 1 - hs_r ** 2  # (B, T, H): tanh' at every step and unit
     print(f"{rho:4} {norms[-1]:10.1e} {norms[25]:11.1e} {norms[0]:10.1e} {factor:16.3f} "
-          f"{factor / rho:13.3f} {np.mean(1 - hs_r ** 2):17.3f}")
+          f"{factor / rho:13.3f} {np.mean(slopes):11.3f} {np.sqrt(np.mean(slopes ** 2)):10.3f}")
 
 # %% [markdown]
 # Three checks that the numbers mean what the equations say. (1) The library's layer, run on the
@@ -289,7 +295,8 @@ for rho, (norms, hs_r, _, _) in runs.items():
 # $J_t = \text{diag}(1 - h_t^2)\, W_{hh}^\top$ explicitly gives the same gradient 10 steps back.
 # The product also shows the bound at work: ten Jacobians can stretch no direction by more than
 # their largest singular value, printed below; it is under $\rho^{10} = 1$ because of the slopes.
-# (3) With $W_{hh} = \rho Q$ each step scales the norm by exactly $\rho$ times the averaged slope.
+# (3) With $W_{hh} = \rho Q$ each step scales the norm by exactly $\rho$ times the
+# gradient-weighted root-mean-square of the slopes.
 
 # %%
 rho = 1.0
@@ -334,19 +341,21 @@ plt.show()
 # %% [markdown]
 # Read the figure from right to left, the direction the gradient travels:
 #
-# - **ρ = 0.5: vanishing.** Each step at most halves the gradient (0.45 on average); after 50
-#   steps it is $5 \times 10^{-18}$: the loss at step 50 cannot teach the network anything about
-#   what it read at the start. The curve is a straight line on the log scale: geometric decay.
+# - **ρ = 0.5: vanishing.** Each step at least halves the gradient (a factor of 0.45 on
+#   average); after 50 steps it is $4.8 \times 10^{-18}$: the loss at step 50 cannot teach the
+#   network anything about what it read at the start. The curve is a straight line on the log
+#   scale: geometric decay.
 # - **ρ = 1: still vanishing**, only slower: $8.8 \times 10^{-5}$ at $t = 0$. $W_{hh}$ alone
 #   would keep the norm, but every step also multiplies by the tanh's slope $1 - h_t^2 < 1$
 #   (0.81 on average here, and the factor per step is 0.83).
 # - **ρ = 1.5: roughly level** (0.69 at $t = 0$): the weights grow the gradient by 1.5 per
 #   step, the slopes shrink it by about as much.
 # - **ρ = 3: exploding**: $1.2 \times 10^{7}$ at $t = 0$, a factor of 1.39 per step. The states
-#   saturate more (mean slope 0.32), yet three times the slope is still above 1 where it
-#   matters: the column "factor / ρ" is the slope *weighted by the gradient*, 0.46, larger than
-#   the plain mean, because the gradient's largest components sit on the units that are not
-#   saturated.
+#   saturate more (mean slope 0.32, and $3 \times 0.32 < 1$), yet the gradient grows, because a
+#   norm does not average the slopes, it takes their root-mean-square: the units that are not
+#   saturated (slope near 1) count for more than the saturated ones (slope near 0). The column
+#   "factor / ρ", 0.46, is close to the plain root-mean-square of the slopes, 0.48, and
+#   $3 \times 0.46 = 1.39 > 1$.
 #
 # Only a narrow band of scales keeps the gradient's size anywhere near constant, and even there
 # the factor is not under control: it depends on the data through $h_t$. That is why document
@@ -365,7 +374,7 @@ plt.show()
 # calls it on every batch (lesson 05 trains with `clip=5.0`).
 #
 # Here are the weight gradients of the same loss, $L = h_T \cdot u$, for $\rho = 3$ (exploding)
-# and $\rho = 0.5$ (vanishing), clipped with `max_norm = 5` (the value lesson 05 trains with).
+# and $\rho = 0.5$ (vanishing), clipped with `max_norm = 5`.
 # Besides the norms, we keep each step's contribution to $\partial L/\partial W_{hh}$, the term
 # $h_{t-1}^\top\, \partial L/\partial a_t$ of the sum in section 3, to see what clipping does to
 # the *share* of each step.
@@ -431,8 +440,9 @@ plt.show()
 #   from the *earliest* steps (steps 1–10 weigh $1.2 \times 10^{5}$ times more than steps
 #   41–50). One SGD step with it would throw the weights far away. Clipping multiplies every
 #   gradient by the same factor, $3 \times 10^{-7}$: the update keeps its direction and gets a
-#   size of at most 5. In practice that keeps training stable through the steps where the
-#   gradient explodes (Pascanu et al. 2013, §3.2); it does not change which steps dominate.
+#   size of at most 5. In practice that keeps training stable through the updates where the
+#   gradient explodes (Pascanu et al. 2013, §3.2); it does not change which time steps
+#   dominate.
 # - **Vanishing (ρ = 0.5):** the norm, 3.0, is already below `max_norm`, so clipping does
 #   nothing (factor 1: the two curves coincide). And whenever it does rescale, it rescales
 #   *every* step's contribution by the same factor: on the log scale the whole curve shifts down
@@ -566,7 +576,7 @@ assert status in ("passed", "not implemented"), "see the ✗ lines above"
 # - Going back $k$ steps multiplies the gradient by $k$ Jacobians
 #   $\text{diag}(1 - h_t^2)\, W_{hh}^\top$: it shrinks geometrically (vanishes) or grows
 #   geometrically (explodes), and only a narrow, data-dependent band of weight scales avoids both.
-# - Clipping the global norm fixes the size of an exploding gradient, keeping its direction; it
+# - Clipping the global norm caps the size of an exploding gradient, keeping its direction; it
 #   cannot bring back a vanished one, because it scales every step's share by the same factor.
 #
 # **Try it yourself.** Rerun section 5 with the inputs multiplied by 3 (`x_long * 3`): the states

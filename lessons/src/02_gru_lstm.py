@@ -11,8 +11,9 @@
 #
 # 1. compute every gate of a GRU (门控循环单元) and an LSTM (长短期记忆网络) by hand on tiny arrays
 #    and check each against the library's step functions;
-# 2. meet the GRU's **two** forms, Cho et al.'s and the cuDNN/PyTorch one, and see that they
-#    give different numbers;
+# 2. meet the GRU's **two** forms, Cho et al.'s and the cuDNN/PyTorch one (cuDNN: NVIDIA's GPU
+#    library of neural-network kernels, whose GRU PyTorch follows), and see that they give
+#    different numbers;
 # 3. gradient-check both GRU forms and the LSTM;
 # 4. compare how far the gradient reaches back in an RNN, a GRU and an LSTM, and see why the
 #    LSTM's additive cell path helps when its forget gate is near 1;
@@ -180,7 +181,7 @@ for shift in (30.0, -30.0):
         assert np.allclose(h_a, h_c)
 
 # %% [markdown]
-# With $r \approx 1$ the two forms agree up to round-off ($4 \times 10^{-14}$); with
+# With $r \approx 1$ the two forms agree up to round-off (below $10^{-13}$); with
 # $r \approx 0$ they differ by up to 0.17.
 
 # %% [markdown]
@@ -442,8 +443,8 @@ plt.show()
 # - **At the default initialisation (left), the gates do not help by themselves.** All three
 #   curves fall geometrically, the gated cells barely slower than the RNN: by a factor of 0.57
 #   (RNN), 0.62 (GRU) and 0.60 (LSTM) per step, so that 50 steps back
-#   $\|\partial L/\partial h_0\|$ is $5 \times 10^{-13}$, $3 \times 10^{-11}$ and
-#   $7 \times 10^{-12}$. The gates sit near 0.5 (mean $z$ 0.498, mean $f$ 0.493), and a path
+#   $\|\partial L/\partial h_0\|$ is $4.6 \times 10^{-13}$, $2.9 \times 10^{-11}$ and
+#   $6.6 \times 10^{-12}$. The gates sit near 0.5 (mean $z$ 0.498, mean $f$ 0.493), and a path
 #   multiplied by about 0.5 at every step vanishes as surely as one multiplied by
 #   $\text{diag}(1 - h_t^2) W_{hh}^\top$.
 # - **With the keep gates pushed towards 1 (right), the gradient survives.** With the forget
@@ -452,7 +453,7 @@ plt.show()
 #   $\|\partial L/\partial h_0\| = 8.2 \times 10^{-3}$: about ten orders of magnitude more than
 #   the RNN. Its $\partial L/\partial h_t$ first falls fast over the last few steps, then levels
 #   off near $10^{-2}$, carried by the cell: $h_t$ feeds the gates and the candidate of step
-#   $t+1$, which write into $c_{t+1}$, so whatever reaches the cell reaches $h_t$ too. The GRU
+#   $t+1$, which write into $c_{t+1}$, so part of what reaches the cell flows on to $h_t$. The GRU
 #   with its update gate pushed to 0.88 behaves alike ($3.9 \times 10^{-3}$ at $t = 0$): its
 #   direct path $h_t = z_t \odot h_{t-1} + \dots$ multiplies the gradient by $z_t$,
 #   elementwise, and its curve is a straight line with a gentle slope.
@@ -589,7 +590,8 @@ assert {mine_gru.status, mine_cho.status} <= {"passed", "not implemented"}, "rea
 #
 # **Try it yourself.** In section 6, try forget-gate biases of +1 and +3, and the RNN with the
 # orthogonal $W_{hh}$ of lesson 01; multiply the inputs by 3 and see which cells suffer from
-# saturation. Make the decoder of lesson 05 an LSTM (`cell="lstm"`) and compare the exact match.
+# saturation. Train lesson 05's model with LSTMs (`Seq2Seq(..., cell="lstm")`: encoder and
+# decoder) and compare the exact match.
 #
 # **Next.** Lesson 03: the bidirectional encoder, two of these layers reading the source in
 # opposite directions.
