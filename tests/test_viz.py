@@ -335,3 +335,14 @@ def test_history_with_batch_losses_draws_every_batch():
     assert loss_ax.get_yscale() == "log"  # 3.0 / 0.001 spans over two decades
     assert [ln.get_label() for ln in loss_ax.lines][1] == "train (epoch mean)"
 
+
+
+def test_chinese_ticks_render_on_axes_made_before_the_fonts_were_set_up(rng):
+    """A learner's plt.subplots() before the first plot_alignment: ticks still render."""
+    _require_cjk_font()
+    with matplotlib.rc_context({"font.family": ["sans-serif"]}):
+        fig, ax = plt.subplots()  # tick labels made now get plain sans-serif
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            viz.plot_alignment(_alpha(rng, 4, 5), ZH_SRC, ZH_TGT, ax=ax)
+            fig.canvas.draw()

@@ -91,8 +91,13 @@ def _heatmap(ax, alpha, src, tgt, cmap, fontsize, cell=None):
     T, S = alpha.shape
     im = ax.imshow(alpha, cmap=cmap, vmin=0.0, vmax=1.0, aspect="auto",
                    interpolation="nearest")
-    ax.set_xticks(range(S), src, fontsize=fontsize)
-    ax.set_yticks(range(T), tgt, fontsize=fontsize)
+    import matplotlib
+
+    # The family explicitly: an ``ax`` made before `setup_fonts` ran would give its tick
+    # labels the family of that time, without the CJK fallback.
+    family = matplotlib.rcParams["font.family"]
+    ax.set_xticks(range(S), src, fontsize=fontsize, fontfamily=family)
+    ax.set_yticks(range(T), tgt, fontsize=fontsize, fontfamily=family)
     # a label wider than its column would run into the next one: turn the row upright
     cell = _cell_inches(ax, S) if cell is None else cell
     if max(_text_width(s) for s in src) * fontsize / 72 > 0.9 * cell:
