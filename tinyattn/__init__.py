@@ -13,6 +13,7 @@ from tinyattn.lstm import LSTM
 from tinyattn.module import Module
 from tinyattn.optim import SGD, Adam, StepDecay, clip_grad_norm
 from tinyattn.rnn import RNN
+from tinyattn.self_attention import SelfAttention
 from tinyattn.seq2seq import Seq2Seq
 from tinyattn.train import Trainer
 
@@ -35,5 +36,6 @@ __all__ = [
     "Embedding",
     "Linear",
     "Module",
+    "SelfAttention",
     "sequence_cross_entropy",
 ]
