@@ -35,6 +35,32 @@ class Hypothesis:
     attention: np.ndarray | None
 
 
+@dataclass
+class BeamStep:
+    """What one step of `beam_search` did: enough to draw the search tree.
+
+    t : int
+        The step (0 predicts the first token).
+    candidates : list (one per example) of list of (parent, token, logprob, status)
+        The expansions the step ranked, best first (at most 2K; none for an
+        example already done): ``parent`` is the live beam they extend (an
+        index into the previous step's ``tokens``, 0 at step 0), ``logprob``
+        the hypothesis' sum so far, ``status`` ``"kept"`` (a live beam of
+        this step; the i-th kept candidate is beam i), ``"finished"`` (it
+        ended with ``eos_id``) or ``"pruned"``.
+    parents, tokens : ndarray of shape (B, K)
+        Back-pointer and last token of each live beam after the step.
+    logprobs : ndarray of shape (B, K)
+        Their sums of log-probabilities (-inf for an empty slot).
+    """
+
+    t: int
+    candidates: list
+    parents: np.ndarray
+    tokens: np.ndarray
+    logprobs: np.ndarray
+
+
 def _take(carry, rows):
     """Select rows of every array in a (nested tuple) decoder carry."""
     if isinstance(carry, tuple):
@@ -93,7 +119,7 @@ def gnmt_length_penalty(length: int, alpha: float) -> float:
 
 
 def beam_search(model, src, src_lengths, *, beam_size, max_len, sos_id, eos_id,
-                length_penalty=0.0, n_best=None):
+                length_penalty=0.0, n_best=None, trace=None):
     """Beam search batched over examples and beams (B·K rows per step).
 
     Parameters
@@ -105,6 +131,9 @@ def beam_search(model, src, src_lengths, *, beam_size, max_len, sos_id, eos_id,
         ``logprob / ((5 + len) / 6) ** α``. 0 ranks by raw log-probability.
     n_best : int, optional
         How many hypotheses to return per example (default K).
+    trace : list, optional
+        If given, one `BeamStep` per step is appended to it (the ranked
+        candidates and back-pointers, e.g. to draw the search tree).
 
     Returns
     -------
@@ -141,6 +170,7 @@ def beam_search(model, src, src_lengths, *, beam_size, max_len, sos_id, eos_id,
         new_scores = np.full((B, K), -np.inf)
         back = np.zeros((B, K), int)
         new_tok = np.full((B, K), eos_id)
+        ranked = [[] for _ in range(B)]  # for the trace: (parent, token, logprob, status)
         for b in range(B):
             if done[b]:
                 continue
@@ -150,17 +180,24 @@ def beam_search(model, src, src_lengths, *, beam_size, max_len, sos_id, eos_id,
                 s = flat[b, idx]
                 if not np.isfinite(s):
                     break
+                if k_live == K:  # an <eos> ranked below K live beams never ends one
+                    ranked[b].append((beam, tok, float(s), "pruned"))
+                    if trace is None:
+                        break
+                    continue
                 if tok == eos_id:
                     toks = [*hist[b, beam].tolist(), tok]
                     rows = _rows(attn_hist, alpha, b, beam, K, src_lengths[b])
                     norm = s / gnmt_length_penalty(len(toks), length_penalty)
                     finished[b].append(Hypothesis(toks, float(s), float(norm), rows))
+                    ranked[b].append((beam, tok, float(s), "finished"))
                 else:
                     new_scores[b, k_live], back[b, k_live], new_tok[b, k_live] = s, beam, tok
+                    ranked[b].append((beam, tok, float(s), "kept"))
                     k_live += 1
-                if k_live == K:  # an <eos> ranked below K live beams never ends one
-                    break
             done[b] = len(finished[b]) >= K
+        if trace is not None:
+            trace.append(BeamStep(t, ranked, back.copy(), new_tok.copy(), new_scores.copy()))
         rows = (np.arange(B)[:, None] * K + back).reshape(-1)  # (B·K,) source rows
         carry = _take(carry, rows)
         hist = np.concatenate([hist[np.arange(B)[:, None], back], new_tok[..., None]], axis=2)

@@ -236,12 +236,13 @@ class Seq2Seq(Module):
                              eos_id=eos_id)
 
     def beam_search(self, src, src_lengths, *, beam_size, max_len, sos_id, eos_id,
-                    length_penalty=0.0, n_best=None):
+                    length_penalty=0.0, n_best=None, trace=None):
         """Batched beam search: per example, the n-best hypotheses, each with
-        its own attention matrix (see `tinyattn.decoding.beam_search`)."""
+        its own attention matrix; ``trace`` (a list) collects each step's
+        candidates (see `tinyattn.decoding.beam_search`)."""
         return beam_search(self, src, src_lengths, beam_size=beam_size, max_len=max_len,
                            sos_id=sos_id, eos_id=eos_id, length_penalty=length_penalty,
-                           n_best=n_best)
+                           n_best=n_best, trace=trace)
 
     # ----- checkpoints ------------------------------------------------------
     def save(self, path, *, optimizer=None, extra=None) -> None:

@@ -262,7 +262,7 @@ def plot_hypotheses(hypotheses, src_tokens, tgt_tokens_per_hyp, *, path=None, ti
     setup_fonts(warn=is_cjk("".join(src + [t for tgt in tgts for t in tgt])))
 
     n = len(maps)
-    ncols = min(n, 3)
+    ncols = n if n <= 4 else 3  # a beam of 4 in one row; more wrap at 3 per row
     nrows = math.ceil(n / ncols)
     T_max = max(a.shape[0] for a in maps)
     (width, height), fontsize, _ = _alignment_size(S, T_max, src, [t for g in tgts for t in g])
