@@ -29,9 +29,10 @@
 # solved both with self-attention and multi-head attention, dropping RNNs and CNNs altogether. It
 # announces self-attention and multi-head attention for part 2 (not among our sources), citing
 # A. Vaswani et al., *Attention Is All You Need*, NeurIPS 2017 (arXiv:1706.03762; its reference
-# [6]), with residual connections (He et al. 2015, [10]) and layer normalisation (Ba et al. 2016,
-# [11]). The equations here are Vaswani et al.'s §3.2.1 (scaled dot-product attention, its
-# equation (1) and footnote 4) and §3.2.3 (the decoder's mask).
+# [6]); its reference list also has He et al. 2015 [10] and Ba et al. 2016 [11], the residual
+# connections and layer normalisation a Transformer is built with. The equations here are
+# Vaswani et al.'s §3.2.1 (scaled dot-product attention, its equation (1) and footnote 4) and
+# §3.2.3 (the decoder's mask).
 #
 # The whole notebook runs in a few seconds.
 
@@ -84,7 +85,7 @@ _ = setup_fonts()  # before any figure: a CJK font as fallback, so Chinese label
 # agrees:
 
 # %%
-B, T, D, d_k, d_v = 2, 4, 5, 3, 6  # small and all different, except T = 4 ≠ any of them
+B, T, D, d_k, d_v = 2, 4, 5, 3, 6  # small and all different: a transposed shape cannot hide
 lengths = np.array([4, 3])  # the second sequence has one pad, at position 3
 real = np.arange(T)[None, :] < lengths[:, None]  # (1, T) < (B, 1) -> (B, T): True = real token
 rng = np.random.default_rng(0)
@@ -103,8 +104,8 @@ print("self-attention = Luong's scaled dot attention of the sequence to itself:"
       np.allclose(out_sa[real], context[real]))
 
 # %% [markdown]
-# (Only the real query rows are compared: Luong's attention does not know that a query can be a
-# pad, since a decoder's queries never are.)
+# (Only the real query rows are compared: Luong's attention has no notion of a pad *query*; a
+# decoder's outputs at padded target steps are simply ignored by the loss.)
 #
 # ## 2. Why divide by $\sqrt{d_k}$
 #
@@ -169,11 +170,11 @@ plt.show()
 # Unscaled, the variance follows $d_k$ exactly as the footnote says, the rows become nearly
 # one-hot (a mean largest weight of 0.87 at $d_k = 64$ and 0.955 at $d_k = 512$, against 0.27 at
 # $d_k = 1$), and the gradient that gets through the softmax shrinks from 0.100 to 0.015 of the
-# upstream gradient's size, almost seven-fold: the attention weights would learn slowly, or not at
-# all. Scaled, all three stay close to their values at $d_k = 1$ (variance 0.94–1.00, largest
-# weight 0.27–0.32, gradient ratio 0.100–0.105). (Real queries and
-# keys are not independent $N(0, 1)$ vectors, but their dot products grow with $d_k$ in the same
-# way at initialisation, which is when it matters most.)
+# upstream gradient's size, almost seven-fold: $W_q$ and $W_k$, whose gradients pass through the
+# scores, would learn slowly, or not at all. Scaled, all three stay close to their values at
+# $d_k = 1$ (variance 0.94–1.00, largest weight 0.27–0.32, gradient ratio 0.100–0.105). (Real
+# queries and keys are not independent $N(0, 1)$ vectors, but their dot products grow with $d_k$
+# in the same way at initialisation, which is when it matters most.)
 
 # %% [markdown]
 # ## 3. The forward pass by hand
@@ -244,8 +245,9 @@ print("output of sequence 1:\n", out_lib[1])
 #
 # Two remarks. The softmax line is the row-wise Jacobian-vector product: the Jacobian of a
 # softmax row is $\text{diag}(a) - a a^\top$. And the mask needs **no special case**: a masked
-# entry has $A_{ij} = 0$, so its $dS_{ij}$ is 0 by the same formula (and on a pad query's row,
-# $dA$ is 0 because that row of $A$ was set to 0). $dK$ has a transpose because key $j$ is used by
+# entry has $A_{ij} = 0$, so its $dS_{ij}$ is 0 by the same formula (and a pad query's row was
+# multiplied by 0 after the softmax, so the gradient reaching the softmax there is 0: the line
+# `dA = dA * real[:, :, None]` below). $dK$ has a transpose because key $j$ is used by
 # every query $i$: its gradient sums over the rows of $dS$.
 
 # %%
@@ -380,9 +382,10 @@ plt.show()
 
 # %% [markdown]
 # Left: every row is spread over all 12 characters, with no weight above 0.184 (uniform would be
-# 0.083): small random projections give scores near 0 and a nearly flat softmax. Right: the upper triangle is exactly 0;
-# row 0 puts all its weight on itself, row 1 splits it over two characters, and so on: early rows
-# look sharp only because they have few positions to share the weight among.
+# 0.083): small random projections give scores near 0 and a nearly flat softmax. Right: the
+# upper triangle is exactly 0; row 0 puts all its weight on itself, row 1 splits it over two
+# characters, and so on: early rows look sharp only because they have few positions to share the
+# weight among.
 #
 # **No positions.** One more property of what we built: it has no idea of word order. Shuffle the
 # sentence and the outputs are shuffled the same way, nothing else changes:
@@ -399,7 +402,7 @@ print("shuffled input -> same outputs, shuffled:", np.allclose(o_perm, o_full[:,
 #
 # ## 6. What is missing for a Transformer
 #
-# Document 003 ends by announcing "self attention, multi-head 等概念" for its part 2. Our module is
+# Document 003 ends by announcing "self attention、multi-head 等概念" for its part 2. Our module is
 # the single attention head at the heart of it; a Transformer layer (Vaswani et al. §3) adds:
 # **multi-head attention** (§3.2.2: $h$ heads with their own $W_q, W_k, W_v$ of size
 # $d_k = d_{model}/h$, run in parallel, their outputs concatenated and projected by $W_o$, so
@@ -414,9 +417,10 @@ print("shuffled input -> same outputs, shuffled:", np.allclose(o_perm, o_full[:,
 #
 # ## 7. Exercise: the backward pass of multi-head self-attention
 #
-# Two heads over one sequence $X$ (T, D) (no batch, no mask, to keep the indices simple). Head $h$
-# uses the columns $h\,d_k .. (h+1)\,d_k$ of $W_q$, $W_k$, $W_v$; the heads' outputs are concatenated
-# (T, 2 d_k) and projected by $W_o$ (2 d_k, D):
+# Two heads over one sequence $X$ (T, D) (no batch, no mask, to keep the indices simple). Head
+# $h = 1, 2$ uses its own block of $d_k$ columns of $W_q$, $W_k$, $W_v$ (D, 2 d_k) (in the code,
+# `W[:, h*dk:(h+1)*dk]` for h = 0, 1); the heads' outputs are concatenated (T, 2 d_k) and
+# projected by $W_o$ (2 d_k, D):
 #
 # $$\text{head}_h = \text{softmax}\!\left(\frac{Q_h K_h^\top}{\sqrt{d_k}}\right) V_h, \qquad
 # \text{MultiHead}(X) = [\text{head}_1 ; \text{head}_2]\, W_o$$
@@ -500,7 +504,7 @@ else:
 
 # %% [markdown]
 # When it fails, the table says which gradient is wrong. A wrong $dW_o$ alone points at the first
-# line; wrong $dW_v$ but right $dW_q$, $dW_k$ at the values path; all of $dX$, $dW_q$, $dW_k$ wrong
+# line; wrong $dW_v$ (and $dX$) but right $dW_q$, $dW_k$ at the values path; all of $dX$, $dW_q$, $dW_k$ wrong
 # but $dW_v$ right at the softmax or the scale (as the broken module in section 4 showed); only
 # $dX$ wrong at the sum of the three paths.
 #
