@@ -78,6 +78,10 @@ def test_alignment_gold_rectangles_one_per_given_span(rng):
     assert rects[0].get_xy() == (-0.5, -0.5) and rects[0].get_width() == 2
     assert rects[1].get_xy() == (3.5, 1.5)
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["gold span"]
+    fig = viz.plot_alignment(_alpha(rng), SRC, TGT, gold=gold, gold_label="hand alignment")
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["hand alignment"]
+    with pytest.raises(TypeError, match="gold_label must be a str, got int"):
+        viz.plot_alignment(_alpha(rng), SRC, TGT, gold=gold, gold_label=3)
 
 
 def test_alignment_local_positions_and_window(rng):

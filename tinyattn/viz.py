@@ -130,7 +130,7 @@ def _alignment_size(S: int, T: int, src, tgt):
 
 
 def plot_alignment(alpha, src_tokens, tgt_tokens, *, gold=None, positions=None, window=None,
-                   ax=None, title=None, path=None, cmap="viridis"):
+                   ax=None, title=None, path=None, cmap="viridis", gold_label="gold span"):
     """Heatmap of one example's attention weights, target rows × source columns.
 
     Parameters
@@ -144,6 +144,8 @@ def plot_alignment(alpha, src_tokens, tgt_tokens, *, gold=None, positions=None, 
         Row labels (y axis, top to bottom).
     gold : sequence of length T of (start, end) or None, optional
         Gold half-open source span per target token, outlined in red.
+    gold_label : str
+        The legend's name for those outlines (e.g. "hand alignment").
     positions : array_like of shape (T,), optional
         Local attention's predicted centres p_t, in source index units.
     window : int, optional
@@ -191,7 +193,9 @@ def plot_alignment(alpha, src_tokens, tgt_tokens, *, gold=None, positions=None, 
     if gold is not None:
         from matplotlib.patches import Rectangle
 
-        label = "gold span"
+        if not isinstance(gold_label, str):
+            raise TypeError(f"gold_label must be a str, got {type(gold_label).__name__}")
+        label = gold_label
         for t, span in enumerate(gold):
             if span is not None:
                 # cell j spans j - 0.5 .. j + 0.5 in data coordinates
