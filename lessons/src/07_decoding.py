@@ -24,24 +24,32 @@
 # 模块" section) describes decoding: at $t = 1$ the decoder produces the first word, and "在之后的
 # 时间 t>1 时，使用前面一步预测的单词来决定后续的词" (at every later step it uses the word predicted
 # at the previous step to decide the next one), stopping "当读完整个输入序列或达到最大长度时"
-# (in this library: at `<eos>` or at a maximum length). It names no search strategy; document
-# 003 says it concentrates on the decoder's generation process ("着墨在 Decoder 生成过程") but
-# describes only how the context vector is computed. (Document 000 also calls the decoder a
-# bidirectional RNN; it cannot be one, `EQUATIONS.md` errata: it generates left to right and has
-# no future tokens to read. This lesson makes that concrete: every step depends on the tokens
-# chosen before it.) The papers: Sutskever et al. 2014 (arXiv:1409.3215, §3.2) decode with a
-# simple left-to-right beam search and report that a beam of 2 already gives most of its
-# benefit; Bahdanau et al. 2015 (arXiv:1409.0473) use beam search too; the length penalty is
-# Wu et al. 2016, *Google's Neural Machine Translation System* (arXiv:1609.08144), §7; search
-# errors vs model errors and the empty output, Stahlberg & Byrne 2019 (arXiv:1908.10090).
+# (once the whole input has been read, or at a maximum length; a decoder has no input to
+# finish reading, so this library stops at `<eos>` or at `max_len`). It names no search
+# strategy. Document 003 says it concentrates on the decoder's generation process ("着墨在
+# Decoder 生成过程"), but it describes the decoder's recurrence (an RNN step that also reads
+# the context vector) and how that context is computed, not how the output words are chosen.
+# (Document 000 also calls the decoder a bidirectional RNN; it cannot be one, `EQUATIONS.md`
+# errata: it generates left to right and has no future tokens to read. This lesson makes that
+# concrete: every step depends on the tokens chosen before it.) The papers: Sutskever et al.
+# 2014 (arXiv:1409.3215, §3.2) decode with a simple left-to-right beam search and report that
+# their system does well even with a beam of 1 (greedy) and that a beam of 2 gives most of the
+# benefit of beam search (their Table 1, BLEU on English→French); Bahdanau et al. 2015
+# (arXiv:1409.0473) use beam search too; the length penalty is Wu et al. 2016, *Google's
+# Neural Machine Translation System* (arXiv:1609.08144), §7; search errors vs model errors
+# and the empty output, Stahlberg & Byrne 2019 (arXiv:1908.10090);
+# translation getting worse with very large beams, Koehn & Knowles 2017 (arXiv:1706.03872).
 #
 # The whole notebook runs in well under a minute on two CPU cores.
 
 # %%
+import io
 import time
 
 import matplotlib.pyplot as plt
 import numpy as np
+import PIL.Image
+from IPython.display import Image, display
 from matplotlib.lines import Line2D
 
 import tinyattn as ta
@@ -269,7 +277,9 @@ for K in (1, 2, 3):
 # Beam search stays approximate even when the beam is as wide as this tiny problem: with
 # K = 3 the second most probable sequence, "a `<eos>`" (0.125), is missing. At step 2 it ranks
 # fourth, behind three live prefixes ("b a" 0.36, "a a" 0.20, "a b" 0.175), and whatever ranks
-# below the K-th live candidate is pruned, finished or not.
+# below the K-th live candidate is pruned, finished or not. (Third place is a tie: "a a
+# `<eos>`" also finished, with the same 0.100 as "`<eos>`"; the sort keeps the one that
+# finished first.)
 #
 # ## 4. The search tree
 #
@@ -287,19 +297,26 @@ STYLE = {"kept": dict(fc="#cfe2f3", ec="#1f4e79", ls="-"),
          "pruned": dict(fc="white", ec="#999999", ls=":")}
 
 
-def draw_beam_tree(trace, hyps, names, b=0, ax=None, title=None, width=1.6):
-    """Draw example ``b``'s beam-search tree from a ``trace``; highlight ``hyps``."""
+def draw_beam_tree(trace, hyps, names, b=0, ax=None, title=None, width=1.6, max_pruned=None):
+    """Draw example ``b``'s beam-search tree from a ``trace``; highlight ``hyps``.
+
+    ``max_pruned``: draw at most this many pruned candidates per step (the best ones).
+    """
     # (step, rank in that step's candidates) of every node; y positions per column
     pos, live_pos = {}, {0: 0.0}  # live_pos: beam index -> y of its node, previous step
     for step in trace:
         cands = step.candidates[b]
         if not cands:
             break
+        pruned = [r for r, c in enumerate(cands) if c[3] == "pruned"]
+        hidden = pruned[max_pruned:] if max_pruned is not None else []
+        shown = [r for r in range(len(cands)) if r not in hidden]  # in rank order
         # children sit in the order of their parents (top first), then of their rank
-        order = sorted(range(len(cands)), key=lambda r: (-live_pos[cands[r][0]], r))
+        order = sorted(shown, key=lambda r: (-live_pos[cands[r][0]], r))
         ys = {r: -i for i, r in enumerate(order)}
         new_live = {}
-        for r, (parent, _, _, status) in enumerate(cands):
+        for r in shown:
+            parent, status = cands[r][0], cands[r][3]
             pos[step.t, r] = (step.t * width, ys[r], parent, live_pos[parent])
             if status == "kept":
                 new_live[len(new_live)] = ys[r]
@@ -373,6 +390,8 @@ for step in steps:
         f"{NAMES[tok]}<-beam {parent} {lp:.3f} {status}"
         for parent, tok, lp, status in step.candidates[0]))
 assert [c[3] for c in steps[1].candidates[0]] == ["kept", "kept", "pruned", "pruned"]
+assert steps[1].parents.shape == steps[1].tokens.shape == (1, 2)  # (B, K)
+assert list(steps[1].parents[0]) == [1, 0]  # "b a" extends beam 1 ("b"), "a a" beam 0 ("a")
 _ = draw_beam_tree(steps, hyps, NAMES, title="Beam search, K = 2, on the hand-made table")
 
 # %% [markdown]
@@ -517,19 +536,24 @@ for K in (1, 2, 4, 8):
     broken = int((~right & results[1]["right"]).sum())
     print(f"{K:2d} {right.mean():12.1%} {np.mean([h.logprob for h in hyps]):11.3f} "
           f"{np.mean([len(h.tokens) for h in hyps]):12.2f} {seconds:9.2f} {fixed:6d} {broken:7d}")
+    assert all(len(h.tokens) == 11 for h in hyps)  # every output: 10 characters and <eos>
+mean_logp = [np.mean([h.logprob for h in results[K]["hyps"]]) for K in (1, 2, 4, 8)]
+assert np.all(np.diff(mean_logp) >= -1e-9)  # here a wider beam never lowers the mean log p
 
 # %% [markdown]
 # In the stored run, beam search raises the exact match from 58.0 % (greedy) to 59.2 % with
 # K = 2 and 59.6 % with K = 4; K = 8 adds nothing more. As Sutskever et al. found for
-# translation, a beam of 2 gives most of the gain (here 9 of the 11 dates fixed). The mean
-# log p of the outputs rises with K, by small amounts (−1.226 → −1.208). Every
-# output is 11 tokens long. The decoding time grows roughly in proportion to K: each step runs
-# the decoder on B·K rows (the absolute times depend on the machine).
+# translation, a beam of 2 gives most of the gain: here it wins 6 dates net (9 fixed, 3
+# broken) of the 8 that K = 4 wins. The mean log p of the outputs rises with K, by small
+# amounts (−1.226 → −1.208). Every output is 11 tokens long (the code asserts both). The
+# decoding time grows with K, roughly in proportion for the beams: each step runs the decoder
+# on B·K rows (greedy, which has no candidates to rank, is cheaper still; the absolute times
+# depend on the machine and on its load).
 
 # %% [markdown]
 # ## 7. Search errors and model errors
 #
-# A wrong output has one of two causes (the terms are Stahlberg & Byrne's). Either the model
+# A wrong output has one of two causes (in the terms Stahlberg & Byrne use). Either the model
 # gives the reference a *higher* probability than the output, and the search failed to find it
 # (a **search error**, which a wider beam may fix), or the model itself prefers the wrong output
 # (a **model error**: even exact search would return something wrong). To tell them apart we need
@@ -542,11 +566,13 @@ for K in (1, 2, 4, 8):
 src_ids, src_len = pad_ids([src_vocab.encode(s) for s in sources], Vocab.pad_id)
 ref_ids = np.array([tgt_vocab.encode(r) + [Vocab.eos_id] for r in refs])  # (N, 11)
 N, T = ref_ids.shape
+assert (N, T) == (len(test), 11)
 memory, carry = model.start(src_ids, src_len)
 y_prev = np.full(N, Vocab.sos_id)
 ref_logp = np.zeros(N)
 for t in range(T):
     logp, carry, _ = model.decode_step(y_prev, memory, carry, t)  # (N, V)
+    assert logp.shape == (N, len(tgt_vocab))
     ref_logp += logp[np.arange(N), ref_ids[:, t]]  # the gold token's log-probability
     y_prev = ref_ids[:, t]  # teacher forcing: feed the gold token, not the prediction
 tgt_in = np.concatenate([np.full((N, 1), Vocab.sos_id), ref_ids[:, :-1]], axis=1)
@@ -572,16 +598,18 @@ print(f"of the {broken.sum()} dates greedy gets right and K = 8 wrong, the model
       f"K = 8's wrong output to the reference in {(broken & (beam_logp > ref_logp)).sum()}")
 worse = (beam_logp < np.array([h.logprob for h in results[1]["hyps"]]) - 1e-4).sum()
 print(f"dates where K = 8 returns a less probable output than greedy: {worse}")
+assert worse == 0  # not guaranteed in general (see below), but true for this model
 
 # %% [markdown]
-# Most of greedy's mistakes (196 of 210) are model errors: the model itself ranks a wrong date
-# above the right one, and no search can help. The few search errors are what a beam can fix, and K = 8
-# leaves none. The "broken" dates are the other side of the same coin: greedy got them right
-# by luck, a better search finds a wrong date the model likes more. A wider beam finds more
-# probable outputs (the mean log p column grows with K; this is not guaranteed for every
-# sentence, since a beam can prune the greedy path, but here it never returned a less probable
-# output than greedy), and it turns that into accuracy only where the model ranks the right
-# answer first.
+# In the stored run most of greedy's mistakes (196 of 210) are model errors: the model itself
+# ranks a wrong date above the right one, and no search can help. The few search errors are
+# what a beam can fix, and K = 8 leaves none: it gets 11 of greedy's 14 right, and for the
+# other 3 it finds a wrong date that the model likes even more than the reference. The
+# "broken" dates are the other side of the same coin: greedy got them right by luck, a better
+# search finds a wrong date the model likes more. A wider beam finds more probable outputs
+# (the mean log p column grows with K; this is not guaranteed for every sentence, since a beam
+# can prune the greedy path, but here it never returned a less probable output than greedy),
+# and it turns that into accuracy only where the model ranks the right answer first.
 
 # %% [markdown]
 # ## 8. One date, greedy vs beam
@@ -610,22 +638,38 @@ print("step 1 of the beam, best first: " + ",  ".join(
     for _, tok, lp, status in trace[0].candidates[0][:4]))
 
 # %%
+def show_few_colours(fig, colours=64):
+    """Display ``fig`` as a PNG with a ``colours``-colour palette, then close it.
+
+    Only to keep the stored notebook small: a tree with a hundred labels makes a full-colour
+    PNG of about 150 KB; with 64 colours it is about a quarter of that and looks the same.
+    """
+    full, small = io.BytesIO(), io.BytesIO()
+    fig.savefig(full, format="png", bbox_inches="tight")
+    plt.close(fig)
+    PIL.Image.open(full).convert("RGB").quantize(colours).save(small, format="png", optimize=True)
+    display(Image(small.getvalue()))
+
+
 tgt_names = [t if t != Vocab.EOS else "</s>" for t in tgt_vocab.tokens]
-fig, ax = plt.subplots(figsize=(16, 7.5), layout="constrained")
-_ = draw_beam_tree(trace, nbest, tgt_names, ax=ax, width=1.45,
-                   title=f'Beam search, K = 4, on "{"".join(sources[i])}" (</s> is <eos>)')
+fig, ax = plt.subplots(figsize=(16, 6), layout="constrained")
+_ = draw_beam_tree(trace, nbest, tgt_names, ax=ax, width=1.45, max_pruned=1,
+                   title=f'Beam search, K = 4, on "{"".join(sources[i])}" (</s> is <eos>; '
+                         "of the pruned candidates, only each step's best is drawn)")
+show_few_colours(fig)
 
 # %% [markdown]
 # In the run stored here the date is "4/29/61", and the hard part is the century. At step 1
 # the model is almost undecided between "2" (p = 0.516) and "1" (p = 0.479). Greedy commits
 # to "2" and ends with "2016-04-29" (it even swaps the year's digits); the beam keeps "1" alive
 # as its second beam, and at the end "1961-04-29" (log p = −1.31) beats greedy's output
-# (−2.03, hypothesis #2, orange). Each column shows the $2K = 8$ best extensions of the step;
-# the four drawn in blue survive, the dotted ones are pruned. Once past the century, the blue
-# beam is confident: its running log p goes from −0.74 at step 1 to −0.83 at step 6; it pays
-# most at the month's "4" (step 7, −0.20) and at the day's last digit (step 10, −0.25), where
-# the green hypothesis "1961-04-22" branches off. The red one, "2061-04-29", leaves greedy's
-# path at step 3 ("206" at −2.22 against "201" at −0.98).
+# (−2.03, hypothesis #2, orange). Each step ranks the $2K = 8$ best extensions: the four with
+# a light-blue fill survive, those with a green fill have finished, and of the pruned ones only
+# the best is drawn (dotted). Once past the century, the blue path (#1) is confident: its
+# running log p goes from −0.74 at step 1 to −0.83 at step 6; it pays most at the month's "4"
+# (step 7, −0.20) and at the day's last digit (step 10, −0.25), where the green hypothesis
+# "1961-04-22" branches off. The red one, "2061-04-29", leaves greedy's path at step 3 ("206"
+# at −2.22 against "201" at −0.98).
 
 # %%
 labels = [tgt_vocab.decode(h.tokens) + ["<eos>"] for h in nbest]
@@ -666,10 +710,10 @@ changed = sum(t0 != t1 for t0, t1 in zip(top[0.0], top[1.0]))
 print(f"best hypothesis changed by the penalty for {changed} of 200 dates")
 
 # %% [markdown]
-# Only 4 of the 800 hypotheses have 10 or 12 tokens, each at least 1.5 below its date's best
-# log p, and the penalty changes no winner: this model has learned that an ISO date is 10
-# characters long. The length penalty matters for tasks whose outputs vary in length, such as
-# translation (lesson 08).
+# In the stored run only 4 of the 800 hypotheses have 10 or 12 tokens, each at least 1.5
+# below its date's best log p, and the penalty changes no winner: this model has learned that
+# an ISO date is 10 characters long. The length penalty matters for tasks whose outputs vary
+# in length, such as translation (lesson 08).
 
 # %% [markdown]
 # ## 10. What to remember
@@ -677,8 +721,8 @@ print(f"best hypothesis changed by the penalty for {changed} of 200 dates")
 # - Decoding is a **search** over sequences scored by $\sum_i \log p(y_i \mid y_{<i}, x)$;
 #   exact search is out of reach ($V^T$ sequences), greedy is one path, beam search keeps $K$.
 # - Search only needs the step interface: `start` and `decode_step`, with a carry whose rows
-#   can be reordered. A beam of K runs the decoder on B·K rows per step, so it costs about K
-#   times greedy.
+#   can be reordered. A beam of K runs the decoder on B·K rows per step, so it costs up to
+#   about K times greedy.
 # - A better search finds more probable outputs; it helps accuracy only where the model ranks
 #   the right answer first (search errors). On the under-trained date model most mistakes were
 #   model errors.
@@ -688,4 +732,5 @@ print(f"best hypothesis changed by the penalty for {changed} of 200 dates")
 #
 # **Try it yourself.** Train for two epochs instead of one and run the table again: how many
 # search errors remain? Change the hand-made table so that greedy is optimal. In the second
-# table, give `<eos>` at step 1 probability 0.4: at which $\alpha$ does the ranking flip now?
+# table, give `<eos>` at step 1 probability 0.4 (and "b" 0.1): at which $\alpha$ does the
+# ranking flip now?
