@@ -270,7 +270,7 @@ def test_history_from_dicts_with_accuracy():
     loss_ax, right_ax = fig.axes
     assert [ln.get_label() for ln in loss_ax.lines] == ["train"]  # no valid loss at all
     assert right_ax.get_ylabel().startswith("accuracy")
-    assert [ln.get_label() for ln in right_ax.lines] == ["valid_exact_match"]
+    assert [ln.get_label() for ln in right_ax.lines] == ["valid exact match"]
     assert right_ax.get_ylim()[0] == 0
 
 

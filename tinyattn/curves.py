@@ -91,7 +91,7 @@ def plot_history(records, *, batch_losses=None, path=None, title=None):
     ax_loss.legend()
     if accuracy:
         for key in accuracy:
-            ax_right.plot(*_series(rows, key), marker=marker, label=key)
+            ax_right.plot(*_series(rows, key), marker=marker, label=key.replace("_", " "))
         ax_right.set_ylim(0, 1.02)
         ax_right.set_ylabel("accuracy (fraction, 0–1)")
         ax_right.set_title("accuracy")

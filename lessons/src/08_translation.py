@@ -21,9 +21,10 @@
 #
 # **Sources.** Document 003 (`seeds/003_…`, "从 Seq2seq 到 Attention 模型到 Self Attention（一）")
 # gives the example sentence, in its introduction (前言):
-# "如果我们将“Are you very big”作为输入句（source sentence），即可得到目标句…“你很大？”"
-# ("if we take 'Are you very big' as the source sentence, we get the target sentence …
-# 你很大？");
+# "举例来说，如果我们将“Are you very big”作为输入句（source sentence），即可得到目标句（target
+# sentence）“你很大？”" ("for example, if we take 'Are you very big' as the input sentence
+# (source sentence), we get the target sentence 你很大？"; the document writes the English
+# without a question mark, the phrasebook with one);
 # it also gives the attention equations
 # (`EQUATIONS.md` §4, from Bahdanau, Cho & Bengio 2015, arXiv:1409.0473). Document 000
 # (`seeds/000_…`, the article by 禅与计算机程序设计艺术 that opens with "1.简介") is the first
@@ -139,7 +140,7 @@ for name in ("valid", "test"):
 # have the phrasebook's three columns, so the same code reads it. From a shell:
 #
 # ```sh
-# tinyattn train cmn.txt --max-len 10 --out runs/cmn     # word -> zh picked automatically
+# tinyattn train cmn.txt --max-len 10 --min-freq 2 --out runs/cmn   # word -> zh picked automatically
 # tinyattn translate runs/cmn "Are you very big?" --plot runs/cmn/plots
 # ```
 #
@@ -268,6 +269,8 @@ print(f"lowest validation loss {best['valid_loss']:.3f} at epoch {best['epoch']}
       f"at epoch {curve[-1]['epoch']}: {curve[-1]['valid_loss']:.3f}")
 fig = plot_history(curve, batch_losses=trainer.batch_losses,
                    title="training on the phrasebook (227 pairs): memorisation")
+ax_acc = fig.axes[1]  # readable legend names, placed where the curves are not
+ax_acc.legend(ax_acc.get_lines(), ["train exact match", "valid exact match"], loc="center right")
 
 # %% [markdown]
 # This is what memorisation looks like. The training loss (left, log scale) falls by almost three
@@ -371,7 +374,8 @@ def heatmap(ex, title, gold=None):
     assert np.allclose(hyp.attention.sum(axis=1), 1.0, atol=1e-5)
     verdict = "✓" if words == list(ex.tgt) else f"✗ (reference {detokenize(ex.tgt, 'zh')})"
     title = f'{title}: "{detokenize(ex.src, "word")}" → {detokenize(words, "zh")} {verdict}'
-    return plot_alignment(hyp.attention, ex.src, labels, gold=gold, title=title), hyp
+    return plot_alignment(hyp.attention, ex.src, labels, gold=gold, title=title,
+                          gold_label="hand alignment"), hyp
 
 
 big_ex = splits["train"][k_big]
@@ -463,8 +467,8 @@ print("rows: output characters, columns:", list(splits["test"][wrong].src), "\n"
 # ### 7.1 The encoder's two directions run independently and are joined afterwards
 #
 # **The document says** (section "Encoder模块"):
-# "左侧RNN的初始状态是由左边<SOS>标记和输入序列的第一个单词一起计算得出的"
-# ("the left RNN's initial state is computed from the <SOS> mark on the left together with the
+# "左侧RNN的初始状态是由左边&lt;SOS&gt;标记和输入序列的第一个单词一起计算得出的"
+# ("the left RNN's initial state is computed from the `<SOS>` mark on the left together with the
 # first word of the input"; the right RNN's from `<EOS>` and the last word), and
 # "每一步都将左侧RNN的最新状态和右侧RNN的最新状态合并起来作为下一步计算时的初始状态"
 # ("at every step, the latest states of the left and the right RNN are merged to be the
@@ -609,6 +613,9 @@ assert lstm_model.attention_weights.shape == model.attention_weights.shape
 # "Attention矩阵是一个二维矩阵，它的行数和列数都是输入序列的长度" ("the attention matrix is a
 # two-dimensional matrix whose numbers of rows and of columns are both the length of the input
 # sequence"). Two sentences later it contradicts itself:
+# "注意力矩阵的元素aij代表着第i个输出位置和第j个输入位置之间的关联程度" ("the element aij of the
+# attention matrix stands for how strongly the i-th output position and the j-th input position
+# are related"), and its example then gives the two lengths different names:
 # "假设输入序列的长度为n，输出序列的长度为m" ("suppose the input sequence has length n and the
 # output sequence length m").
 #
@@ -635,8 +642,8 @@ assert not np.allclose(alpha_dog.sum(axis=0), 1.0)
 # ### 7.5 The additive score: two matrices, added inside the tanh
 #
 # **The document says** (same section): "可以使用默认的 score 函数，即
-# $\mathbf{v}^\top \tanh([\mathbf{W}\mathbf{h}_i;\mathbf{W}\mathbf{h}_j])$" ("one can use the
-# default score function, namely …"): **one** matrix W applied to both vectors, the two results
+# 𝐿(·)=$\mathbf{v}^\top \tanh([\mathbf{W}\mathbf{h}_i;\mathbf{W}\mathbf{h}_j])$" ("one can use
+# the default score function, namely …"): **one** matrix W applied to both vectors, the two results
 # **stacked** (;) and then the tanh. In its formula for $a_{ij}$ it also scores the output word
 # $y_i$ against $h_j$; but $y_i$ is what step $i$ is about to predict.
 #
@@ -646,7 +653,8 @@ assert not np.allclose(alpha_dog.sum(axis=0), 1.0)
 #
 # $$e_{ij} = v_a \cdot \tanh(s_{i-1} W_a + h_j U_a).$$
 #
-# Why it matters: with the stacked form, $v^\top \tanh([a ; b]) = v_1 \cdot \tanh(a) +
+# (Row vectors, as in lesson 05; `EQUATIONS.md` and the paper write $W_a s_{i-1} + U_a h_j$
+# with column vectors.) Why it matters: with the stacked form, $v^\top \tanh([a ; b]) = v_1 \cdot \tanh(a) +
 # v_2 \cdot \tanh(b)$ splits into a part that depends only on the query and a part that depends
 # only on the source position, $e_{ij} = f(s_{i-1}) + g(h_j)$. The softmax over $j$ ignores any
 # term that is the same for every $j$, so the weights become $\text{softmax}_j(g(h_j))$:
@@ -689,12 +697,13 @@ assert not np.allclose(alpha[0], alpha[0, 0])  # the rows differ
 
 # %% [markdown]
 # With random parameters the library's rows differ only a little; in the trained model they
-# differ completely (each row of the heatmaps in section 6 peaks somewhere else). With the
-# document's score, no training could make them differ.
+# differ a lot (in the heatmaps of section 6, 你很大？'s rows peak on "big", "very", "big" and
+# "?"). With the document's score, no training could make them differ.
 #
 # The form the document may have had in mind is Luong's "concat" score (`EQUATIONS.md` §5),
-# $v_a^\top \tanh(W_a [h_t ; \bar h_s])$: there the matrix multiplies the *stacked vector*, and
-# since $[h_t ; \bar h_s] W_a = h_t W_a^{(top)} + \bar h_s W_a^{(bottom)}$, it is the same
+# $v_a \cdot \tanh([h_t ; \bar h_s] W_a)$ (row vectors, as in lesson 06): there the matrix
+# multiplies the *stacked vector*, and since
+# $[h_t ; \bar h_s] W_a = h_t W_a^{(top)} + \bar h_s W_a^{(bottom)}$, it is the same
 # additive form again: two matrices (the two halves of $W_a$), added inside the tanh. The
 # library's `LuongAttention(score="concat")` computes it that way; by hand, stacking first:
 
@@ -714,9 +723,9 @@ print("concat = additive: tanh([h_t ; h_s] W_a) == tanh(h_t W_top + h_s W_bottom
 # %% [markdown]
 # ### 7.6 No `alpha` hyper-parameter: the context is the weighted sum
 #
-# **The document says** (section "利用注意力矩阵加权输入序列"): "W\*h_i + b_i = e_i",
+# **The document says** (section "利用注意力矩阵加权输入序列"): "`W*h_i + b_i = e_i`",
 # "e_i 的维度和 h_i 相同" ("e_i has the same dimension as h_i"), then
-# "Y_w = softmax([score(y_i, W[C;h_i])+b]+alpha\*e_i]" and
+# "`Y_w = softmax([score(\mathbf{y}_i,\mathbf{W}[C;h_i])+b]+alpha*e_i]`" and
 # "alpha 是超参数，用来控制注意力权重的影响" ("alpha is a hyper-parameter that controls the
 # influence of the attention weights").
 #
@@ -755,8 +764,8 @@ print("BahdanauAttention options:   ", list(inspect.signature(ta.BahdanauAttenti
 assert sorted(attn.params) == ["U_a", "W_a", "v_a"]
 assert "alpha" not in inspect.signature(ta.BahdanauAttention).parameters
 assert "alpha" not in inspect.signature(ta.Seq2Seq).parameters and "alpha" not in model.config
-assert np.allclose(context, alpha @ enc_hs)  # c_i = Σ_j α_ij h_j, nothing added
 print("context == alpha @ enc_hs:", np.allclose(context, alpha @ enc_hs))
+assert np.allclose(context, alpha @ enc_hs)  # c_i = Σ_j α_ij h_j, nothing added
 
 # %% [markdown]
 # ## 8. Summary
