@@ -96,7 +96,7 @@ def test_alignment_local_positions_and_window(rng):
     xs = sorted(seg[0][0] for seg in window.get_segments())
     np.testing.assert_allclose(xs, sorted(np.r_[pos - 1, pos + 1]))
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert labels == ["window p$_t$ ± 1", "predicted centre p$_t$"]
+    assert labels == ["window p$_t$ ± 1", "window centre p$_t$"]
 
 
 def test_alignment_into_given_axes_draws_there(rng):

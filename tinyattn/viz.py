@@ -147,7 +147,8 @@ def plot_alignment(alpha, src_tokens, tgt_tokens, *, gold=None, positions=None, 
     gold_label : str
         The legend's name for those outlines (e.g. "hand alignment").
     positions : array_like of shape (T,), optional
-        Local attention's predicted centres p_t, in source index units.
+        Local attention's window centres p_t (predicted by local-p; t itself
+        for local-m), in source index units.
     window : int, optional
         Half-width D of local attention's window; draws p_t ± D. Needs
         ``positions``.
@@ -209,7 +210,7 @@ def plot_alignment(alpha, src_tokens, tgt_tokens, *, gold=None, positions=None, 
                   linewidths=1.5, linestyles="dashed", label=f"window p$_t$ ± {window}")
     if positions is not None:
         ax.plot(positions, rows, color="orange", marker="o", markersize=5, linewidth=1.0,
-                markeredgecolor="black", label="predicted centre p$_t$")
+                markeredgecolor="black", label="window centre p$_t$")
     if title is not None:
         ax.set_title(title)
     if ax.get_legend_handles_labels()[0]:
