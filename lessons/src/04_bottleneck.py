@@ -4,16 +4,18 @@
 # %% [markdown]
 # # Lesson 04 — Seq2seq with one context vector: the bottleneck
 #
-# **Goal.** The plain encoder–decoder reads the whole source, keeps **one** vector $c$ (上下文向量,
-# "语义编码 C"), and writes the whole target from it. In this lesson you will
+# **Goal.** The plain encoder–decoder reads the whole source, keeps **one** vector $c$ (the context
+# vector, document 000's 上下文向量 C), and writes the whole target from it. In this lesson you will
 #
 # 1. write out its equations and compute them by hand on tiny arrays, checked against
 #    `tinyattn.Seq2Seq(..., attention=None)`;
-# 2. see that the decoder reads the source *only* through $c$: a changed source token reaches
-#    the output through $c$ or not at all, and $c$ has the same size for 3 tokens as for 30;
+# 2. see that the decoder reads the source *only* through $c$: swap in another source's encoder
+#    states and keep $c$, and the output does not move; and $c$ has the same size for 3 tokens as
+#    for 30;
 # 3. gradient-check the decoder, whose $c$ is used at every step;
-# 4. train a plain model and a Bahdanau attention model of the same size on the same task,
-#    copying strings of 3 to 20 letters, and plot accuracy against source length: the shape of
+# 4. train a plain model and a Bahdanau attention model with the same layer sizes on the same
+#    task, copying strings of 3 to 20 letters (plus a plain model with more parameters than the
+#    attention one, as a control), and plot accuracy against source length: the shape of
 #    Bahdanau et al.'s figure 2.
 #
 # **Sources.** `EQUATIONS.md` §2. Document 003 (`seeds/003_…`, "从 Seq2seq 到 Attention 模型到
@@ -73,7 +75,9 @@ print("attention options of Seq2Seq:", ATTENTIONS)
 #
 # (Sutskever et al. give $c$ to the decoder only once, as its first state; Cho et al. start from
 # $s_0 = \tanh(V' c)$, their appendix A, *and* feed $c$ to every step and to the output, as
-# here.)
+# here. Document 000 starts its decoder from zeros and feeds it C. Cho et al.'s $g$ has a layer
+# of maxout units between these inputs and the softmax; tinyattn uses the single linear layer
+# written above.)
 #
 # | maths | meaning | in the code | shape |
 # |---|---|---|---|
@@ -99,9 +103,11 @@ print("attention options of Seq2Seq:", ATTENTIONS)
 # %% [markdown]
 # ## 2. The encoder and $c$, by hand
 #
-# A tiny plain model in float64 (sizes all different so a transposed matrix cannot hide:
-# E = 4, H = 5, so 2H = Hd = 10; 11 source and 13 target tokens) and a batch of two sources of
-# length 6, the second padded after 4 real tokens (id 0 is `<pad>`, 1 `<sos>`, 2 `<eos>`).
+# A tiny plain model in float64 (sizes different wherever the model allows, so that most
+# transposed matrices fail on their shape: E = 4, H = 5, 11 source and 13 target tokens; the
+# bridge is square, 2H = Hd = 10, and there the value check does the work) and a batch of two
+# sources of length 6, the second padded after 4 real tokens (id 0 is `<pad>`, 1 `<sos>`,
+# 2 `<eos>`).
 
 # %%
 V_src, V_tgt, E, H = 11, 13, 4, 5
@@ -168,24 +174,17 @@ print("logits", logits_lib.shape, "; first step of example 0:\n", logits_lib[0, 
 #
 # Change one token in the *middle* of the first source (position 2: 6 → 10) and follow the
 # change. For a fair contrast, build a Bahdanau model of the same sizes and seed.
+#
+# The experiment: let the encoder of each model return a *mixture*, source b's encoder states
+# $h_1..h_S$ with source a's $s_0$ and $c$, and let the library do everything after the encoder
+# (`start` picks what the decoder reads, the decoder runs). If a decoder read any $h_j$ other
+# than through $c$, the mixture would give a different output from source a's.
 
 # %%
 attn_model = ta.Seq2Seq(V_src, V_tgt, emb_size=E, hidden_size=H, attention="bahdanau",
                         rng=np.random.default_rng(0))
 src_b = src.copy()
 src_b[0, 2] = 10  # a different token in the middle of example 0
-
-
-def plain_logits_from(c):
-    """The plain decoder's logits from c alone (s_0 = tanh(c W_s + b_s))."""
-    return plain.decoder(emb, c, np.tanh(c @ W_s + b_s))[0]
-
-
-def attn_logits_from(enc_hs, state0):
-    """The attention decoder reads all S encoder states (as keys) and s_0."""
-    keys = attn_model.decoder.attn.prepare(enc_hs, src_mask)
-    return attn_model.decoder(attn_model.tgt_emb(tgt_in), keys, state0)[0]
-
 
 enc_a, _, c_a, _ = plain.encode(src, src_lengths)
 enc_b, _, c_b, _ = plain.encode(src_b, src_lengths)
@@ -194,26 +193,39 @@ print("forward half  of h_j changed at positions", np.flatnonzero(moved[:, :H].a
 print("backward half of h_j changed at positions", np.flatnonzero(moved[:, H:].any(axis=1)))
 print(f"|c_b - c_a| max: {np.abs(c_b - c_a).max():.3f}")
 
-# the plain model, run the library's way: start() encodes, the decoder takes (memory, s_0)
-full_a = plain.decoder(emb, *plain.start(src, src_lengths))[0]
-full_b = plain.decoder(emb, *plain.start(src_b, src_lengths))[0]
-assert np.allclose(full_a, plain_logits_from(c_a), rtol=0, atol=1e-12)  # c_a says it all
-assert np.allclose(full_b, plain_logits_from(c_b), rtol=0, atol=1e-12)  # c_b says it all
-print(f"plain:     |logits_b - logits_a| max: {np.abs(full_b - full_a).max():.3f}")
 
-# the attention model: keep source a's s_0 and put source b's encoder states in the memory
-enc_a2, s0_a2, _, _ = attn_model.encode(src, src_lengths)
-enc_b2, _, _, _ = attn_model.encode(src_b, src_lengths)
-diff = np.abs(attn_logits_from(enc_b2, s0_a2) - attn_logits_from(enc_a2, s0_a2)).max()
-print(f"attention: |logits(states of b, s_0 of a) - logits(a)| max: {diff:.3f}")
-assert diff > 1e-3  # it reads the changed states directly, not only through s_0
+def logits_with(model, encoding):
+    """The model's logits for tgt_in when its encoder returns `encoding`, a tuple
+    (enc_hs, s_0, c, src_mask); everything after the encoder is the library's code."""
+    model.encode = lambda src, src_lengths: encoding  # on this object only
+    try:
+        memory, carry = model.start(src, src_lengths)  # plain: memory = c; attention: all h_j
+        return model.decoder(model.tgt_emb(tgt_in), memory, carry)[0]
+    finally:
+        del model.encode  # the class's own encode again
+
+
+for name, model in (("plain", plain), ("attention", attn_model)):
+    code_a, code_b = model.encode(src, src_lengths), model.encode(src_b, src_lengths)
+    out_a, out_b = logits_with(model, code_a), logits_with(model, code_b)
+    assert np.array_equal(out_a, model.decoder(model.tgt_emb(tgt_in),
+                                               *model.start(src, src_lengths))[0])  # no-op swap
+    mixed = logits_with(model, (code_b[0],) + code_a[1:])  # b's h_1..h_S; a's s_0, c, mask
+    gap = np.abs(mixed - out_a).max()
+    print(f"{name:9} |logits_b - logits_a| max {np.abs(out_b - out_a).max():.3f};  "
+          f"states of b with s_0, c of a: |logits - logits_a| max {gap:.3f}")
+    if model is plain:
+        assert gap == 0.0  # exactly source a's output: b's states never reach the decoder
+    else:
+        assert gap > 1e-3  # the attention decoder reads the changed states itself
 
 # %% [markdown]
 # Position 2 moved every encoder state: the forward direction from position 2 on, the backward
 # direction up to position 2. In the plain model that change reaches the logits through one door,
-# $c$ (and $s_0$, a function of $c$): feed the decoder source a's $c$ and you get source a's output,
-# *exactly*, however different the other states are. In the attention model, the new states
-# change the output even with source a's $s_0$: the decoder reads all $h_j$ itself.
+# $c$ (and $s_0$, a function of $c$): given source a's $c$ and $s_0$, the decoder writes source a's
+# output *exactly* (a difference of 0.000), however different the other states are. In the
+# attention model, source b's states change the output even with source a's $s_0$: the decoder
+# reads all $h_j$ itself.
 #
 # **The size of $c$ does not depend on the source length.** Encode a source of 3 tokens and one
 # of 30:
@@ -289,7 +301,7 @@ dec.zero_grad()
 # **What Bahdanau et al. showed.** Their figure 2 (the image is not reproduced here) plots BLEU
 # on the English→French test set against sentence length (0 to 60 words) for four models: RNNenc
 # (the plain encoder–decoder of this lesson) and RNNsearch (with attention), each trained on
-# sentences of up to 30 or up to 50 words. Both RNNenc curves fall steadily as sentences grow
+# sentences of up to 30 or up to 50 words. Both RNNenc curves drop sharply as sentences grow
 # longer; RNNsearch-50 stays roughly level even past 50 words. Their conclusion, in the
 # abstract: the fixed-length vector is a bottleneck. Document 003 makes the same argument in
 # words.
@@ -319,17 +331,21 @@ print(f"{len(train)} training strings, {len(vocab)} tokens in the vocabulary, "
       f"{sum(len(v) for v in test.values())} test strings")
 
 # %% [markdown]
-# **Two models of the same size.** E = 16, H = 32 per encoder direction (so $c$ and the decoder
-# state have 64 numbers), GRU cells, float32, the same seed. The attention model has in addition
-# Bahdanau's $W_a$, $U_a$, $v_a$ (A = 64). Both get exactly the same training: the same batches in
-# the same order (the trainer's `rng` has the same seed), Adam with learning rate 0.01 multiplied
-# by 0.7 after every epoch (`StepDecay`), batches of 64, gradient norm clipped at 5, 6 epochs
-# (378 updates).
+# **Two models with the same layer sizes.** E = 16, H = 32 per encoder direction (so $c$ and the
+# decoder state have 64 numbers), GRU cells, float32, the same seed. The attention model has in
+# addition Bahdanau's $W_a$ and $U_a$ (64 × 64 each, A = 64) and $v_a$ (64): 8,256 more
+# parameters, 18 % more than the plain model. So that those extra parameters cannot be the
+# explanation, a third model, the **control**, is a plain model with H = 36, which has *more*
+# parameters than the attention model. All three get exactly the same training: the same batches
+# in the same order (the trainer's `rng` has the same seed), Adam with learning rate 0.01
+# multiplied by 0.7 after every epoch (`StepDecay`), batches of 64, gradient norm clipped at 5,
+# 6 epochs (378 updates). The cells print each training's time; it depends on the machine.
 
 # %%
-def train_model(name, attention):
-    model = ta.Seq2Seq(len(vocab), len(vocab), emb_size=16, hidden_size=32, attention=attention,
-                       pad_id=Vocab.pad_id, rng=np.random.default_rng(0), dtype=np.float32)
+def train_model(name, attention, hidden_size=32):
+    model = ta.Seq2Seq(len(vocab), len(vocab), emb_size=16, hidden_size=hidden_size,
+                       attention=attention, pad_id=Vocab.pad_id, rng=np.random.default_rng(0),
+                       dtype=np.float32)
     opt = ta.Adam(model.named_parameters(), lr=0.01)
     trainer = ta.Trainer(model, opt, pad_id=Vocab.pad_id, sos_id=Vocab.sos_id,
                          eos_id=Vocab.eos_id, batch_size=64, clip=5.0,
@@ -349,6 +365,13 @@ models = {"plain": train_model("plain", None)}
 
 # %%
 models["attention"] = train_model("attention", "bahdanau")
+
+# %%
+models["control"] = train_model("control", None, hidden_size=36)
+n_params = {name: sum(v.size for _, v, _ in model.named_parameters())
+            for name, (model, _) in models.items()}
+assert n_params["attention"] - n_params["plain"] == 2 * 64 * 64 + 64  # W_a, U_a, v_a
+assert n_params["control"] > n_params["attention"]
 
 # %% [markdown]
 # **Scoring.** Greedy decoding (`tinyattn.evaluation.decode`), then, per source length,
@@ -372,11 +395,14 @@ def scores(model):
 results = {name: scores(model) for name, (model, _) in models.items()}
 lengths = list(test)
 
-fig, (ax_acc, ax_em) = plt.subplots(1, 2, figsize=(10, 4), sharey=True, layout="constrained")
-styles = {"plain": dict(color="tab:red", marker="o"), "attention": dict(color="tab:blue",
-                                                                        marker="s")}
-labels = {"plain": "one context vector c (attention=None)",
-          "attention": "Bahdanau attention (attention='bahdanau')"}
+fig, (ax_acc, ax_em) = plt.subplots(1, 2, figsize=(10, 4), dpi=90, sharey=True,
+                                     layout="constrained")
+styles = {"plain": dict(color="tab:red", marker="o"),
+          "attention": dict(color="tab:blue", marker="s"),
+          "control": dict(color="tab:orange", marker="^", ls="--")}
+labels = {"plain": f"one context vector c, H = 32 ({n_params['plain']:,} parameters)",
+          "attention": f"Bahdanau attention, H = 32 ({n_params['attention']:,})",
+          "control": f"control: one c, H = 36 ({n_params['control']:,})"}
 for name, (_, acc, em) in results.items():
     ax_acc.plot(lengths, [acc[L] for L in lengths], ms=4, label=labels[name], **styles[name])
     ax_em.plot(lengths, [em[L] for L in lengths], ms=4, label=labels[name], **styles[name])
@@ -388,24 +414,33 @@ for ax, what in ((ax_acc, "token accuracy"), (ax_em, "exact match")):
     ax.grid(alpha=0.3)
 ax_acc.set_ylabel("fraction correct (50 test strings per length)")
 ax_acc.legend(loc="lower left", fontsize=9)
-fig.suptitle("copy task, same size, same data, same 378 updates")
+fig.suptitle("copy task: same data, same 378 updates")
 plt.show()
 
 # %% [markdown]
-# The table, in buckets of three lengths (150 test strings each):
+# The table, in buckets of three lengths (150 test strings each; token accuracy over all the
+# letters of the bucket, exact match over its strings):
 
 # %%
-print(f"{'source length':14}{'token accuracy':>24}{'exact match':>24}")
-print(f"{'':14}{'plain':>12}{'attention':>12}{'plain':>12}{'attention':>12}")
+names = ("plain", "attention", "control")
+print(f"{'source length':14}{'token accuracy':^33}   {'exact match':^33}")
+print(f"{'':14}" + "".join(f"{n:>11}" for n in names) + "   " + "".join(f"{n:>11}" for n in names))
 for lo in range(MIN_LEN, MAX_LEN + 1, 3):
-    bucket = [L for L in lengths if lo <= L < lo + 3]  # equal sizes, so plain means are fine
-    row = [np.mean([results[n][k][L] for L in bucket]) for k in (1, 2)
-           for n in ("plain", "attention")]
-    print(f"{f'{bucket[0]}-{bucket[-1]}':14}" + "".join(f"{v:12.1%}" for v in row))
+    bucket = [L for L in lengths if lo <= L < lo + 3]
+    refs = [list(ex.tgt) for L in bucket for ex in test[L]]
+    outs = {n: [o for L in bucket for o in results[n][0][L]] for n in names}
+    acc = [token_accuracy(outs[n], refs) for n in names]
+    em = [exact_match(outs[n], refs) for n in names]
+    print(f"{f'{bucket[0]}-{bucket[-1]}':14}" + "".join(f"{v:11.1%}" for v in acc) + "   "
+          + "".join(f"{v:11.1%}" for v in em))
+em_attn = results["attention"][2]
+print("attention, exact match at S = 17..20:",
+      " ".join(f"{em_attn[L]:.0%}" for L in range(17, MAX_LEN + 1)))
 
-acc_plain, acc_attn = results["plain"][1], results["attention"][1]
+acc_plain, acc_attn, acc_ctrl = (results[n][1] for n in names)
 assert min(acc_attn.values()) > 0.9  # attention: high at every length
-assert acc_plain[MIN_LEN] > 0.9 and acc_plain[MAX_LEN] < 0.4  # plain: falls with length
+for acc in (acc_plain, acc_ctrl):  # plain, with 32 or 36: falls with length
+    assert acc[MIN_LEN] > 0.9 and acc[MAX_LEN] < 0.4
 
 # %% [markdown]
 # What the mistakes look like: the first three test strings of 20 letters. Under each output, a
@@ -426,34 +461,36 @@ for k in range(3):
     print()
 
 # %% [markdown]
-# **The losses.** Left: the training loss of every update (`Trainer.batch_losses`, thin) and each
-# epoch's mean (`Trainer.history`, dots). Right: the same cross-entropy on the test strings of
+# **The losses.** Left: the training loss of every update (`Trainer.batch_losses`, small points)
+# and each epoch's mean (`Trainer.history`, line with markers); the control's per-batch points
+# are left out, to keep the panel readable. Right: the same cross-entropy on the test strings of
 # each length, with the reference fed in (teacher forcing, `Trainer.evaluate`), so it does not
 # depend on greedy decoding. (`tinyattn.curves.plot_history` draws one model's curves; here we
-# want two models on one axis.)
+# want several models on one axis.)
 
 # %%
-fig, (ax_train, ax_len) = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
+fig, (ax_train, ax_len) = plt.subplots(1, 2, figsize=(11, 4), dpi=90, layout="constrained")
 test_loss = {}
 for name, (_, trainer) in models.items():
     losses = np.array(trainer.batch_losses)
     per_epoch = len(losses) / len(trainer.history)
-    ax_train.plot((np.arange(len(losses)) + 1) / per_epoch, losses, lw=0.8, alpha=0.5,
-                  color=styles[name]["color"])
+    if name != "control":
+        ax_train.plot((np.arange(len(losses)) + 1) / per_epoch, losses, ".", ms=2, alpha=0.6,
+                      color=styles[name]["color"])
     ax_train.plot([r.epoch for r in trainer.history], [r.train_loss for r in trainer.history],
                   label=labels[name], **styles[name])
     test_loss[name] = [trainer.evaluate(encode_pairs(test[L], vocab, vocab)) for L in lengths]
     ax_len.plot(lengths, test_loss[name], ms=4, label=labels[name], **styles[name])
 ax_train.set_xlabel("epoch")
-ax_train.set_title("training loss: each batch (thin), epoch mean (dots)")
+ax_train.set_title("training loss: each batch (points), epoch mean (line)")
 ax_len.set_xlabel("source length S (letters)")
 ax_len.set_title("test loss against source length (teacher forced)")
 ax_len.set_xticks(range(MIN_LEN - 1, MAX_LEN + 1, 2))
 for ax in (ax_train, ax_len):
     ax.set_yscale("log")
     ax.set_ylabel("cross-entropy per target token (nats)")
-    ax.grid(alpha=0.3, which="both")
-ax_train.legend(fontsize=8, loc="lower left")
+    ax.grid(alpha=0.3)
+ax_len.legend(fontsize=8, loc="center right")
 plt.show()
 for name in models:
     print(f"{name:9} test loss at S = {MIN_LEN}: {test_loss[name][0]:.3f}   "
@@ -466,35 +503,48 @@ for name in models:
 # main ones).
 #
 # - **The plain model degrades with length.** It copies strings of 3 to 5 letters almost
-#   perfectly (96.4 % of the letters, 91.3 % of the strings exactly); from 9 letters on it copies
+#   perfectly (95.5 % of the letters, 91.3 % of the strings exactly); from 9 letters on it copies
 #   not a single test string exactly, and its token accuracy keeps falling, to 20.6 % for 18–20
-#   letters (one letter in 20 right by pure chance would be 5 %). The samples show how: often the
-#   first letters come out right, then the output drifts into letters that are plausible but
-#   wrong, and it may be a letter short or long, which shifts everything after it. Everything it
-#   writes must come from the 64 numbers of $c$, and a string of 20 random letters is more than
-#   it has learned to pack into them.
-# - **The attention model stays high.** With the same sizes, data and updates, its token
-#   accuracy is 96.9 % or more in every bucket. It is not perfectly flat: exact match slips from
-#   99.3 % (3–5 letters) to 82.7 % (18–20), since one slip in 20 letters loses the whole string
-#   (the third sample is one such slip); and its test loss also rises with length (0.021 → 0.091
-#   nats per token), yet at 20 letters it is about 20 times below the plain model's (1.778).
-#   At each step it reads the encoder state of the letter to copy, so a longer string does not
-#   crowd a fixed memory; it only adds one more state to look at.
+#   letters (one letter in 20 right by pure chance would be 5 %). The samples show how: the
+#   output often starts right, then drifts into letters that are plausible but wrong, and it may
+#   be a letter short or long, which shifts everything after it. Everything it writes must come
+#   from the 64 numbers of $c$, and a string of 20 random letters is more than it has learned to
+#   pack into them.
+# - **More parameters do not explain the gap.** The control, a plain model with H = 36 and more
+#   parameters than the attention model (56,544 against 54,296), draws nearly the same curve as
+#   the plain model: 3 to 5 points higher in token accuracy at 6–14 letters, 21.9 % at 18–20;
+#   exact match 4.0 % at 9–11 letters, one string in 150 at 12–14, none from 15 on. Its $c$ has
+#   72 numbers instead of 64; that is not enough to change the picture.
+# - **The attention model stays high, but it is not perfect at length 19–20.** With the same
+#   layer sizes, data and updates, its token accuracy is 96.9 % or more in every bucket. Exact
+#   match slips from 99.3 % (3–5 letters) to 82.7 % (18–20), and to 76 % and 80 % at 19 and 20
+#   letters: it gets about one long string in five wrong. Some of that is how exact match
+#   counts (one slip in 20 letters loses the whole string; the third sample goes wrong from the
+#   14th letter on, in a stretch where letters repeat, "…mhmshnpph", and comes out two letters
+#   too long), but not all: its test loss also rises with length, from 0.021 to 0.091 nats per
+#   token, about four times. At 20 letters that is still about 20 times below the plain model's
+#   (1.778). At each step it reads the
+#   encoder states directly, so a longer string does not crowd a fixed memory; it adds states to
+#   choose from, and more steps at which to choose wrongly.
 # - **The training curves.** With attention, the epoch-mean loss falls by a factor of about 50
-#   in 6 epochs (2.352 → 0.050); the plain model's stalls near 1.1. The plain model's thin line
-#   jumps between low and high values because the trainer groups strings of similar length into
-#   the same batch (`bucket=True`): a batch of short strings has a low loss, a batch of long ones a
-#   high loss. It is the right-hand panel again, seen during training.
-# - **The shape is that of figure 2**, for the same reason: a curve that falls with length for
-#   the one-vector model, one that stays nearly level with attention. Our task is easier than
-#   translation (the alignment is the diagonal) and our models are tiny, so the effect shows at
-#   5–20 letters rather than at 30–60 words.
+#   in 6 epochs (2.352 → 0.050); the plain model's is still 1.101 after 6 epochs and falling
+#   slowly, the control's 1.048. The plain model's batch losses split into low and high values
+#   because the trainer groups strings of similar length into the same batch (`bucket=True`): a
+#   batch of short strings has a low loss, a batch of long ones a high loss. It is the
+#   right-hand panel again, seen during training.
+# - **The shape is that of figure 2**: a curve that falls with length for the one-vector model,
+#   one that stays nearly level with attention. Bahdanau et al.'s figure also shows that
+#   attention does not make length free (RNNsearch-30 also declines on the longest sentences,
+#   though less than the RNNenc models), as our exact match at 19–20 letters does. Our task is
+#   easier than translation (the alignment is the diagonal) and our models are tiny, so the
+#   effect shows at 5–20 letters rather than at 30–60 words.
 # - **Honest limits.** This is one seed and one small budget. A bigger plain model trained
 #   longer does better: Sutskever et al. (abstract and conclusion) found that their large
 #   4-layer LSTM, with the source reversed, "did not have difficulty on long sentences". The
 #   bottleneck is a matter of how much one vector can be trained to hold, not an absolute wall;
-#   attention removes it at a modest cost (here, the extra parameters of $W_a$, $U_a$, $v_a$ and
-#   a decoder loop that runs step by step; compare the training times printed above).
+#   attention removes most of it at a modest cost (here, the 8,256 parameters of $W_a$, $U_a$,
+#   $v_a$ and a decoder loop that runs step by step; compare the training times printed above,
+#   which depend on the machine).
 #
 # **To remember.** Plain seq2seq: $c = q(h_1..h_S)$ (here $[\overrightarrow{h}_S ;
 # \overleftarrow{h}_1]$), $s_i = f(s_{i-1}, [E y_{i-1} ; c])$,
@@ -505,13 +555,12 @@ for name in models:
 #
 # ## What to try
 #
-# - **A bigger H for the plain model.** Change `hidden_size=32` to 64 or 128 in `train_model`
-#   and train only the plain model, `train_model("plain", None)`. Expect the whole plain curve
-#   to rise, by less with every doubling, and still to fall with length, while the training
-#   time grows quickly with H. Bigger H helps the plain model, but only up to a point within a
-#   fixed budget: it does not make the curve flat the way attention does.
+# - **A much bigger H for the plain model**:
+#   `model, _ = train_model("plain", None, hidden_size=64)`, then 128, and score it with
+#   `scores(model)`. How much does the curve rise for each doubling, does it still fall with
+#   length, and how fast does the training time grow? Try more epochs too.
 # - **A smaller H for the attention model** (16, or 8). How small can it go and still copy 20
-#   letters? Its memory grows with the source, so it needs far less per vector.
+#   letters? Its memory grows with the source, so each vector may need to hold far less.
 # - **A one-directional encoder** (`bidirectional=False`): then $c = h_S$ exactly as in document
 #   003. Which letters does the plain model now lose first, the early ones or the late ones?
 #   Then try the `reverse` task, or reverse the source strings yourself (Sutskever et al.'s
