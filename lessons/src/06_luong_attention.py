@@ -658,7 +658,7 @@ for key in ("local-m", "local-p"):
 # ## 10. What the table can and cannot tell
 #
 # **What one seed can tell: three groups, each with a reason.** The yardstick is general's own
-# spread over three seeds: exact match 68.7–84.6 %, final loss 0.136–0.194.
+# spread over three seeds: exact match 68.6–84.6 %, final loss 0.136–0.194.
 #
 # - **local-m fails on this task** (exact match 6.6 %, alignment 18.8 %), for a reason that no
 #   seed changes. $p_t = t$ assumes the $t$-th output character comes from near the $t$-th
@@ -685,7 +685,7 @@ for key in ("local-m", "local-p"):
 #   sharpening down.
 #
 # **What one seed cannot tell.** The order of dot (90.5 %), general (84.6 %), concat (82.7 %)
-# and general with input feeding (80.9 %). General alone, with seeds 1 and 2, scored 68.7 % and
+# and general with input feeding (80.9 %). General alone, with seeds 1 and 2, scored 68.6 % and
 # 79.8 % exact match (84.6 % with seed 0), and its alignment ranged from 83.6 % to 95.9 %: one
 # configuration moves by more than the gaps between these four. The final losses hint at more
 # (dot's 0.103 lies below general's range, concat's 0.281 above it), but with one seed each and

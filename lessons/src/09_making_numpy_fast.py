@@ -832,12 +832,12 @@ print(f"T Bahdanau steps (keys once) take {ratio:.1f}× the time of T Luong step
 
 # %%
 def scores_backward_loop(dscores, queries, keys):
-    dqueries, dkeys = np.empty_like(queries), np.zeros_like(keys)
+    dq, dk = np.empty_like(queries), np.zeros_like(keys)
     for t in range(queries.shape[1]):
         d_t = dscores[:, t, :, None]  # (B, S, 1)
-        dqueries[:, t] = (d_t * keys).sum(axis=1)  # Σ_s dscores[b, t, s] k[b, s]
-        dkeys += d_t * queries[:, t, None, :]  # (B, S, 1) * (B, 1, Hq) -> (B, S, Hq)
-    return dqueries, dkeys
+        dq[:, t] = (d_t * keys).sum(axis=1)  # Σ_s dscores[b, t, s] k[b, s]
+        dk += d_t * queries[:, t, None, :]  # (B, S, 1) * (B, 1, Hq) -> (B, S, Hq)
+    return dq, dk
 
 
 def scores_backward_batched(dscores, queries, keys):
