@@ -219,3 +219,7 @@ def test_named_parameters_order_and_shapes(rng):
     for module in (lstm, gru, rnn):
         for _, v, g in module.named_parameters():
             assert v.shape == g.shape and v.dtype == g.dtype
+    assert [(p, type(m).__name__) for p, m in gru.named_modules()] == [
+        ("", "Bidirectional"), ("fwd.", "GRU"), ("bwd.", "GRU")]
+    assert [p + n for p, m in gru.named_modules() for n in m.params] == [
+        n for n, _, _ in gru.named_parameters()]

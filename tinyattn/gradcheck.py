@@ -336,7 +336,7 @@ def check_module(module, *args, tol: float = TOL_LAYER, names=None,
     for n, a in arrays.items():
         if a.ndim == 3:
             time_axes[n] = 1
-    for prefix, mod in _walk(module):
+    for prefix, mod in module.named_modules():
         for pname, value in mod.params.items():
             arrays[prefix + pname] = value
             if getattr(mod, "GATES", None):
@@ -362,12 +362,6 @@ def check_module(module, *args, tol: float = TOL_LAYER, names=None,
 
     return check_gradients(forward, backward, arrays, tol=tol, seed=seed,
                            gates=gates, time_axes=time_axes)
-
-
-def _walk(module, prefix: str = ""):
-    yield prefix, module
-    for name, child in module.children():
-        yield from _walk(child, prefix + name + ".")
 
 
 def check_all_layers(seed: int = 0, verbose: bool = True) -> dict[str, GradCheckResult]:

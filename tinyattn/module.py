@@ -48,6 +48,13 @@ class Module:
             if isinstance(value, Module):
                 yield name, value
 
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        """Yield ``(dotted_prefix, module)`` for this module (prefix ``""``) and
+        every descendant, in the order of `named_parameters`."""
+        yield prefix, self
+        for name, child in self.children():
+            yield from child.named_modules(prefix + name + ".")
+
     def named_parameters(
         self, prefix: str = ""
     ) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
