@@ -279,3 +279,22 @@ def test_unrecognised_mistake_points_to_the_equations():
 
     r = _diagnosed("rnn_step_backward", odd, "no known mistake matches", "EQUATIONS.md §1")
     assert r.errors["db_h"] > 1e-3 and r.errors["dW_xh"] < 1e-7
+
+
+@pytest.mark.parametrize("order", [(2, 0, 1), (1, 0, 2), (0, 2, 1)])
+def test_one_array_stacked_in_the_wrong_gate_order_is_named(order):
+    """Only dW_h's blocks permuted, in the Cho form: no registered Bug predicts it
+    (its n block is (r ⊙ h_prev)ᵀ da_n), the generic block signature does."""
+    from tinyattn.gru import gru_step_backward
+
+    def learner(dh, cache):
+        dx, dh_prev, dW_x, dW_h, db_x, db_h = gru_step_backward(dh, cache)
+        blocks = np.split(dW_h, 3, axis=1)
+        return dx, dh_prev, dW_x, np.hstack([blocks[k] for k in order]), db_x, db_h
+
+    r = ex.check("gru_cho_step_backward", learner, verbose=False)
+    gates = ", ".join("rzn"[k] for k in order)
+    assert r.status == "failed"
+    # (z, r, n) happens to match the registered swap Bug too; either names the order
+    assert any(f"gate blocks in the wrong order: yours hold gates ({gates})" in d
+               or f"wrong gate order ({gates})" in d for d in r.diagnoses), r.text

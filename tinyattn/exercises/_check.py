@@ -167,9 +167,10 @@ def check(name: str, fn, *, seed: int = 0, verbose: bool = True) -> CheckResult:
     failed = ["d" + r.name for r in result.reports if not r.passed]
     learner = {"d" + r.name: r.analytic for r in result.reports}
     numerical = {"d" + r.name: r.numerical for r in result.reports}
+    gates = {"d" + k: v for k, v in ex.gates.items()}
     douts = result.douts if isinstance(result.douts, tuple) else (result.douts,)
     diags = diagnose(ex.bugs, ex.grad_names, learner, numerical, failed, douts,
-                     ex.forward(*args)[1], ex.ctx)
+                     ex.forward(*args)[1], ex.ctx, gates)
     lines.append(f"FAILED: wrong {', '.join(failed)} (tolerance {TOL_STEP:.0e})")
     if ex.n_state:
         chain_line, chain_diag = chained_check(ex, fn, seed)

@@ -8,9 +8,11 @@ with the numerical ones, two kinds of evidence are compared with them:
   upstream gradients (e.g. σ' applied to an already-activated value), or a
   direct test on the learner's numbers (e.g. nonzero gradient at pads);
 - **generic signatures**, from the true (numerical) gradient alone: the
-  learner's array is 0, or −1, a constant times, or the transpose of the
-  true one. (Gate orders are candidate bugs: every permutation of an
-  exercise's gates is registered in `_registry`.)
+  learner's array is 0, or −1, a constant times, the transpose of, or a
+  gate-block permutation of the true one. (The registered gate-order bugs
+  permute the pre-activation gradient everywhere; this signature also
+  catches one array stacked in the wrong order, e.g. the Cho GRU's dW_h,
+  whose n block is (r ⊙ h_prev)ᵀ da_n and so no permutation of a Bug's.)
 
 A candidate *explains* an array when its prediction differs from the true
 gradient and the learner's gradient matches the prediction.
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import permutations
 
 import numpy as np
 
@@ -60,7 +63,7 @@ def close(a, b, rel: float = CLOSE) -> bool:
     return float(np.abs(a - b).max(initial=0.0)) <= rel * scale + 1e-10
 
 
-def _generic(name: str, mine, true) -> str | None:
+def _generic(name: str, mine, true, gates) -> str | None:
     """A signature of ``mine`` against the true gradient ``true``, or None."""
     if not np.abs(mine).max(initial=0.0) > 0 and np.abs(true).max(initial=0.0) > 1e-8:
         return (f"{name} is all zeros: it is not computed, or every path into it "
@@ -70,6 +73,16 @@ def _generic(name: str, mine, true) -> str | None:
     if true.ndim == 2 and true.shape[0] == true.shape[1] and close(mine, true.T):
         return (f"{name} is the transpose of the true gradient: for y = a @ W the weight "
                 "gradient is a.T @ dy (not dy.T @ a), and da = dy @ W.T")
+    if gates:
+        k = len(gates)
+        blocks = np.split(true, k, axis=-1)
+        for order in permutations(range(k)):
+            if order != tuple(range(k)) and close(mine, np.concatenate(
+                    [blocks[j] for j in order], axis=-1)):
+                yours = ", ".join(gates[j] for j in order)
+                return (f"{name}: gate blocks in the wrong order: yours hold gates "
+                        f"({yours}) where ({', '.join(gates)}) belong (stack them in "
+                        "that order)")
     denom = float(np.sum(true * true))
     if denom > 0:
         factor = float(np.sum(mine * true)) / denom
@@ -80,7 +93,7 @@ def _generic(name: str, mine, true) -> str | None:
 
 
 def diagnose(bugs, names, learner: dict, numerical: dict, failed, douts, cache,
-             ctx=None) -> list[str]:
+             ctx=None, gates=None) -> list[str]:
     """Likely mistakes behind the failed gradients, most complete first.
 
     Parameters
@@ -98,6 +111,8 @@ def diagnose(bugs, names, learner: dict, numerical: dict, failed, douts, cache,
         The library forward's cache for this check.
     ctx : dict, optional
         Exercise details a `Bug.test` may need (a mask, sizes).
+    gates : dict of name -> tuple of str, optional
+        Gate labels of the fused arrays.
 
     Returns
     -------
@@ -121,7 +136,7 @@ def diagnose(bugs, names, learner: dict, numerical: dict, failed, douts, cache,
     covered = {n for _, h in chosen for n in h}
     for n in failed:
         if n not in covered:
-            sig = _generic(n, learner[n], numerical[n])
+            sig = _generic(n, learner[n], numerical[n], (gates or {}).get(n))
             if sig:
                 msgs.append(sig)
     return msgs
