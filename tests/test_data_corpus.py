@@ -135,7 +135,7 @@ def test_max_len_counts_tokens_on_both_sides():
 
 
 def test_filter_bad_arguments():
-    with pytest.raises(ValueError, match="max_len must be a positive int, got 0"):
+    with pytest.raises(ValueError, match="max_len must be None or a positive int, got 0"):
         filter_pairs([], max_len=0)
     with pytest.raises(ValueError, match="prefixes must be None or a non-empty sequence"):
         filter_pairs([], prefixes=[])

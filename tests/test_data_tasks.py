@@ -230,11 +230,16 @@ def test_tsv_round_trip(tmp_path):
     assert read_task_tsv(tmp_path / "dates.tsv")[0].gold[4] is None
 
 
-@pytest.mark.parametrize("gold", [(0, 4), (2, 2), (-1, 1), (0.0, 1), [0, 1], (0, 1, 2)])
-def test_example_refuses_a_gold_span_outside_the_source(gold):
-    with pytest.raises(ValueError, match=r"gold\[1\] must be None or a span \(start, end\) "
-                                         r"with 0 <= start < end <= 3"):
+@pytest.mark.parametrize("gold", [(0, 4), (2, 2), (-1, 1), (0.0, 1), (0, 1, 2), "01"])
+def test_example_refuses_a_gold_span_that_is_not_two_ints_inside_the_source(gold):
+    with pytest.raises(ValueError, match=r"gold\[1\] must be None or a pair of ints "
+                                         r"\(start, end\) with 0 <= start < end <= 3"):
         Example(("a", "b", "c"), ("x", "y"), ((0, 1), gold))
+
+
+def test_example_stores_list_spans_as_tuples_of_ints():
+    ex = Example(("a", "b"), ("x", "y"), [[0, 1], (np.int64(1), 2)])
+    assert ex.gold == ((0, 1), (1, 2)) and type(ex.gold[1][0]) is int
 
 
 def test_tsv_refuses_multi_character_tokens(tmp_path):
@@ -245,7 +250,7 @@ def test_tsv_refuses_multi_character_tokens(tmp_path):
 @pytest.mark.parametrize("line, message", [
     ("abc\tabc", "line 2: expected 3 tab-separated columns, got 2"),
     ("abc\tabc\t0:1 1:2", "line 2: expected 3 gold spans"),
-    ("abc\tabc\t0:1 1:2 2:4", "line 2: gold[2] must be None or a span (start, end) with "
+    ("abc\tabc\t0:1 1:2 2:4", "line 2: gold[2] must be None or a pair of ints (start, end) with "
                               "0 <= start < end <= 3 (the source length), got (2, 4)"),
     ("abc\tabc\t0:1 x 2:3", "line 2: gold span 'x'"),
 ])

@@ -107,7 +107,8 @@ def test_build_min_freq_and_max_size():
     assert Vocab.build(SENTENCES, min_freq=2).tokens[4:] == ["a", "b"]
     assert Vocab.build(SENTENCES, max_size=6).tokens[4:] == ["a", "b"]
     assert len(Vocab.build(SENTENCES, max_size=4)) == 4
-    with pytest.raises(ValueError, match="max_size must be None or an int >= 4.*got 3"):
+    with pytest.raises(ValueError, match=r"max_size \(it counts the 4 special tokens\) must be "
+                                         r"None or an int >= 4, got 3"):
         Vocab.build(SENTENCES, max_size=3)
     with pytest.raises(ValueError, match="min_freq must be a positive int, got 0"):
         Vocab.build(SENTENCES, min_freq=0)

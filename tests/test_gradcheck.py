@@ -143,3 +143,17 @@ def test_a_backward_that_writes_into_its_inputs_and_douts_changes_nothing():
     assert r.passed, str(r)
     assert all(np.array_equal(a, b) for a, b in zip(args, before))
     assert r.douts.shape == (2, 6)
+
+
+def test_a_backward_that_writes_then_raises_leaves_the_arrays_as_they_were():
+    rng = np.random.default_rng(2)
+    args = [rng.standard_normal(s) for s in [(2, 5), (2, 6), (5, 6), (6, 6), (6,)]]
+    before = [a.copy() for a in args]
+
+    def failing_backward(dh, cache):
+        args[2][...] = 0.0
+        raise RuntimeError("half-way")
+
+    with pytest.raises(RuntimeError, match="half-way"):
+        check_function(rnn_step_forward, failing_backward, *args)
+    assert all(np.array_equal(a, b) for a, b in zip(args, before))

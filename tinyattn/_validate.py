@@ -36,14 +36,19 @@ def is_int(value) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
-def check_size(value, name: str, *, low: int = 1, high: int | None = None) -> int:
-    """Return ``value`` as an int in ``low..high`` (no upper end when ``high`` is None)."""
+def check_size(value, name: str, *, low: int = 1, high: int | None = None,
+               none_ok: bool = False) -> int | None:
+    """Return ``value`` as an int in ``low..high`` (no upper end when ``high`` is None);
+    with ``none_ok``, None is accepted and returned."""
+    if none_ok and value is None:
+        return None
     if not is_int(value) or value < low or (high is not None and value > high):
         if high is not None:
             want = f"an int in {low}..{high}"
         else:
             want = "a positive int" if low == 1 else f"an int >= {low}"
-        raise ValueError(f"{name} must be {want}, got {value!r}")
+        raise ValueError(f"{name} must be {'None or ' if none_ok else ''}{want}, "
+                         f"got {value!r}")
     return int(value)
 
 

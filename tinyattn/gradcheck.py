@@ -74,14 +74,19 @@ class ArrayReport:
 
 
 class GradCheckResult:
-    """Per-array results of a gradient check; ``str()`` prints a table."""
+    """Per-array results of a gradient check; ``str()`` prints a table.
+
+    ``reports`` (one `ArrayReport` per array), ``tol``, ``floor`` (the
+    noise floor of the relative error) and ``douts`` (the random upstream
+    gradients, shaped like the outputs).
+    """
 
     def __init__(self, reports: list[ArrayReport], tol: float, floor: float = 0.0,
                  douts=None):
         self.reports = reports
         self.tol = tol
         self.floor = floor
-        self.douts = douts  # the random upstream gradients, shaped like the outputs
+        self.douts = douts
 
     @property
     def passed(self) -> bool:
@@ -212,6 +217,7 @@ def check_gradients(forward, backward, arrays: dict, *, tol: float = TOL_LAYER,
     Returns
     -------
     GradCheckResult
+        Per-array reports; its ``douts`` are the upstream gradients used.
     """
     for name, x in arrays.items():
         _require_float64(name, x)
@@ -225,11 +231,13 @@ def check_gradients(forward, backward, arrays: dict, *, tol: float = TOL_LAYER,
     flat_douts = _flatten(douts)
     floor = noise_level(outs, douts, step) / tol
     saved = {name: x.copy() for name, x in arrays.items()}
-    analytic = backward(_like(douts, np.copy))
-    analytic = {k: None if v is None else np.array(v, dtype=np.float64)  # a copy
-                for k, v in analytic.items()}
-    for name, x in arrays.items():
-        np.copyto(x, saved[name])
+    try:
+        analytic = backward(_like(douts, np.copy))
+        analytic = {k: None if v is None else np.array(v, dtype=np.float64)  # a copy
+                    for k, v in analytic.items()}
+    finally:  # even when the backward raises, leave the arrays as they were
+        for name, x in arrays.items():
+            np.copyto(x, saved[name])
 
     def loss() -> float:
         total = 0.0

@@ -170,6 +170,8 @@ def plot_alignment(alpha, src_tokens, tgt_tokens, *, gold=None, positions=None, 
     src = _check_tokens(src_tokens, S, "src_tokens", "column")
     tgt = _check_tokens(tgt_tokens, T, "tgt_tokens", "row")
     gold = None if gold is None else _check_gold(gold, T, S)
+    if not isinstance(gold_label, str):
+        raise TypeError(f"gold_label must be a str, got {type(gold_label).__name__}")
     if positions is not None:
         positions = np.asarray(positions, dtype=np.float64)
         if positions.shape != (T,) or not np.all(np.isfinite(positions)):
@@ -194,8 +196,6 @@ def plot_alignment(alpha, src_tokens, tgt_tokens, *, gold=None, positions=None, 
     if gold is not None:
         from matplotlib.patches import Rectangle
 
-        if not isinstance(gold_label, str):
-            raise TypeError(f"gold_label must be a str, got {type(gold_label).__name__}")
         label = gold_label
         for t, span in enumerate(gold):
             if span is not None:

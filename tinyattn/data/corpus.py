@@ -185,8 +185,7 @@ def filter_pairs(pairs, *, max_len: int | None = None, prefixes=None, src_kind: 
     list of Pair
         The kept pairs, in their original order.
     """
-    if max_len is not None:
-        check_size(max_len, "max_len")
+    check_size(max_len, "max_len", none_ok=True)
     check_options("src_kind", src_kind, KINDS)
     check_options("tgt_kind", tgt_kind, KINDS)
     if prefixes is not None:

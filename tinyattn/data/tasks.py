@@ -65,13 +65,15 @@ class Example:
         if len(self.gold) != len(self.tgt):
             raise ValueError(f"gold must have one entry per target token ({len(self.tgt)}), "
                              f"got {len(self.gold)}")
-        n = len(self.src)
+        n, spans = len(self.src), []
         for k, span in enumerate(self.gold):
-            if span is not None and not (isinstance(span, tuple) and len(span) == 2
+            if span is not None and not (isinstance(span, (tuple, list)) and len(span) == 2
                                          and all(map(is_int, span))
                                          and 0 <= span[0] < span[1] <= n):
-                raise ValueError(f"gold[{k}] must be None or a span (start, end) with "
+                raise ValueError(f"gold[{k}] must be None or a pair of ints (start, end) with "
                                  f"0 <= start < end <= {n} (the source length), got {span!r}")
+            spans.append(None if span is None else (int(span[0]), int(span[1])))
+        object.__setattr__(self, "gold", tuple(spans))
 
 
 def _letters_example(task: str, rng: np.random.Generator, min_len: int, max_len: int) -> Example:

@@ -198,9 +198,7 @@ class Vocab:
             Special tokens found in the data are not counted twice.
         """
         check_size(min_freq, "min_freq")
-        if max_size is not None and (not is_int(max_size) or max_size < 4):
-            raise ValueError(f"max_size must be None or an int >= 4 (it counts the "
-                             f"4 special tokens), got {max_size!r}")
+        check_size(max_size, "max_size (it counts the 4 special tokens)", low=4, none_ok=True)
         counts = Counter()
         for k, seq in enumerate(sequences):
             counts.update(_check_tokens(seq, f"sequences[{k}]"))
