@@ -71,6 +71,12 @@ def test_length_penalty_reranks_by_normalised_score():
     for h in hyps:
         assert h.score == pytest.approx(h.logprob / gnmt_length_penalty(len(h.tokens), 1.0))
     assert [h.score for h in hyps] == sorted((h.score for h in hyps), reverse=True)
+    # K=4: "a <eos>" (0.125) beats "a b <eos>" (0.105) on raw log p, loses at α = 1
+    (raw,) = beam_search(model, SRC, LEN, beam_size=4, **KW)
+    (normed,) = beam_search(model, SRC, LEN, beam_size=4, length_penalty=1.0, **KW)
+    assert [h.tokens for h in raw][1:3] == [[A, EOS], [A, B, EOS]]
+    assert [h.tokens for h in normed].index([A, B, EOS]) < [h.tokens for h in normed].index(
+        [A, EOS])
 
 
 def _follow(trace, b, step, beam):
@@ -82,11 +88,18 @@ def _follow(trace, b, step, beam):
     return toks[::-1]
 
 
+def _models():
+    network = Seq2Seq(9, 10, emb_size=4, hidden_size=3, attention="bahdanau",
+                      rng=np.random.default_rng(5))
+    return {"network": (network, np.array([[3, 4, 5, 6], [6, 7, 8, 0]]), np.array([4, 3])),
+            # two rows of the table: every step has <eos> candidates, some finish
+            "table": (TableModel(TABLE), np.zeros((2, 1), int), np.array([1, 1]))}
+
+
+@pytest.mark.parametrize("which", ["network", "table"])
 @pytest.mark.parametrize("K", [1, 2, 3])
-def test_trace_does_not_change_the_result_and_rebuilds_every_hypothesis(K):
-    model = Seq2Seq(9, 10, emb_size=4, hidden_size=3, attention="bahdanau",
-                    rng=np.random.default_rng(5))
-    src, lengths = np.array([[3, 4, 5, 6], [6, 7, 8, 0]]), np.array([4, 3])
+def test_trace_does_not_change_the_result_and_rebuilds_every_hypothesis(K, which):
+    model, src, lengths = _models()[which]
     kw = dict(beam_size=K, max_len=6, sos_id=SOS, eos_id=EOS, length_penalty=0.6)
     plain = beam_search(model, src, lengths, **kw)
     trace = []
@@ -95,6 +108,7 @@ def test_trace_does_not_change_the_result_and_rebuilds_every_hypothesis(K):
     assert [s.t for s in trace] == list(range(len(trace)))
     for hyps_a, hyps_b in zip(plain, traced):
         assert [(h.tokens, h.logprob) for h in hyps_a] == [(h.tokens, h.logprob) for h in hyps_b]
+    rebuilt = 0
     for b in range(2):
         ended = []  # every hypothesis that ended with <eos>, rebuilt from the trace
         for step in trace:
@@ -113,3 +127,6 @@ def test_trace_does_not_change_the_result_and_rebuilds_every_hypothesis(K):
         for h in traced[b]:
             if h.tokens[-1] == EOS:
                 assert (h.tokens, pytest.approx(h.logprob)) in ended
+                rebuilt += 1
+    if which == "table":  # the rebuilding above really ran
+        assert rebuilt == 2 * K
