@@ -106,3 +106,24 @@ def check_options(name: str, value, allowed) -> None:
     if value not in allowed:
         shown = ", ".join(repr(a) for a in allowed)
         raise ValueError(f"{name} must be one of {shown}; got {value!r}")
+
+
+def check_mask(mask, name: str, batch: int, steps: int, what: str) -> np.ndarray:
+    """A (batch, steps) bool mask, True at real tokens, with at least one per row.
+
+    ``what`` names a row in the message ("source", "sequence").
+    """
+    mask = np.asarray(mask)
+    if mask.dtype != bool or mask.shape != (batch, steps):
+        raise ValueError(f"{name} must be a bool array of shape ({batch}, {steps}) (True = "
+                         f"real token), got {mask.dtype.name} {mask.shape}")
+    empty = ~mask.any(axis=1)
+    if empty.any():
+        raise ValueError(f"{name}[{int(np.flatnonzero(empty)[0])}] has no True entry: "
+                         f"an all-pad {what} has nothing to attend to")
+    return mask
+
+
+def length_mask(lengths, steps: int) -> np.ndarray:
+    """(B, T) bool: True for the first ``lengths[b]`` steps of row b."""
+    return np.arange(steps)[None, :] < lengths[:, None]  # (1, T) < (B, 1) -> (B, T)

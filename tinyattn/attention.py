@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tinyattn._recurrent import DeferredGrads
-from tinyattn._validate import check_array, check_options, check_rng, check_size
+from tinyattn._validate import check_array, check_mask, check_options, check_rng, check_size
 from tinyattn.functional import masked_softmax_backward, masked_softmax_forward, matmul_last
 from tinyattn.module import Module
 
@@ -111,18 +111,7 @@ class Attention(Module):
         """Check the encoder states and mask; project the keys once."""
         check_array(enc_hs, "enc_hs", (None, None, self.key_size), self.dtype)
         B, S, _ = enc_hs.shape
-        src_mask = np.asarray(src_mask)
-        if src_mask.dtype != bool or src_mask.shape != (B, S):
-            raise ValueError(
-                f"src_mask must be a bool array of shape ({B}, {S}) (True = real "
-                f"token), got {src_mask.dtype.name} {src_mask.shape}"
-            )
-        empty = ~src_mask.any(axis=1)
-        if empty.any():
-            raise ValueError(
-                f"src_mask[{int(np.flatnonzero(empty)[0])}] has no True entry: "
-                "an all-pad source has nothing to attend to"
-            )
+        src_mask = check_mask(src_mask, "src_mask", B, S, "source")
         keys = self._project_keys(enc_hs)
         return Keys(enc_hs, src_mask, keys, src_mask.sum(axis=1))
 

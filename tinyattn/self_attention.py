@@ -17,7 +17,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinyattn._validate import check_array, check_lengths, check_rng, check_size
+from tinyattn._validate import (
+    check_array,
+    check_lengths,
+    check_mask,
+    check_rng,
+    check_size,
+    length_mask,
+)
 from tinyattn.functional import masked_softmax_backward, masked_softmax_forward, matmul_last
 from tinyattn.module import Module
 
@@ -28,19 +35,10 @@ def _real_tokens(mask, lengths, batch: int, steps: int):
         raise ValueError("give mask or lengths, not both (lengths (B,) is the same as "
                          "mask = np.arange(T) < lengths[:, None])")
     if lengths is not None:
-        lengths = check_lengths(lengths, batch, steps)
-        return np.arange(steps)[None, :] < lengths[:, None]  # (1, T) < (B, 1) -> (B, T)
+        return length_mask(check_lengths(lengths, batch, steps), steps)
     if mask is None:
         return np.ones((batch, steps), dtype=bool)
-    mask = np.asarray(mask)
-    if mask.dtype != bool or mask.shape != (batch, steps):
-        raise ValueError(f"mask must be a bool array of shape ({batch}, {steps}) (True = real "
-                         f"token), got {mask.dtype.name} {mask.shape}")
-    empty = ~mask.any(axis=1)
-    if empty.any():
-        raise ValueError(f"mask[{int(np.flatnonzero(empty)[0])}] has no True entry: "
-                         "an all-pad sequence has nothing to attend to")
-    return mask
+    return check_mask(mask, "mask", batch, steps, "sequence")
 
 
 class SelfAttention(Module):

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinyattn._validate import check_lengths, check_options, check_rng, check_size
+from tinyattn._validate import check_lengths, check_options, check_rng, check_size, length_mask
 from tinyattn.attention import BahdanauAttention, LuongAttention
 from tinyattn.bidirectional import Bidirectional
 from tinyattn.checkpoint import load_checkpoint, load_params_into, module_params, save_checkpoint
@@ -49,11 +49,6 @@ def _ids(x, name: str, vocab: int, ndim: int = 2) -> np.ndarray:
         raise ValueError(f"{name} must hold ids in 0..{vocab - 1} (the vocabulary), "
                          f"got {int(x[bad][0])}")
     return x
-
-
-def length_mask(lengths, steps: int) -> np.ndarray:
-    """(B, T) bool: True for the first ``lengths[b]`` steps of row b."""
-    return np.arange(steps)[None, :] < lengths[:, None]  # (1, T) < (B, 1) -> (B, T)
 
 
 class Seq2Seq(Module):
