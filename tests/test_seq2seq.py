@@ -202,9 +202,11 @@ def test_float32_model_stays_float32():
     (lambda m: m(SRC[:1], SRC_LEN[:1], TGT[:, :-1], TGT[:, 1:], TGT_LEN),
      "same batch size"),
     (lambda m: m.beam_search(SRC, SRC_LEN, beam_size=0, max_len=3, sos_id=SOS, eos_id=EOS),
-     "beam_size must be an int >= 1, got 0"),
+     "beam_size must be a positive int, got 0"),
     (lambda m: m.greedy_decode(SRC, SRC_LEN, max_len=3, sos_id=SOS, eos_id=10),
      r"eos_id must be an id in 0..9, got 10"),
+    (lambda m: m.greedy_decode(SRC, SRC_LEN, max_len=3, sos_id=True, eos_id=EOS),
+     r"sos_id must be an id in 0..9, got True"),
     (lambda m: m.backward(), "without a forward"),
 ])
 def test_bad_input(call, message):

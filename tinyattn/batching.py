@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tinyattn._validate import check_size
+
 
 @dataclass
 class Batch:
@@ -66,9 +68,7 @@ def make_batches(pairs, batch_size: int, *, pad_id: int, sos_id: int, eos_id: in
         Group examples of similar source length (within windows of 50
         batches) so batches carry less padding.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
-            or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    check_size(batch_size, "batch_size")
     order = np.arange(len(pairs)) if rng is None else rng.permutation(len(pairs))
     if bucket:
         window = 50 * batch_size

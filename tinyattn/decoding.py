@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tinyattn._validate import check_size
+from tinyattn._validate import check_size, is_int
 
 
 @dataclass
@@ -72,7 +72,7 @@ def _check(src, src_lengths, max_len, sos_id, eos_id, vocab):
     src = np.asarray(src)
     check_size(max_len, "max_len")
     for name, value in (("sos_id", sos_id), ("eos_id", eos_id)):
-        if not isinstance(value, (int, np.integer)) or not 0 <= value < vocab:
+        if not is_int(value) or not 0 <= value < vocab:
             raise ValueError(f"{name} must be an id in 0..{vocab - 1}, got {value!r}")
     return src, np.asarray(src_lengths)
 
@@ -145,9 +145,7 @@ def beam_search(model, src, src_lengths, *, beam_size, max_len, sos_id, eos_id,
     ``max_len`` the unfinished ones are added. Each hypothesis keeps its
     own attention rows, followed through the back-pointers.
     """
-    if isinstance(beam_size, bool) or not isinstance(beam_size, (int, np.integer)) \
-            or beam_size < 1:
-        raise ValueError(f"beam_size must be an int >= 1, got {beam_size!r}")
+    check_size(beam_size, "beam_size")
     src, src_lengths = _check(src, src_lengths, max_len, sos_id, eos_id,
                               model.config["tgt_vocab"])
     K, B = int(beam_size), src.shape[0]
