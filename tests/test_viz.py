@@ -312,6 +312,16 @@ def test_hypotheses_one_panel_each_with_shared_scale(rng, tmp_path):
     assert (tmp_path / "b.svg").stat().st_size > 1000
 
 
+@pytest.mark.parametrize("n, rows, cols", [(2, 1, 2), (4, 1, 4), (5, 2, 3), (7, 3, 3)])
+def test_hypotheses_up_to_four_in_a_row_then_three_per_row(rng, n, rows, cols):
+    hyps, tokens = _hypotheses(rng, lengths=(3,) * n)
+    fig = viz.plot_hypotheses(hyps, SRC, tokens)
+    panels = [ax for ax in fig.axes if ax.images]
+    assert len(panels) == n
+    grid = panels[0].get_subplotspec().get_gridspec()
+    assert (grid.nrows, grid.ncols) == (rows, cols)
+
+
 def test_hypotheses_bad_input(rng):
     hyps, tokens = _hypotheses(rng)
     with pytest.raises(ValueError, match=r"one token list per hypothesis \(3\), got 2"):
