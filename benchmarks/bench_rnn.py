@@ -60,6 +60,14 @@ def blas_info() -> tuple[str, int | None]:
     return ours.get("internal_api", "unknown"), ours.get("num_threads")
 
 
+def blas_shared_with(torch_module) -> tuple[str, int | None]:
+    """`blas_info`, after giving PyTorch (if given) numpy's BLAS thread budget."""
+    blas = blas_info()
+    if torch_module is not None and blas[1]:
+        torch_module.set_num_threads(blas[1])
+    return blas
+
+
 def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as f:
@@ -231,9 +239,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     shape = QUICK_SHAPE if args.quick else FULL_SHAPE
-    blas = blas_info()
-    if torch is not None and blas[1]:
-        torch.set_num_threads(blas[1])  # same thread budget as numpy's BLAS
+    blas = blas_shared_with(torch)
     cells = [(k, d) for k in LAYERS if k in args.layers for d in DTYPES if d in args.dtypes]
     results = []
     for i, (kind, dtype_name) in enumerate(cells, 1):

@@ -48,7 +48,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_rnn import blas_info, cpu_model, time_interleaved, write_report  # noqa: E402
+from bench_rnn import blas_shared_with, cpu_model, time_interleaved, write_report  # noqa: E402
 
 from tinyattn.optim import Adam  # noqa: E402
 from tinyattn.seq2seq import Seq2Seq  # noqa: E402
@@ -424,11 +424,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     shape = QUICK_SHAPE if args.quick else FULL_SHAPE
-    blas = blas_info()
+    blas = blas_shared_with(torch)
     if torch is not None:
         torch.manual_seed(0)
-        if blas[1]:
-            torch.set_num_threads(blas[1])  # same thread budget as numpy's BLAS
     cells = [(m, ln) for m in MODELS if m in args.models for ln in LENGTHS if ln in args.lengths]
     results = []
     for i, (model, lengths) in enumerate(cells, 1):
