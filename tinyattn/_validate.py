@@ -122,8 +122,3 @@ def check_mask(mask, name: str, batch: int, steps: int, what: str) -> np.ndarray
         raise ValueError(f"{name}[{int(np.flatnonzero(empty)[0])}] has no True entry: "
                          f"an all-pad {what} has nothing to attend to")
     return mask
-
-
-def length_mask(lengths, steps: int) -> np.ndarray:
-    """(B, T) bool: True for the first ``lengths[b]`` steps of row b."""
-    return np.arange(steps)[None, :] < lengths[:, None]  # (1, T) < (B, 1) -> (B, T)

@@ -17,15 +17,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinyattn._validate import (
-    check_array,
-    check_lengths,
-    check_mask,
-    check_rng,
-    check_size,
+from tinyattn._validate import check_array, check_lengths, check_mask, check_rng, check_size
+from tinyattn.functional import (
     length_mask,
+    masked_softmax_backward,
+    masked_softmax_forward,
+    matmul_last,
 )
-from tinyattn.functional import masked_softmax_backward, masked_softmax_forward, matmul_last
 from tinyattn.module import Module
 
 

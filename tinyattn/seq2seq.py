@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinyattn._validate import check_lengths, check_options, check_rng, check_size, length_mask
+from tinyattn._validate import check_lengths, check_options, check_rng, check_size
 from tinyattn.attention import BahdanauAttention, LuongAttention
 from tinyattn.bidirectional import Bidirectional
 from tinyattn.checkpoint import load_checkpoint, load_params_into, module_params, save_checkpoint
 from tinyattn.decoders import BahdanauDecoder, LuongDecoder, PlainDecoder, hidden
 from tinyattn.decoding import beam_search, greedy_decode
-from tinyattn.functional import log_softmax
+from tinyattn.functional import length_mask, log_softmax
 from tinyattn.gru import GRU
 from tinyattn.layers import Embedding, Linear
 from tinyattn.local_attention import LocalAttention
