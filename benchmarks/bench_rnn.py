@@ -3,8 +3,12 @@
 Measures one forward and one backward pass (``hs, state = layer(x)``, then
 ``layer.backward(dhs)``) at B=64, T=50, D=H=256, float32 and float64, for RNN,
 GRU (reset_after=True), LSTM and a bidirectional LSTM. Candidates per cell:
-tinyattn (the sequence module); a naive loop (a plain Python for-loop over t
-calling the pure step functions ``*_step_forward`` / ``*_step_backward``); and
+tinyattn (the sequence module, with its default ``fused=True`` in-place loop
+for RNN and GRU); the plain loop (RNN and GRU with ``fused=False``: the input
+projection before the loop, the cell's gates functions per step, the weight
+gradients after it; the LSTM has only this loop, so its column says
+"= tinyattn"); a naive loop (a plain Python for-loop over t calling the pure
+step functions ``*_step_forward`` / ``*_step_backward``); and
 PyTorch CPU (``nn.RNN/GRU/LSTM``, ``batch_first=True``, ``out.backward(dhs)``),
 "n/a" when torch is missing. The candidates of one cell are timed interleaved
 in one process (a, b, c, a, b, c, ...) after warm-up; each figure is the median
@@ -45,8 +49,8 @@ DTYPES = ("float32", "float64")
 TARGET_LAYERS = ("GRU", "LSTM")
 STEP_WEIGHTS = {"RNN": ("W_xh", "W_hh", "b_h"), "GRU": ("W_x", "W_h", "b_x", "b_h"),
                 "LSTM": ("W_x", "W_h", "b")}
-COLUMNS = ("layer", "dtype", "tinyattn ms", "naive loop ms", "PyTorch ms",
-           "tinyattn / PyTorch", "naive / tinyattn")
+COLUMNS = ("layer", "dtype", "tinyattn ms", "plain loop ms", "naive loop ms", "PyTorch ms",
+           "tinyattn / PyTorch", "plain / tinyattn", "naive / tinyattn")
 
 
 def blas_info() -> tuple[str, int | None]:
@@ -88,11 +92,16 @@ def header_lines(shape: dict, blas: tuple[str, int | None], args) -> list[str]:
     ]
 
 
-def make_layer(kind: str, D: int, H: int, dtype, rng):
+FUSED = ("RNN", "GRU")  # the layers with a fused loop (tinyattn.fused); LSTM has none
+
+
+def make_layer(kind: str, D: int, H: int, dtype, rng, fused=True):
     if kind == "BiLSTM":
         return ta.Bidirectional(ta.LSTM(D, H, rng=rng, dtype=dtype),
                                 ta.LSTM(D, H, rng=rng, dtype=dtype))
     extra = {"reset_after": True} if kind == "GRU" else {}
+    if kind in FUSED:
+        extra["fused"] = fused
     return getattr(ta, kind)(D, H, rng=rng, dtype=dtype, **extra)
 
 
@@ -186,18 +195,23 @@ def measure_cell(kind: str, dtype_name: str, shape: dict, repeats: int, warmup: 
     layer = make_layer(kind, D, H, dtype, rng)
     x = rng.standard_normal((B, T, D)).astype(dtype)
     dhs = rng.standard_normal((B, T, 2 * H if kind == "BiLSTM" else H)).astype(dtype)
-    candidates = {"tinyattn": tinyattn_candidate(layer, x, dhs),
-                  "naive": naive_candidate(kind, layer, x, dhs)}
+    candidates = {"tinyattn": tinyattn_candidate(layer, x, dhs)}
+    if kind in FUSED:  # the same module without its fused loop
+        plain = make_layer(kind, D, H, dtype, np.random.default_rng(0), fused=False)
+        candidates["plain"] = tinyattn_candidate(plain, x, dhs)
+    candidates["naive"] = naive_candidate(kind, layer, x, dhs)
     if torch is not None:
         candidates["torch"] = torch_candidate(kind, D, H, x, dhs)
     return time_interleaved(candidates, repeats, warmup)
 
 
 def table_row(kind: str, dtype_name: str, ms: dict) -> list[str]:
-    tiny, naive, tch = ms["tinyattn"], ms["naive"], ms.get("torch")
-    return [kind, dtype_name, f"{tiny:.2f}", f"{naive:.2f}",
+    tiny, plain, naive, tch = ms["tinyattn"], ms.get("plain"), ms["naive"], ms.get("torch")
+    return [kind, dtype_name, f"{tiny:.2f}",
+            "= tinyattn" if plain is None else f"{plain:.2f}", f"{naive:.2f}",
             "n/a" if tch is None else f"{tch:.2f}",
-            "n/a" if tch is None else f"{tiny / tch:.2f}", f"{naive / tiny:.2f}"]
+            "n/a" if tch is None else f"{tiny / tch:.2f}",
+            "1" if plain is None else f"{plain / tiny:.2f}", f"{naive / tiny:.2f}"]
 
 
 def target_line(results: list[tuple[str, str, dict]]) -> str:

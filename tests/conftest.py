@@ -14,6 +14,14 @@ LAYERS = {
     "gru": lambda rng, dt: ta.GRU(D, H, rng=rng, dtype=dt),
     "gru_cho": lambda rng, dt: ta.GRU(D, H, reset_after=False, rng=rng, dtype=dt),
     "lstm": lambda rng, dt: ta.LSTM(D, H, rng=rng, dtype=dt),
+    # RNN and GRU also have the plain loop over the gates functions (fused=False)
+    "rnn_plain": lambda rng, dt: ta.RNN(D, H, rng=rng, dtype=dt, fused=False),
+    "gru_plain": lambda rng, dt: ta.GRU(D, H, rng=rng, dtype=dt, fused=False),
+    "gru_cho_plain": lambda rng, dt: ta.GRU(D, H, reset_after=False, rng=rng, dtype=dt,
+                                            fused=False),
+    "bi_gru_plain": lambda rng, dt: ta.Bidirectional(
+        ta.GRU(D, H, rng=rng, dtype=dt, fused=False),
+        ta.GRU(D, H, rng=rng, dtype=dt, fused=False)),
     "bi_rnn": lambda rng, dt: ta.Bidirectional(ta.RNN(D, H, rng=rng, dtype=dt),
                                                ta.RNN(D, H, rng=rng, dtype=dt)),
     "bi_gru": lambda rng, dt: ta.Bidirectional(ta.GRU(D, H, rng=rng, dtype=dt),

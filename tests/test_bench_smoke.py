@@ -5,8 +5,8 @@ Only the shape of the report is checked, never the timings.
 
 from .bench_helpers import markdown_rows, run_quick
 
-HEADER = ("| layer | dtype | tinyattn ms | naive loop ms | PyTorch ms "
-          "| tinyattn / PyTorch | naive / tinyattn |")
+HEADER = ("| layer | dtype | tinyattn ms | plain loop ms | naive loop ms | PyTorch ms "
+          "| tinyattn / PyTorch | plain / tinyattn | naive / tinyattn |")
 
 
 def _run(*args):
@@ -21,9 +21,13 @@ def test_quick_run_prints_every_cell(tmp_path):
         (layer, dtype) for layer in ("RNN", "GRU", "LSTM", "BiLSTM")
         for dtype in ("float32", "float64")]
     for row in rows:
-        assert len(row) == 7
-        float(row[2]), float(row[3]), float(row[6])  # numbers, whatever their value
-        assert row[4] == "n/a" or float(row[4]) > 0
+        assert len(row) == 9
+        float(row[2]), float(row[4]), float(row[7]), float(row[8])  # numbers, whatever their value
+        if "LSTM" in row[0]:  # no fused loop: the plain loop is the module
+            assert (row[3], row[7]) == ("= tinyattn", "1")
+        else:
+            float(row[3])
+        assert row[5] == "n/a" or float(row[5]) > 0
     assert 'Target "LSTM and GRU tinyattn/PyTorch <= 1.0"' in proc.stdout.splitlines()[-1]
     assert "numpy" in proc.stdout and "BLAS" in proc.stdout and "B=4, T=5, D=8, H=8" in proc.stdout
     assert len(proc.stderr.strip().splitlines()) >= len(rows)  # progress, one line per cell

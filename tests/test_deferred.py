@@ -67,19 +67,25 @@ def test_step_backward_equals_the_plain_step_functions(name, deferring):
         assert ref_grads[key].any(), key
 
 
-def test_flush_slices_rows_and_cols_and_clears():
-    class Holder:
-        grads = {"W": np.zeros((4, 6))}
-
+def test_flush_stacks_each_argument_once_and_clears():
+    """flush calls each queued function once, with every argument's rows stacked
+    in queue order (None stays None), and empties the queue."""
     rng = np.random.default_rng(1)
-    holder, defer = Holder(), DeferredGrads()
-    lefts = [rng.standard_normal((3, 2)) for _ in range(2)]
-    rights = [rng.standard_normal((3, 3)) for _ in range(2)]
+    grads = np.zeros((2, 3))
+    calls = []
+
+    def accumulate(left, right, absent):
+        calls.append((left.shape, right.shape, absent))
+        grads[...] += left.T @ right
+
+    defer = DeferredGrads()
+    lefts = [rng.standard_normal((4, 2)) for _ in range(3)]
+    rights = [rng.standard_normal((4, 3)) for _ in range(3)]
     for left, right in zip(lefts, rights):
-        defer.add(holder, "W", right, left, rows=(2, 4), cols=(3, 6))
+        defer.add(accumulate, left, right, None)
+    assert not calls  # nothing runs before the flush
     defer.flush()
-    expected = np.zeros((4, 6))
-    expected[2:, 3:] = sum(a.T @ b for a, b in zip(lefts, rights))
-    np.testing.assert_allclose(holder.grads["W"], expected, rtol=1e-13)
-    defer.flush()  # the queue was cleared: a second flush adds nothing
-    np.testing.assert_allclose(holder.grads["W"], expected, rtol=1e-13)
+    assert calls == [((12, 2), (12, 3), None)]
+    np.testing.assert_allclose(grads, sum(a.T @ b for a, b in zip(lefts, rights)), rtol=1e-13)
+    defer.flush()  # the queue was cleared: a second flush calls nothing
+    assert len(calls) == 1

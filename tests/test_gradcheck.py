@@ -74,7 +74,8 @@ def test_dropped_dh_next_is_caught_with_time_steps():
             h = np.zeros((B, H)) if h0 is None else h0
             hs, caches = np.zeros((B, T, H)), []
             for t in range(T):
-                h, cache = rnn_step_forward(x[:, t], h, *self._weights())
+                p = self.params
+                h, cache = rnn_step_forward(x[:, t], h, p["W_xh"], p["W_hh"], p["b_h"])
                 hs[:, t] = h
                 caches.append(cache)
             self._cache = caches

@@ -1,7 +1,18 @@
-"""What RNN, GRU and LSTM share: sizes, initialisation, input checks,
-masks for variable lengths, reusable buffers and the weight gradients.
+"""What RNN, GRU and LSTM share: the time loop, variable lengths, input
+checks, and the queue that runs weight-gradient products after a loop.
 
-The sequence loops themselves live in each layer's own file.
+Each cell's maths lives once, in its own file, as two pure pairs:
+
+- ``*_gates_forward(ax, state_prev, ...)`` / ``*_gates_backward(dstate, cache)``:
+  the cell given its input projection ``ax = x_t @ W_x + b`` (everything
+  that reads the previous state);
+- ``*_step_forward`` / ``*_step_backward``: one whole step, the pair the
+  lessons and exercises use (the gates pair plus the input projection).
+
+`RecurrentLayer.forward` runs the gates pair in a plain loop over time,
+with the input projection of every step as one product before the loop
+and the weight gradients as one product after it (docs/equations.md §1;
+lesson 09 shows why that recipe is the fast one).
 """
 
 from __future__ import annotations
@@ -12,22 +23,82 @@ from tinyattn._validate import check_array, check_lengths, check_rng, check_size
 from tinyattn.module import Module
 
 
-class RecurrentLayer(Module):
-    """Base of the recurrent layers; not used directly.
+class DeferredGrads:
+    """Gradient products postponed until after a step loop.
 
-    Subclasses set ``GATES`` (labels of the gate slices stacked along the
-    last axis of the weight matrices, PyTorch's order) and implement
-    ``forward``/``backward`` and ``step``/``step_backward``.
+    A weight's gradient over T steps is a sum of per-step products
+    (``dW_x = Σ_t x_t.T @ dax_t``). Summed after the loop as one product
+    over the stacked T·B rows (``X.T @ dAx``), it runs several times faster
+    on BLAS than T products over B rows; the sum is the same, only the
+    rounding order differs.
+
+    ``add(accumulate, *rows)`` queues a call; ``flush()`` concatenates
+    each argument of the queued calls of one ``accumulate`` along axis 0
+    (None stays None) and calls it once. ``accumulate`` adds into a
+    module's ``grads`` and is usually a bound method, e.g. a recurrent
+    layer's ``accumulate_grads(x, h_prev, ..., dax, dah)``.
+
+    Examples
+    --------
+    >>> grads = {"W": np.zeros((2, 3))}
+    >>> def add_W(x, dy):
+    ...     grads["W"] += x.T @ dy  # (2, N) @ (N, 3)
+    >>> queue = DeferredGrads()
+    >>> for t in range(4):  # four steps of one row each
+    ...     queue.add(add_W, np.ones((1, 2)), np.ones((1, 3)))
+    >>> queue.flush(); grads["W"]
+    array([[4., 4., 4.],
+           [4., 4., 4.]])
+    """
+
+    def __init__(self):
+        self._calls: dict = {}  # accumulate -> list of argument tuples
+
+    def add(self, accumulate, *rows) -> None:
+        """Queue ``accumulate(*rows)``; rows are stacked with other steps' on flush."""
+        self._calls.setdefault(accumulate, []).append(rows)
+
+    def flush(self) -> None:
+        """Run every queued ``accumulate`` once, over all queued rows."""
+        for accumulate, calls in self._calls.items():
+            stacked = [None if parts[0] is None else np.concatenate(parts, axis=0)
+                       for parts in zip(*calls)]  # each argument: (T·B, ·)
+            accumulate(*stacked)
+        self._calls.clear()
+
+
+class RecurrentLayer(Module):
+    """Base of RNN, GRU and LSTM: the sequence loop over a cell's gates pair.
+
+    A subclass sets ``GATES`` (labels of the gate blocks stacked along the
+    last axis of its weights, PyTorch's order), ``X_PARAMS`` (the names of
+    its input weight and bias) and ``STATE`` (``"h0"``, or ``"state0"``
+    for a state pair), and implements
+
+    - ``_gates(ax_t, state)``: ``(new_state, cache)`` from the step's input
+      projection and the previous state (a tuple: ``(h,)`` or ``(h, c)``);
+    - ``_gates_backward(dstate, cache)``: ``(dstate_prev, dax, rows)``, with
+      ``rows`` the arguments of ``accumulate_grads`` except x and dax;
+    - ``accumulate_grads(x, dax, *rows)``: add the weight gradients for
+      any number of stacked rows (one step, or all T·B at once);
+    - ``step`` (the cell's ``*_step_forward``) and ``_split_cache``, which
+      splits that function's cache into ``x_t`` and the gates cache;
+    - optionally ``_fused_forward``/``_fused_backward`` (`tinyattn.fused`):
+      the same loop in place, used when ``fused=True`` (RNN and GRU).
     """
 
     GATES: tuple[str, ...] = ()
+    X_PARAMS: tuple[str, str] = ("W_x", "b_x")
+    STATE = "h0"
 
-    def __init__(self, input_size, hidden_size, *, rng, dtype=np.float64):
+    def __init__(self, input_size, hidden_size, *, rng, dtype=np.float64, fused=False):
         super().__init__(dtype)
         self.input_size = check_size(input_size, "input_size")
         self.hidden_size = check_size(hidden_size, "hidden_size")
         self._rng = check_rng(rng)
-        self._buffers: dict[str, np.ndarray] = {}
+        if not isinstance(fused, bool):
+            raise TypeError(f"fused must be True or False, got {fused!r}")
+        self.fused = fused  # only RNN and GRU have a fused loop (tinyattn.fused)
 
     def _init(self, *shape) -> np.ndarray:
         # U(−1/√H, 1/√H), PyTorch's initialisation for every recurrent
@@ -39,19 +110,57 @@ class RecurrentLayer(Module):
         dtype = np.dtype(self.dtype).name
         return f"{type(self).__name__}({self.input_size}, {self.hidden_size}, dtype={dtype})"
 
-    # ----- buffers -------------------------------------------------------
-    def _buf(self, name: str, shape) -> np.ndarray:
-        """A work array reused across calls (no page faults every step).
+    # ----- states: (B, H), or a pair (h, c) for an LSTM --------------------
+    def _state_in(self, state, name: str, batch: int) -> tuple:
+        """A public state (None for zeros) as a checked tuple ``(h,)`` or ``(h, c)``."""
+        if self.STATE == "h0":
+            return (self._state(state, name, batch),)
+        if state is None:
+            state = (None, None)
+        if not isinstance(state, tuple) or len(state) != 2:
+            raise TypeError(f"{name} must be a tuple (h, c) or None, got {type(state).__name__}")
+        h, c = state
+        return self._state(h, f"{name}[0] (h)", batch), self._state(c, f"{name}[1] (c)", batch)
 
-        Only caches and internals point at buffers; every array returned
-        to the caller is a fresh copy, so reuse never leaks out.
+    def _state_out(self, state: tuple):
+        """The internal tuple as the public state: ``h``, or ``(h, c)``."""
+        return state[0] if self.STATE == "h0" else tuple(state)
+
+    def _state(self, h, name: str, batch: int) -> np.ndarray:
+        """A (B, H) array: zeros for None, else checked."""
+        if h is None:
+            return np.zeros((batch, self.hidden_size), dtype=self.dtype)
+        return check_array(h, name, (batch, self.hidden_size), self.dtype)
+
+    # ----- one step, for decoders ------------------------------------------
+    def step(self, x_t, state_prev):
+        """One step with this layer's weights: ``(state, cache)``, the cell's
+        ``*_step_forward`` (its cache is that function's).
+
+        ``state_prev`` and the returned state are ``h (B, H)``, or ``(h, c)``
+        for an LSTM.
         """
-        buf = self._buffers.get(name)
-        if buf is None or buf.shape != tuple(shape):
-            buf = self._buffers[name] = np.empty(shape, dtype=self.dtype)
-        return buf
+        raise NotImplementedError
 
-    # ----- input checks --------------------------------------------------
+    def step_backward(self, dstate, cache, defer=None):
+        """Backward of `step`: ``dx_t, dstate_prev``; adds the weight gradients.
+
+        With ``defer`` (a `DeferredGrads`) the weight-gradient products are
+        queued there instead, to run as one product after the decoder's loop.
+        """
+        x_t, gates_cache = self._split_cache(cache)
+        dstate_prev, dax, rows = self._gates_backward(self._as_tuple(dstate), gates_cache)
+        if defer is None:
+            self.accumulate_grads(x_t, dax, *rows)
+        else:
+            defer.add(self.accumulate_grads, x_t, dax, *rows)
+        dx_t = dax @ self.params[self.X_PARAMS[0]].T  # ax = x_t @ W_x + b
+        return dx_t, self._state_out(dstate_prev)
+
+    def _as_tuple(self, state) -> tuple:
+        return (state,) if self.STATE == "h0" else tuple(state)
+
+    # ----- whole sequences ------------------------------------------------
     def _prepare(self, x, lengths):
         """Check ``x (B, T, D)`` and ``lengths``; go time-major.
 
@@ -60,8 +169,7 @@ class RecurrentLayer(Module):
         xs : ndarray of shape (T, B, D), contiguous
         keep : ndarray of shape (T, B, 1) of 1.0 / 0.0, or None
             1 where step t is a real token of sequence b; None when every
-            sequence fills all T steps (the fast path, no masking).
-        lengths : int ndarray of shape (B,) or None
+            sequence fills all T steps (no masking needed).
         """
         check_array(x, "x", (None, None, self.input_size), self.dtype)
         B, T, _ = x.shape
@@ -73,98 +181,68 @@ class RecurrentLayer(Module):
             # (T, 1) < (1, B) -> (T, B) -> (T, B, 1)
             keep = (np.arange(T)[:, None] < lengths[None, :]).astype(self.dtype)[..., None]
         xs = np.ascontiguousarray(x.transpose(1, 0, 2))  # (B, T, D) -> (T, B, D)
-        return xs, keep, lengths
+        return xs, keep
 
-    def _state(self, h, name: str, batch: int) -> np.ndarray:
-        """A (B, H) state: zeros for None, else checked."""
-        if h is None:
-            return np.zeros((batch, self.hidden_size), dtype=self.dtype)
-        return check_array(h, name, (batch, self.hidden_size), self.dtype)
+    def forward(self, x, state0=None, lengths=None):
+        """Run the sequence: ``hs (B, T, H)`` and the final state.
 
-    def _upstream(self, dhs, shape) -> np.ndarray:
-        """Check ``dhs (B, T, H)`` and return it time-major (a view)."""
-        check_array(dhs, "dhs", shape, self.dtype)
-        return dhs.transpose(1, 0, 2)  # (B, T, H) -> (T, B, H)
-
-    @staticmethod
-    def _batch_first(hs_tm, keep):
-        """Outputs (T, B, H) -> (B, T, H), zero at pads, as a fresh array."""
-        out = hs_tm.transpose(1, 0, 2)  # (T, B, H) -> (B, T, H)
-        if keep is not None:
-            return out * keep.transpose(1, 0, 2)  # (B, T, 1) broadcast, a copy
-        return np.ascontiguousarray(out)
-
-    def _scale(self, gates_sigmoid) -> np.ndarray:
-        """0.5 on sigmoid gates, 1 on tanh gates, one entry per column (G·H,).
-
-        σ(a) = (tanh(a/2) + 1) / 2, so scaling the pre-activations of the
-        sigmoid gates by ½ (folded into scaled weight copies, free) lets one
-        np.tanh call activate every gate of a step at once.
+        With ``lengths``, a sequence's state is frozen after its last real
+        token, its outputs there are 0 and no gradient flows through its
+        pads (PyTorch's packed sequences).
         """
-        # In the layer's dtype: a float64 scale would silently turn every
-        # float32 product into a mixed-precision one, twice as slow.
-        per_gate = np.where(np.asarray(gates_sigmoid), 0.5, 1.0).astype(self.dtype)
-        return per_gate.repeat(self.hidden_size)
-
-    def _input_projection(self, xs, W_x, b):
-        """All steps' input projections in one product: (T, B, G·H)."""
+        if self.fused:  # the same numbers, in place (tinyattn.fused)
+            out = self._fused_forward(x, state0, lengths)
+            self._cache = ("fused", self._cache)
+            return out
+        xs, keep = self._prepare(x, lengths)
         T, B, D = xs.shape
-        out = self._buf("proj", (T, B, W_x.shape[1]))
-        # (T·B, D) @ (D, G·H) -> (T·B, G·H)
-        np.matmul(xs.reshape(T * B, D), W_x, out=out.reshape(T * B, -1))
-        out += b
-        return out
+        state = self._state_in(state0, self.STATE, B)
+        W_x, b = (self.params[k] for k in self.X_PARAMS)
+        # Every step's input projection in one product, before the loop:
+        # (T·B, D) @ (D, G·H) -> (T, B, G·H)
+        ax = (xs.reshape(T * B, D) @ W_x + b).reshape(T, B, -1)
+        hs = np.empty((T, B, self.hidden_size), self.dtype)
+        caches = []
+        for t in range(T):
+            new, cache = self._gates(ax[t], state)
+            if keep is not None:  # past its length a sequence keeps its state
+                new = tuple(s + keep[t] * (n - s) for n, s in zip(new, state))
+            caches.append(cache)
+            state = new
+            hs[t] = state[0]
+        self._cache = ("plain", (xs, keep, caches))
+        out = hs.transpose(1, 0, 2)  # (T, B, H) -> (B, T, H)
+        out = out * keep.transpose(1, 0, 2) if keep is not None else np.ascontiguousarray(out)
+        return out, self._state_out(state)
 
-    def _input_gradients(self, xs, dA, W_x, key_W="W_x", key_b=None):
-        """Weight and input gradients of the input projection, one product each.
-
-        ``dA (T, B, G·H)`` holds the pre-activation gradients of all steps;
-        returns ``dx (B, T, D)``.
-        """
+    def backward(self, dhs, dstate_T=None):
+        """Backpropagate through time: ``dx (B, T, D)`` and the initial state's gradient."""
+        path, cache = self._take_cache()
+        if path == "fused":
+            self._cache = cache
+            return self._fused_backward(dhs, dstate_T)
+        xs, keep, caches = cache
         T, B, D = xs.shape
-        dA2 = dA.reshape(T * B, -1)  # (T·B, G·H)
-        self.grads[key_W] += xs.reshape(T * B, D).T @ dA2  # dW_x = X^T dA
-        if key_b is not None:
-            self.grads[key_b] += dA2.sum(axis=0)
-        dx = dA2 @ W_x.T  # (T·B, G·H) @ (G·H, D) -> (T·B, D)
+        check_array(dhs, "dhs", (B, T, self.hidden_size), self.dtype)
+        dhs = dhs.transpose(1, 0, 2)  # (B, T, H) -> (T, B, H)
+        name = "dh_T" if self.STATE == "h0" else "dstate_T"
+        dstate = self._state_in(dstate_T, name, B)
+        dAx, rows = [None] * T, [None] * T
+        for t in reversed(range(T)):
+            dh = dstate[0] + (dhs[t] if keep is None else dhs[t] * keep[t])  # h_t: output and step t+1
+            dstate = (dh,) + dstate[1:]
+            if keep is not None:  # pads pass the state's gradient straight to step t−1
+                passed = tuple(d * (1.0 - keep[t]) for d in dstate)
+                dstate = tuple(d * keep[t] for d in dstate)
+            dstate, dAx[t], rows[t] = self._gates_backward(dstate, caches[t])
+            if keep is not None:
+                dstate = tuple(d + p for d, p in zip(dstate, passed))
+        # Weight gradients, and x's, as one product over all T·B rows.
+        stacked = [None if parts[0] is None else np.concatenate(parts, axis=0)
+                   for parts in zip(*rows)]
+        dAx = np.concatenate(dAx, axis=0)  # T steps of (B, G·H) -> (T·B, G·H)
+        self.accumulate_grads(xs.reshape(T * B, D), dAx, *stacked)
+        dx = dAx @ self.params[self.X_PARAMS[0]].T  # (T·B, G·H) @ (G·H, D)
         # (T·B, D) -> (T, B, D) -> (B, T, D)
-        return np.ascontiguousarray(dx.reshape(T, B, D).transpose(1, 0, 2))
-
-
-class DeferredGrads:
-    """Weight-gradient products postponed until after a step loop (DESIGN.md §4).
-
-    A step's weight gradient is an outer product ``left.T @ right``
-    (``dW_x = x_t.T @ da``) and a bias gradient is ``right.sum(axis=0)``.
-    A decoder that steps a layer T times hands each step's factors to
-    `add` and calls `flush` once after the loop: one product over T·B
-    rows instead of T products over B rows, which BLAS runs several times
-    faster. The sum is the same; only the rounding order differs.
-    """
-
-    def __init__(self):
-        self._terms: dict = {}
-
-    def add(self, module, name: str, right, left=None, *, rows=None, cols=None) -> None:
-        """Queue ``module.grads[name][r0:r1, c0:c1] += left.T @ right``, or
-        ``right.sum(0)`` when ``left`` is None; ``rows``/``cols`` are
-        ``(start, stop)`` pairs, None for all."""
-        key = (id(module), name, rows, cols)
-        entry = self._terms.setdefault(key, (module, name, rows, cols, [], []))
-        entry[4].append(left)
-        entry[5].append(right)
-
-    def flush(self) -> None:
-        """Run every queued product once and add it to the gradients."""
-        for module, name, rows, cols, lefts, rights in self._terms.values():
-            grad = module.grads[name]
-            if rows is not None:
-                grad = grad[rows[0]:rows[1]]  # views: += writes through
-            if cols is not None:
-                grad = grad[..., cols[0]:cols[1]]
-            right = np.concatenate(rights, axis=0)  # (T·B, ·)
-            if lefts[0] is None:
-                grad += right.sum(axis=0)
-            else:
-                grad += np.concatenate(lefts, axis=0).T @ right  # (·, T·B) @ (T·B, ·)
-        self._terms.clear()
+        dx = np.ascontiguousarray(dx.reshape(T, B, D).transpose(1, 0, 2))
+        return dx, self._state_out(dstate)

@@ -257,8 +257,12 @@ class BahdanauAttention(Attention):
         prepared.dkeys += dkeys
         B, T, Hq = queries.shape
         # dW_a = queries^T dq_proj, one product over all steps in prepare_backward
-        prepared.deferred.add(self, "W_a", dq_proj.reshape(B * T, -1), queries.reshape(B * T, Hq))
+        prepared.deferred.add(self._add_query_grad, queries.reshape(B * T, Hq),
+                              dq_proj.reshape(B * T, -1))
         return matmul_last(dq_proj, self.params["W_a"].T)  # (B, T, A) @ (A, Hq)
+
+    def _add_query_grad(self, queries, dq_proj):
+        self.grads["W_a"] += queries.T @ dq_proj  # q_proj = queries @ W_a
 
 
 LUONG_SCORES = ("dot", "general", "concat", "scaled_dot")
@@ -359,12 +363,16 @@ class LuongAttention(Attention):
             prepared.dkeys += dkeys
             B, T, Hq = queries.shape
             W_q = self.params["W_a"][:Hq]
-            # dW_a[:Hq] = queries^T dq_proj, in prepare_backward (rows 0..Hq)
-            prepared.deferred.add(self, "W_a", dq_proj.reshape(B * T, -1),
-                                  queries.reshape(B * T, Hq), rows=(0, Hq))
+            # dW_a[:Hq] = queries^T dq_proj, in prepare_backward
+            prepared.deferred.add(self._add_query_grad, queries.reshape(B * T, Hq),
+                                  dq_proj.reshape(B * T, -1))
             return matmul_last(dq_proj, W_q.T)
         queries = cache
         if self._scale != 1.0:
             dscores = dscores * self._scale
         prepared.dkeys += dscores.transpose(0, 2, 1) @ queries  # (B, S, T) @ (B, T, Hq)
         return dscores @ prepared.keys  # (B, T, S) @ (B, S, Hq)
+
+    def _add_query_grad(self, queries, dq_proj):
+        # concat: q_proj = queries @ W_a[:Hq]
+        self.grads["W_a"][: self.query_size] += queries.T @ dq_proj

@@ -210,7 +210,7 @@ class LuongDecoder(Module):
         if not self.input_feeding:
             a_cache, m_cache = first, second
             dctxs, dhs, (cat, dz) = combine_backward(dh_tildes, m_cache, self.Hk)
-            self.grads["W_c"] += cat.T @ dz
+            self._add_W_c_grad(cat, dz)
             dhs = dhs + self.attn.attend_backward(dctxs, a_cache, keys)  # h_t was the query
             demb, dstate0 = self.cell.backward(dhs)
             return demb, dstate0
@@ -221,12 +221,15 @@ class LuongDecoder(Module):
         for t in reversed(range(len(steps))):
             c_cache, a_cache, m_cache = steps[t]
             dctx, dh, (cat, dz) = combine_backward(dh_tildes[:, t] + dfeed, m_cache, self.Hk)
-            defer.add(self, "W_c", dz, cat)
+            defer.add(self._add_W_c_grad, cat, dz)
             dh = dh + self.attn.step_backward(dctx, a_cache, keys)
             dx, dstate = self.cell.step_backward(add_hidden(dstate, dh), c_cache, defer)
             demb[:, t], dfeed = dx[:, : self.E], dx[:, self.E:]  # h̃_{t-1} was fed in
         defer.flush()
         return demb, dstate
+
+    def _add_W_c_grad(self, cat, dz):
+        self.grads["W_c"] += cat.T @ dz  # z = cat @ W_c
 
     def init_carry(self, state0):
         """Inference carries (state, h̃_{t-1}); h̃_0 = 0."""
