@@ -1,5 +1,5 @@
 """Bad input gets an error naming the argument, the expected and the received
-value (DESIGN.md §5); nothing is silently broadcast."""
+value (docs/design.md §5); nothing is silently broadcast."""
 
 import numpy as np
 import pytest

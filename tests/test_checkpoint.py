@@ -1,5 +1,5 @@
 """Checkpoints: a no-pickle ``.npz`` round trip, atomic writes, format versions,
-and clear errors when parameters do not fit the model (DESIGN.md §5)."""
+and clear errors when parameters do not fit the model (docs/design.md §5)."""
 
 import os
 

@@ -25,6 +25,13 @@ class TableModel:
     table end at once."""
 
     config = {"tgt_vocab": V}
+    training = False
+
+    def train(self, mode=True):
+        self.training = mode
+
+    def eval(self):
+        self.train(False)
 
     def __init__(self, table):
         self.prefixes = list(table)

@@ -9,7 +9,11 @@ import pytest
 
 import tinyattn as ta
 import tinyattn.exercises as ex
-from tinyattn.attention import additive_score_backward
+from tinyattn.attention import (
+    additive_score_backward,
+    general_score_backward,
+    general_score_forward,
+)
 from tinyattn.exercises.stubs import STUBS
 from tinyattn.functional import masked_softmax_backward, sigmoid
 from tinyattn.gru import gru_step_backward
@@ -23,7 +27,7 @@ REFERENCE = {
     "lstm_step_backward": lstm_step_backward,
     "masked_softmax_backward": masked_softmax_backward,
     "bahdanau_score_backward": additive_score_backward,
-    "luong_general_score_backward": ex.luong_general_score_backward,
+    "luong_general_score_backward": general_score_backward,
 }
 
 
@@ -74,7 +78,7 @@ def test_luong_forward_matches_the_library_module():
     q, enc = rng.standard_normal((2, 3, 6)), rng.standard_normal((2, 4, 12))
     mask = np.ones((2, 4), dtype=bool)
     _, alpha = attn(q, enc, mask)
-    scores, _ = ex.luong_general_score_forward(q, enc, attn.params["W_a"])
+    scores, _ = general_score_forward(q, enc, attn.params["W_a"])
     e = np.exp(scores - scores.max(-1, keepdims=True))
     assert np.allclose(e / e.sum(-1, keepdims=True), alpha)
 
@@ -277,7 +281,7 @@ def test_unrecognised_mistake_points_to_the_equations():
         g[4] = g[4] + np.linspace(0, 1, g[4].size)
         return tuple(g)
 
-    r = _diagnosed("rnn_step_backward", odd, "no known mistake matches", "EQUATIONS.md §1")
+    r = _diagnosed("rnn_step_backward", odd, "no known mistake matches", "docs/equations.md §1")
     assert r.errors["db_h"] > 1e-3 and r.errors["dW_xh"] < 1e-7
 
 

@@ -120,9 +120,9 @@ def test_embedding_gradcheck_repeats_and_padding():
 
 def test_embedding_rejects_out_of_vocabulary():
     emb = ta.Embedding(5, 2, rng=np.random.default_rng(0))
-    with pytest.raises(ValueError, match=r"ids must be in 0..4 .*got 5"):
+    with pytest.raises(ValueError, match=r"ids must be token ids in 0..4 .*got ids\[0, 1\] = 5"):
         emb(np.array([[1, 5]]))
-    with pytest.raises(TypeError, match="integers"):
+    with pytest.raises(TypeError, match="ids must hold integer token ids, got dtype float64"):
         emb(np.array([0.5]))
 
 
@@ -146,11 +146,15 @@ def test_sequence_cross_entropy_counts_only_real_tokens():
 
 def test_sequence_cross_entropy_bad_input():
     logits = np.zeros((2, 3, 5))
-    with pytest.raises(ValueError, match=r"targets must be in 0..4"):
+    with pytest.raises(ValueError, match=r"targets must be token ids in 0..4 .*\[0, 0\] = 5"):
         ta.sequence_cross_entropy(logits, np.full((2, 3), 5), np.ones((2, 3), bool))
     with pytest.raises(ValueError, match=r"mask must be a bool array of shape \(2, 3\)"):
         ta.sequence_cross_entropy(logits, np.zeros((2, 3), int), np.ones((2, 3)))
     with pytest.raises(ValueError, match="no True entry"):
         ta.sequence_cross_entropy(logits, np.zeros((2, 3), int), np.zeros((2, 3), bool))
-    with pytest.raises(ValueError, match=r"targets must be an int array of shape \(2, 3\)"):
+    with pytest.raises(ValueError, match=r"mask must be a bool array of shape \(2, 3\)"):
+        ta.sequence_cross_entropy(logits, np.zeros((3, 2), int), np.ones((3, 2), bool))
+    with pytest.raises(ValueError, match=r"targets must have shape \(2, 3\), got \(3, 2\)"):
         ta.sequence_cross_entropy(logits, np.zeros((3, 2), int), np.ones((2, 3), bool))
+    with pytest.raises(TypeError, match=r"targets must hold integer token ids, got dtype float64"):
+        ta.sequence_cross_entropy(logits, np.zeros((2, 3)), np.ones((2, 3), bool))

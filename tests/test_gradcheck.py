@@ -1,4 +1,4 @@
-"""The checker must be able to fail, and say where (DESIGN.md §7)."""
+"""The checker must be able to fail, and say where (docs/design.md §7)."""
 
 import numpy as np
 import pytest

@@ -1,5 +1,5 @@
 """Padding invariance: a padded batch gives the same outputs, final states
-and gradients as running each example alone, unpadded (DESIGN.md §3)."""
+and gradients as running each example alone, unpadded (docs/design.md §3)."""
 
 import numpy as np
 from hypothesis import given, settings

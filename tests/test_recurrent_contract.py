@@ -1,4 +1,4 @@
-"""The layer contract (DESIGN.md §2, §7) over every recurrent layer and option."""
+"""The layer contract (docs/design.md §2, §7) over every recurrent layer and option."""
 
 import numpy as np
 import pytest

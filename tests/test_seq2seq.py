@@ -188,9 +188,9 @@ def test_float32_model_stays_float32():
 
 @pytest.mark.parametrize("call, message", [
     (lambda m: m(np.array([[3, 9]]), [2], TGT[:1, :-1], TGT[:1, 1:], [4]),
-     r"src must hold ids in 0..8 .*got 9"),
+     r"src must be token ids in 0..8 .*got src\[0, 1\] = 9"),
     (lambda m: m(SRC, SRC_LEN, TGT[:, :-1] + 20, TGT[:, 1:], TGT_LEN),
-     r"tgt_in must hold ids in 0..9 .*got 21"),
+     r"tgt_in must be token ids in 0..9 .*= 21"),
     (lambda m: m(SRC, [0, 3], TGT[:, :-1], TGT[:, 1:], TGT_LEN),
      r"src_lengths must be in 1..4 .*got src_lengths\[0\] = 0"),
     (lambda m: m(SRC, [5, 3], TGT[:, :-1], TGT[:, 1:], TGT_LEN),

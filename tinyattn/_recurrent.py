@@ -229,7 +229,8 @@ class RecurrentLayer(Module):
         dstate = self._state_in(dstate_T, name, B)
         dAx, rows = [None] * T, [None] * T
         for t in reversed(range(T)):
-            dh = dstate[0] + (dhs[t] if keep is None else dhs[t] * keep[t])  # h_t: output and step t+1
+            # h_t fed the output and step t+1 (a pad's output is the constant 0)
+            dh = dstate[0] + (dhs[t] if keep is None else dhs[t] * keep[t])
             dstate = (dh,) + dstate[1:]
             if keep is not None:  # pads pass the state's gradient straight to step t−1
                 passed = tuple(d * (1.0 - keep[t]) for d in dstate)

@@ -1,4 +1,4 @@
-"""Argument checks shared by every public entry point (DESIGN.md §5).
+"""Argument checks shared by every public entry point (docs/design.md §5).
 
 Each check raises `ValueError` or `TypeError` naming the argument, what
 was expected and what was received. Nothing is silently broadcast.
@@ -100,6 +100,37 @@ def check_lengths(lengths, batch: int, max_len: int, name: str = "lengths"):
             f"got {name}[{b}] = {int(arr[b])}"
         )
     return arr.astype(np.int64)
+
+
+def check_ids(ids, name: str, vocab: int, *, shape=None, where=None) -> np.ndarray:
+    """Token ids: an int array with every entry in ``0..vocab - 1``.
+
+    ``shape`` (sizes, None for any) fixes the shape; ``where`` (a bool array
+    of the same shape) limits the range check to those entries, e.g. the
+    real tokens of a padded batch. Returns the ids as an ndarray.
+
+    Examples
+    --------
+    >>> check_ids([[3, 9]], "src", 9)
+    Traceback (most recent call last):
+    ...
+    ValueError: src must be token ids in 0..8 (the vocabulary has 9), got src[0, 1] = 9
+    """
+    arr = np.asarray(ids)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"{name} must hold integer token ids, got dtype {arr.dtype.name}")
+    if shape is not None and (arr.ndim != len(shape) or any(
+            e is not None and e != g for e, g in zip(shape, arr.shape))):
+        raise ValueError(f"{name} must have shape {_shape_str(shape)}, got {arr.shape}")
+    bad = (arr < 0) | (arr >= vocab)
+    if where is not None:
+        bad &= where
+    if bad.any():
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        index = ", ".join(map(str, first))
+        raise ValueError(f"{name} must be token ids in 0..{vocab - 1} (the vocabulary has "
+                         f"{vocab}), got {name}[{index}] = {int(arr[first])}")
+    return arr
 
 
 def check_options(name: str, value, allowed) -> None:

@@ -1,7 +1,7 @@
 """A bidirectional wrapper: one layer reads left to right, another right
 to left, and their outputs are concatenated per position.
 
-EQUATIONS.md §3 (documents 000 and 003)::
+docs/equations.md §3 (documents 000 and 003)::
 
     →h_j = f(x_j, →h_{j-1})      ←h_j = f(x_j, ←h_{j+1})      h_j = [→h_j ; ←h_j]
 

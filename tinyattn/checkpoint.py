@@ -2,7 +2,7 @@
 
 Arrays ``"param/<name>"``, ``"optim/<key>"``, ``"extra/<key>"`` and ``"meta"``, a 0-d
 str holding JSON (format tag, ``format_version``, ``config``), so ``np.load(path,
-allow_pickle=False)`` reads it all. Writes are atomic (DESIGN.md §5).
+allow_pickle=False)`` reads it all. Writes are atomic (docs/design.md §5).
 """
 
 from __future__ import annotations
@@ -212,3 +212,44 @@ def atomic_write(path, write, *, what: str = "file") -> None:
 def write_text_atomic(path, text: str) -> None:
     """Write ``text`` to ``path`` as UTF-8 (LF line ends kept as given), atomically."""
     atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+
+
+class SavesCheckpoints:
+    """``save``, ``load`` and ``load_weights`` for a model (the model protocol,
+    docs/models.md): any `Module` with a ``config`` dict of its constructor's
+    keyword arguments (``dtype`` as a name) gets them by inheriting this.
+    """
+
+    def save(self, path, *, optimizer=None, extra=None) -> None:
+        """Write parameters, configuration and (optionally) optimiser state to
+        one ``.npz`` atomically (temp file + rename); no pickle."""
+        save_checkpoint(path, params=module_params(self), config=self.config,
+                        optimizer_state=None if optimizer is None else optimizer.state_dict(),
+                        extra=extra)
+
+    @classmethod
+    def load(cls, path):
+        """Build the model a checkpoint describes and load its parameters."""
+        ckpt = load_checkpoint(path)
+        config = dict(ckpt.config)
+        dtype = np.dtype(config.pop("dtype")).type
+        model = cls(**config, rng=np.random.default_rng(0), dtype=dtype)
+        load_params_into(model, ckpt.params)
+        return model
+
+    def load_weights(self, path):
+        """Load a checkpoint into this model; its configuration must match.
+
+        Returns the `Checkpoint` (for the optimiser state and extras).
+        """
+        ckpt = load_checkpoint(path)
+        diff = {k: (self.config.get(k), ckpt.config.get(k))
+                for k in set(self.config) | set(ckpt.config)
+                if self.config.get(k) != ckpt.config.get(k)}
+        if diff:
+            shown = ", ".join(f"{k}: model {a!r} vs checkpoint {b!r}" for k, (a, b) in
+                              sorted(diff.items()))
+            raise ValueError(f"checkpoint {str(path)!r} was saved from another "
+                             f"configuration ({shown})")
+        load_params_into(self, ckpt.params)
+        return ckpt

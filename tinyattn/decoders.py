@@ -1,10 +1,21 @@
 """The three decoders: one context vector (Cho), Bahdanau, Luong.
 
-Each decoder turns target embeddings ``emb (B, T, E)`` (teacher forcing:
-the embedding of ``y_{i-1}``) and what it reads from the encoder into
-logits ``(B, T, V)``, and back. Each also offers ``step`` for inference,
-one token at a time. ``state`` is a (B, Hd) array for a GRU and a pair
-``(h, c)`` for an LSTM; the query is always its ``h``.
+Every decoder has the same interface, so `tinyattn.Seq2Seq` never asks
+which one it holds:
+
+- ``memory = decoder.prepare(enc_hs, src_mask, c)``: the encoder side as
+  this decoder reads it (a `tinyattn.memory.Memory`), once per batch;
+- ``logits, alphas = decoder(emb, memory, state0)``: teacher forcing,
+  ``emb (B, T, E)`` the embeddings of ``y_{i-1}``, ``logits (B, T, V)``,
+  ``alphas (B, T, S)`` (None without attention);
+- ``demb, dmemory, dstate0 = decoder.backward(dlogits)``, ``dmemory`` a
+  `tinyattn.memory.MemoryGrad`;
+- ``carry = decoder.init_carry(state0)`` and ``logits_t, carry, alpha =
+  decoder.step(emb_t, memory, carry, t)`` for inference, one token at a
+  time.
+
+``state`` is a (B, Hd) array for a GRU and a pair ``(h, c)`` for an LSTM;
+the query is always its ``h``.
 
 Everything that does not depend on the previous step runs outside the
 time loop: the embeddings, the key projection (in ``prepare``), and the
@@ -20,6 +31,7 @@ import numpy as np
 from tinyattn._recurrent import DeferredGrads
 from tinyattn.functional import matmul_last
 from tinyattn.layers import Linear
+from tinyattn.memory import Memory, MemoryGrad
 from tinyattn.module import Module
 
 
@@ -42,7 +54,7 @@ def zeros_like_state(state):
 
 
 class PlainDecoder(Module):
-    """Seq2seq with one context vector (Cho et al. 2014; EQUATIONS.md §2).
+    """Seq2seq with one context vector (Cho et al. 2014; docs/equations.md §2).
 
     ::
 
@@ -57,34 +69,42 @@ class PlainDecoder(Module):
         self.cell, self.out = cell, out
         self.E, self.C = emb_size, ctx_size
 
-    def forward(self, emb, c, state0):
+    def prepare(self, enc_hs, src_mask, c):
+        """The memory: this decoder reads only the context ``c (B, Hk)``."""
+        return Memory(enc_hs, src_mask, context=c)
+
+    def forward(self, emb, memory, state0):
         B, T, _ = emb.shape
-        c_all = np.broadcast_to(c[:, None, :], (B, T, self.C))  # (B, C) -> (B, T, C)
-        hs, _ = self.cell(np.concatenate([emb, c_all], axis=2), state0)
+        # the same c at every step: (B, C) -> (B, T, C), a broadcast view
+        c_all = np.broadcast_to(memory.context[:, None, :], (B, T, self.C))
+        hs, _ = self.cell(np.concatenate([emb, c_all], axis=2), state0)  # one sequence call
         logits = self.out(np.concatenate([hs, c_all, emb], axis=2))  # (B, T, Hd + C + E)
         self._cache = hs.shape[2]
         return logits, None
 
     def backward(self, dlogits):
         Hd = self._take_cache()
-        dfeat = self.out.backward(dlogits)
+        dfeat = self.out.backward(dlogits)  # (B, T, Hd + C + E)
         dhs, dc_out, demb = np.split(dfeat, [Hd, Hd + self.C], axis=2)
-        dx, dstate0 = self.cell.backward(np.ascontiguousarray(dhs))
+        dx, dstate0 = self.cell.backward(np.ascontiguousarray(dhs))  # dx (B, T, E + C)
         demb = demb + dx[..., : self.E]
         dc = dc_out.sum(axis=1) + dx[..., self.E:].sum(axis=1)  # c was used at every step
-        return demb, dc, dstate0
+        return demb, MemoryGrad(None, dc), dstate0
+
+    positions = None  # no attention, no window centres
 
     def init_carry(self, state0):
         return state0
 
-    def step(self, emb_t, c, carry, t):
+    def step(self, emb_t, memory, carry, t):
+        c = memory.context
         state, _ = self.cell.step(np.concatenate([emb_t, c], axis=1), carry)
         feat = np.concatenate([hidden(state), c, emb_t], axis=1)  # (B, Hd + C + E)
         return self.out.apply(feat), state, None
 
 
 class BahdanauDecoder(Module):
-    """Bahdanau et al. 2015 (EQUATIONS.md §4): attend with s_{i-1}, then step.
+    """Bahdanau et al. 2015 (docs/equations.md §4): attend with s_{i-1}, then step.
 
     ::
 
@@ -98,25 +118,36 @@ class BahdanauDecoder(Module):
         self.attn, self.cell, self.out = attn, cell, out
         self.E = emb_size
 
-    def forward(self, emb, keys, state0):
+    @property
+    def positions(self):
+        """Local attention's window centres p_t (B, T) of the last forward, else None."""
+        return self.attn.positions
+
+    def prepare(self, enc_hs, src_mask, c):
+        """The memory: annotations and their keys ``h_j @ U_a``, projected once."""
+        return self.attn.prepare(enc_hs, src_mask)
+
+    def forward(self, emb, memory, state0):
         B, T, _ = emb.shape
         state, steps = state0, []
         hs, ctxs, alphas = [], [], []
         for t in range(T):
-            ctx, alpha, a_cache = self.attn.step(hidden(state), keys, t)  # query s_{i-1}
+            # attend with the previous state s_{i-1}, then step the cell on [E y_{i-1} ; c_i]
+            ctx, alpha, a_cache = self.attn.step(hidden(state), memory, t)
             state, c_cache = self.cell.step(np.concatenate([emb[:, t], ctx], axis=1), state)
             steps.append((a_cache, c_cache))
             hs.append(hidden(state))
             ctxs.append(ctx)
             alphas.append(alpha)
         hs, ctxs = np.stack(hs, axis=1), np.stack(ctxs, axis=1)  # (B, T, Hd), (B, T, Hk)
-        logits = self.out(np.concatenate([hs, ctxs, emb], axis=2))  # all steps at once
-        self._cache = (steps, keys, hs.shape[2], ctxs.shape[2], state0)
+        # the output layer for all steps at once: [s_i ; c_i ; E y_{i-1}] @ W_o + b_o
+        logits = self.out(np.concatenate([hs, ctxs, emb], axis=2))
+        self._cache = (steps, memory, hs.shape[2], ctxs.shape[2], state0)
         return logits, np.stack(alphas, axis=1)
 
     def backward(self, dlogits):
-        steps, keys, Hd, Hk, state0 = self._take_cache()
-        dfeat = self.out.backward(dlogits)
+        steps, memory, Hd, Hk, state0 = self._take_cache()
+        dfeat = self.out.backward(dlogits)  # (B, T, Hd + Hk + E)
         dhs, dctxs, demb = np.split(dfeat, [Hd, Hd + Hk], axis=2)
         demb = demb.copy()
         dstate = zeros_like_state(state0)
@@ -127,16 +158,17 @@ class BahdanauDecoder(Module):
             dx, dstate = self.cell.step_backward(dstate, c_cache, defer)
             demb[:, t] += dx[:, : self.E]
             dctx = dx[:, self.E:] + dctxs[:, t]
-            dq = self.attn.step_backward(dctx, a_cache, keys)
+            dq = self.attn.step_backward(dctx, a_cache, memory)
             dstate = add_hidden(dstate, dq)  # s_{i-1} was also the query
         defer.flush()
-        return demb, dstate
+        # the attention's key and weight gradients, one product over all steps each
+        return demb, MemoryGrad(self.attn.prepare_backward(memory), None), dstate
 
     def init_carry(self, state0):
         return state0
 
-    def step(self, emb_t, keys, carry, t):
-        ctx, alpha, _ = self.attn.step(hidden(carry), keys, t)
+    def step(self, emb_t, memory, carry, t):
+        ctx, alpha, _ = self.attn.step(hidden(carry), memory, t)
         state, _ = self.cell.step(np.concatenate([emb_t, ctx], axis=1), carry)
         feat = np.concatenate([hidden(state), ctx, emb_t], axis=1)
         return self.out.apply(feat), state, alpha
@@ -160,7 +192,7 @@ def combine_backward(dh_tilde, cache, Hk):
 
 
 class LuongDecoder(Module):
-    """Luong et al. 2015 (EQUATIONS.md §5): step, then attend with h_t.
+    """Luong et al. 2015 (docs/equations.md §5): step, then attend with h_t.
 
     ::
 
@@ -183,37 +215,49 @@ class LuongDecoder(Module):
         k = 1.0 / np.sqrt(key_size + Hd)
         self.add_param("W_c", rng.uniform(-k, k, (key_size + Hd, Hd)))
 
-    def forward(self, emb, keys, state0):
+    @property
+    def positions(self):
+        """Local attention's window centres p_t (B, T) of the last forward, else None."""
+        return self.attn.positions
+
+    def prepare(self, enc_hs, src_mask, c):
+        """The memory: annotations and their keys, projected once."""
+        return self.attn.prepare(enc_hs, src_mask)
+
+    def forward(self, emb, memory, state0):
         if not self.input_feeding:
-            hs, _ = self.cell(emb, state0)  # (B, T, Hd), one vectorised call
-            ctxs, alphas, a_cache = self.attn.attend(hs, keys)
+            # nothing in the loop reads attention: the RNN runs as one sequence
+            # call, then all T×S scores come from one batched product
+            hs, _ = self.cell(emb, state0)  # (B, T, Hd)
+            ctxs, alphas, a_cache = self.attn.attend(hs, memory)
             h_tilde, m_cache = combine_forward(ctxs, hs, self.params["W_c"])
-            self._cache = (a_cache, m_cache, keys, None)
+            self._cache = (a_cache, m_cache, memory, None)
             return self.out(h_tilde), alphas
         B, T, _ = emb.shape
         state, h_tilde = state0, np.zeros((B, self.cell.hidden_size), self.dtype)
         steps, h_tildes, alphas = [], [], []
         for t in range(T):
+            # step the cell on [E y_{t-1} ; h̃_{t-1}], then attend with the new h_t
             state, c_cache = self.cell.step(np.concatenate([emb[:, t], h_tilde], axis=1), state)
-            ctx, alpha, a_cache = self.attn.step(hidden(state), keys, t)
+            ctx, alpha, a_cache = self.attn.step(hidden(state), memory, t)
             h_tilde, m_cache = combine_forward(ctx, hidden(state), self.params["W_c"])
             steps.append((c_cache, a_cache, m_cache))
             h_tildes.append(h_tilde)
             alphas.append(alpha)
-        logits = self.out(np.stack(h_tildes, axis=1))
-        self._cache = (steps, None, keys, state0)
+        logits = self.out(np.stack(h_tildes, axis=1))  # the output layer for all steps at once
+        self._cache = (steps, None, memory, state0)
         return logits, np.stack(alphas, axis=1)
 
     def backward(self, dlogits):
-        first, second, keys, state0 = self._take_cache()
+        first, second, memory, state0 = self._take_cache()
         dh_tildes = self.out.backward(dlogits)  # (B, T, Hd)
         if not self.input_feeding:
             a_cache, m_cache = first, second
             dctxs, dhs, (cat, dz) = combine_backward(dh_tildes, m_cache, self.Hk)
             self._add_W_c_grad(cat, dz)
-            dhs = dhs + self.attn.attend_backward(dctxs, a_cache, keys)  # h_t was the query
+            dhs = dhs + self.attn.attend_backward(dctxs, a_cache, memory)  # h_t was the query
             demb, dstate0 = self.cell.backward(dhs)
-            return demb, dstate0
+            return demb, MemoryGrad(self.attn.prepare_backward(memory), None), dstate0
         steps = first
         demb = np.empty(dlogits.shape[:2] + (self.E,), self.dtype)
         dstate, dfeed = zeros_like_state(state0), 0.0
@@ -222,11 +266,11 @@ class LuongDecoder(Module):
             c_cache, a_cache, m_cache = steps[t]
             dctx, dh, (cat, dz) = combine_backward(dh_tildes[:, t] + dfeed, m_cache, self.Hk)
             defer.add(self._add_W_c_grad, cat, dz)
-            dh = dh + self.attn.step_backward(dctx, a_cache, keys)
+            dh = dh + self.attn.step_backward(dctx, a_cache, memory)
             dx, dstate = self.cell.step_backward(add_hidden(dstate, dh), c_cache, defer)
             demb[:, t], dfeed = dx[:, : self.E], dx[:, self.E:]  # h̃_{t-1} was fed in
         defer.flush()
-        return demb, dstate
+        return demb, MemoryGrad(self.attn.prepare_backward(memory), None), dstate
 
     def _add_W_c_grad(self, cat, dz):
         self.grads["W_c"] += cat.T @ dz  # z = cat @ W_c
@@ -235,10 +279,10 @@ class LuongDecoder(Module):
         """Inference carries (state, h̃_{t-1}); h̃_0 = 0."""
         return state0, np.zeros_like(hidden(state0))
 
-    def step(self, emb_t, keys, carry, t):
+    def step(self, emb_t, memory, carry, t):
         state, h_tilde = carry
         x = np.concatenate([emb_t, h_tilde], axis=1) if self.input_feeding else emb_t
         state, _ = self.cell.step(x, state)
-        ctx, alpha, _ = self.attn.step(hidden(state), keys, t)
+        ctx, alpha, _ = self.attn.step(hidden(state), memory, t)
         h_tilde, _ = combine_forward(ctx, hidden(state), self.params["W_c"])
         return self.out.apply(h_tilde), (state, h_tilde), alpha

@@ -1,13 +1,18 @@
 """Greedy decoding and batched beam search, both keeping attention rows.
 
+Both work on any model of the protocol in docs/models.md: they call only
+``model.start``, ``model.decode_step``, ``model.config["tgt_vocab"]`` and
+``model.train``/``model.eval`` (they decode in eval mode).
+
 At inference the decoder reads its own previous prediction instead of the
-gold token (EQUATIONS.md §6). Both functions return, for every example,
+gold token (docs/equations.md §6). Both functions return, for every example,
 hypotheses with their tokens, scores and one attention row per token, so
 a heatmap can be drawn for any hypothesis, beam search included.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,7 +67,9 @@ class BeamStep:
 
 
 def _take(carry, rows):
-    """Select rows of every array in a (nested tuple) decoder carry."""
+    """Select rows of every array in a (nested tuple) decoder carry; None stays None."""
+    if carry is None:
+        return None
     if isinstance(carry, tuple):
         return tuple(_take(c, rows) for c in carry)
     return carry[rows]
@@ -77,6 +84,21 @@ def _check(src, src_lengths, max_len, sos_id, eos_id, vocab):
     return src, np.asarray(src_lengths)
 
 
+def _in_eval_mode(decode):
+    """Run ``decode(model, ...)`` with the model in eval mode (no dropout),
+    then give the model back its mode."""
+    @functools.wraps(decode)
+    def wrapper(model, *args, **kwargs):
+        was_training = model.training
+        model.eval()
+        try:
+            return decode(model, *args, **kwargs)
+        finally:
+            model.train(was_training)
+    return wrapper
+
+
+@_in_eval_mode
 def greedy_decode(model, src, src_lengths, *, max_len, sos_id, eos_id):
     """Pick the most probable token at every step.
 
@@ -118,6 +140,7 @@ def gnmt_length_penalty(length: int, alpha: float) -> float:
     return ((5.0 + length) / 6.0) ** alpha
 
 
+@_in_eval_mode
 def beam_search(model, src, src_lengths, *, beam_size, max_len, sos_id, eos_id,
                 length_penalty=0.0, n_best=None, trace=None):
     """Beam search batched over examples and beams (B·K rows per step).

@@ -63,7 +63,7 @@ def teacher_forced(model, run, sources, targets, *, batch_size: int = 256):
                            for i in idx], pad_id=Vocab.pad_id, sos_id=Vocab.sos_id,
                           eos_id=Vocab.eos_id)
         model(*batch)
-        p_t = getattr(model.decoder.attn, "positions", None)
+        p_t = model.attention_positions
         for row, i in enumerate(idx):
             T, S = len(targets[i]) + 1, len(sources[i])
             alphas.append(np.asarray(model.attention_weights[row, :T, :S], dtype=np.float64))

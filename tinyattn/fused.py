@@ -30,6 +30,7 @@ import numpy as np
 
 from tinyattn._validate import check_array
 
+
 class FusedLoops:
     """Work arrays and the input projection shared by the fused loops."""
 

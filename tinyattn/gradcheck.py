@@ -31,7 +31,7 @@ import numpy as np
 
 from tinyattn._gradreport import ArrayReport, GradCheckResult, _breakdown
 
-# Tolerances in one place (DESIGN.md §7).
+# Tolerances in one place (docs/design.md §7).
 TOL_STEP = 1e-7  # a pure step function
 TOL_LAYER = 1e-6  # a sequence layer
 TOL_MODEL = 1e-5  # a whole model's loss
@@ -182,7 +182,7 @@ def check_gradients(forward, backward, arrays: dict, *, tol: float = TOL_LAYER,
 def check_function(forward_fn, backward_fn, *args, tol: float = TOL_STEP,
                    names=None, gates: dict | None = None, seed: int = 0,
                    **kwargs) -> GradCheckResult:
-    """Check a pure forward/backward pair (DESIGN.md §2).
+    """Check a pure forward/backward pair (docs/design.md §2).
 
     ``forward_fn(*args, **kwargs)`` returns ``(out, cache)`` with ``out``
     an array or a tuple of arrays; ``backward_fn(*douts, cache)`` returns

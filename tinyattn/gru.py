@@ -27,8 +27,8 @@ from __future__ import annotations
 import numpy as np
 
 from tinyattn._recurrent import RecurrentLayer
-from tinyattn.fused import FusedGRU
 from tinyattn.functional import sigmoid
+from tinyattn.fused import FusedGRU
 
 
 def gru_gates_forward(ax, h_prev, W_h, b_h, *, reset_after=True):

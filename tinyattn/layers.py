@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinyattn._validate import check_array, check_rng, check_size
+from tinyattn._validate import check_array, check_ids, check_rng, check_size
 from tinyattn.functional import matmul_last
 from tinyattn.module import Module
 
@@ -93,15 +93,7 @@ class Embedding(Module):
         self.add_param("W", W)
 
     def forward(self, ids):
-        ids = np.asarray(ids)
-        if ids.dtype.kind not in "iu":
-            raise TypeError(f"ids must hold integers, got dtype {ids.dtype.name}")
-        if ids.size and (ids.min() < 0 or ids.max() >= self.num_embeddings):
-            bad = ids[(ids < 0) | (ids >= self.num_embeddings)].flat[0]
-            raise ValueError(
-                f"ids must be in 0..{self.num_embeddings - 1} (the vocabulary), "
-                f"got {int(bad)}"
-            )
+        ids = check_ids(ids, "ids", self.num_embeddings)
         self._cache = ids
         return self.params["W"][ids]  # (...) -> (..., E)
 

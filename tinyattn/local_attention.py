@@ -1,6 +1,6 @@
 """Luong's local attention: attend only to a window around a position p_t.
 
-EQUATIONS.md §5 (Luong et al. 2015, §3.2)::
+docs/equations.md §5 (Luong et al. 2015, §3.2)::
 
     local-m   p_t = t                                          (monotonic)
     local-p   p_t = (S_b − 1) · σ(v_p · tanh(h_t @ W_p))      (predicted)
@@ -70,19 +70,19 @@ class LocalAttention(LuongAttention):
             self.add_param("W_p", self._init(self.query_size, self.query_size, A))
             self.add_param("v_p", self._init(A, A))
 
-    def _positions(self, queries, prepared, steps):
+    def _positions(self, queries, memory, steps):
         """p_t (B, T) and what its backward needs."""
-        last = (prepared.lengths - 1).astype(self.dtype)[:, None]  # (B, 1): S_b − 1
+        last = (memory.lengths - 1).astype(self.dtype)[:, None]  # (B, 1): S_b − 1
         if self.mode == "local-m":
             return np.minimum(steps[None, :].astype(self.dtype), last), None
         u_h = np.tanh(matmul_last(queries, self.params["W_p"]))  # (B, T, Hq) @ (Hq, A) -> (B, T, A)
         sig = sigmoid(u_h @ self.params["v_p"])  # (B, T)
         return last * sig, (queries, u_h, sig, last)
 
-    def _scores(self, queries, prepared, steps):
-        scores, base_cache = super()._scores(queries, prepared, steps)  # (B, T, S)
-        p, p_cache = self._positions(queries, prepared, steps)
-        S = prepared.enc_hs.shape[1]
+    def _scores(self, queries, memory, steps):
+        scores, base_cache = super()._scores(queries, memory, steps)  # (B, T, S)
+        p, p_cache = self._positions(queries, memory, steps)
+        S = memory.annotations.shape[1]
         diff = np.arange(S, dtype=self.dtype)[None, None, :] - p[:, :, None]  # (B, T, S)
         window = np.abs(diff) <= self.window
         if self.mode == "local-p":
@@ -90,13 +90,13 @@ class LocalAttention(LuongAttention):
         self.positions = p.copy()
         return scores, (base_cache, window, diff, p_cache)
 
-    def _mask(self, prepared, score_cache):
+    def _mask(self, memory, score_cache):
         window = score_cache[1]
-        return prepared.src_mask[:, None, :] & window  # (B, 1, S) & (B, T, S) -> (B, T, S)
+        return memory.mask[:, None, :] & window  # (B, 1, S) & (B, T, S) -> (B, T, S)
 
-    def _scores_backward(self, dscores, cache, prepared):
+    def _scores_backward(self, dscores, cache, memory):
         base_cache, window, diff, p_cache = cache
-        dqueries = super()._scores_backward(dscores, base_cache, prepared)
+        dqueries = super()._scores_backward(dscores, base_cache, memory)
         if self.mode == "local-p":
             queries, u_h, sig, last = p_cache
             # d/dp of −(s − p)²/(2σ²) is (s − p)/σ²; sum over s

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from tinyattn._validate import check_ids
+
 
 def sequence_cross_entropy(logits, targets, mask):
     """Mean cross-entropy over the real tokens of a padded batch.
@@ -19,7 +21,7 @@ def sequence_cross_entropy(logits, targets, mask):
     -------
     loss : float
         ``-(1/N) Σ_{b,t: mask} log softmax(logits[b, t])[targets[b, t]]``
-        with N the number of real tokens (EQUATIONS.md §6).
+        with N the number of real tokens (docs/equations.md §6).
     dlogits : ndarray of shape (B, T, V)
         ``(softmax(logits) − onehot(targets)) · mask / N``; exactly 0 at pads.
     """
@@ -29,24 +31,17 @@ def sequence_cross_entropy(logits, targets, mask):
             f"{getattr(logits, 'shape', type(logits).__name__)}"
         )
     B, T, V = logits.shape
-    targets = np.asarray(targets)
     mask = np.asarray(mask)
-    if targets.shape != (B, T) or targets.dtype.kind not in "iu":
-        raise ValueError(
-            f"targets must be an int array of shape ({B}, {T}), got "
-            f"{targets.dtype.name} {targets.shape}"
-        )
     if mask.shape != (B, T) or mask.dtype != bool:
         raise ValueError(
             f"mask must be a bool array of shape ({B}, {T}), got "
             f"{mask.dtype.name} {mask.shape}"
         )
+    # pads may hold any id: only the real tokens must be in the vocabulary
+    targets = check_ids(targets, "targets", V, shape=(B, T), where=mask)
     real = targets[mask]
     if real.size == 0:
         raise ValueError("mask has no True entry: no real target token to score")
-    if real.min() < 0 or real.max() >= V:
-        raise ValueError(f"targets must be in 0..{V - 1} at real positions, got "
-                         f"{int(real[(real < 0) | (real >= V)][0])}")
     n_real = real.size
     # One exp for both the loss and its gradient: log p = z − log Σ e^z and
     # p = e^z / Σ e^z share e^z (z = logits minus the row maximum, for stability).

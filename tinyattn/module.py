@@ -8,7 +8,7 @@ found in definition order, so `named_parameters` walks the tree in a
 fixed order with dotted names (``fwd.W_x``, ``bwd.W_x``, ...).
 
 A sequence module's ``forward`` keeps exactly one cache and its
-``backward`` consumes it (DESIGN.md §2, "one forward, one backward").
+``backward`` consumes it (docs/design.md §2, "one forward, one backward").
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ class Module:
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
         self._cache = None
+        self.training = True  # train mode; eval() switches it off (dropout reads it)
 
     def add_param(self, name: str, value: np.ndarray) -> np.ndarray:
         """Register a parameter and a zero gradient of the same shape."""
@@ -68,6 +69,16 @@ class Module:
             yield prefix + name, value, self.grads[name]
         for child_name, child in self.children():
             yield from child.named_parameters(prefix + child_name + ".")
+
+    def train(self, mode: bool = True):
+        """Set train mode (``mode=False``: eval mode) here and in every child; returns self."""
+        for _, module in self.named_modules():
+            module.training = bool(mode)
+        return self
+
+    def eval(self):
+        """Eval mode (no dropout, when a layer has it); returns self."""
+        return self.train(False)
 
     def zero_grad(self) -> None:
         """Set every gradient of this module and its children to zero."""

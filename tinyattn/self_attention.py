@@ -1,7 +1,7 @@
 """Scaled dot-product self-attention over one sequence, with its backward.
 
 Queries, keys and values all come from the same sequence ``x (B, T, D)``
-(EQUATIONS.md §7; document 003's closing section announces it; Vaswani
+(docs/equations.md §7; document 003's closing section announces it; Vaswani
 et al. 2017, §3.2.1)::
 
     Q = x @ W_q      K = x @ W_k      V = x @ W_v        (B, T, d_k), (B, T, d_k), (B, T, d_v)
@@ -61,7 +61,7 @@ class SelfAttention(Module):
       ``lengths (B,)`` (not both). A masked position is a pad: as a key its
       score is ``-inf`` before the softmax, so its weight is exactly 0; as a
       query its row of ``alpha`` and its output are exactly 0 (the library's
-      rule for pads, DESIGN.md §3), and no gradient flows into it.
+      rule for pads, docs/design.md §3), and no gradient flows into it.
     - ``causal=True`` also masks every key after the query (``j > i``):
       position i sees positions 0..i only, as a decoder must.
     - ``out (B, T, d_v)``; ``alpha (B, T, T)``, query rows × key columns,

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinyattn._validate import check_lengths, check_options, check_rng, check_size
+from tinyattn._validate import check_ids, check_lengths, check_options, check_rng, check_size
 from tinyattn.attention import BahdanauAttention, LuongAttention
 from tinyattn.bidirectional import Bidirectional
-from tinyattn.checkpoint import load_checkpoint, load_params_into, module_params, save_checkpoint
+from tinyattn.checkpoint import SavesCheckpoints
 from tinyattn.decoders import BahdanauDecoder, LuongDecoder, PlainDecoder, hidden
 from tinyattn.decoding import beam_search, greedy_decode
 from tinyattn.functional import length_mask, log_softmax
@@ -37,22 +37,8 @@ ATTENTIONS = (None, "bahdanau", "dot", "general", "concat", "scaled_dot", "local
 CELLS = {"gru": GRU, "lstm": LSTM}
 
 
-def _ids(x, name: str, vocab: int, ndim: int = 2) -> np.ndarray:
-    x = np.asarray(x)
-    if x.dtype.kind not in "iu" or x.ndim != ndim:
-        raise ValueError(
-            f"{name} must be an int array with {ndim} dims, got {x.dtype.name} {x.shape}")
-    if x.size == 0:
-        raise ValueError(f"{name} is empty: shape {x.shape}")
-    bad = (x < 0) | (x >= vocab)
-    if bad.any():
-        raise ValueError(f"{name} must hold ids in 0..{vocab - 1} (the vocabulary), "
-                         f"got {int(x[bad][0])}")
-    return x
-
-
-class Seq2Seq(Module):
-    """An encoder–decoder with or without attention (EQUATIONS.md §2–§6).
+class Seq2Seq(SavesCheckpoints, Module):
+    """An encoder–decoder with or without attention (docs/equations.md §2–§6).
 
     Parameters
     ----------
@@ -78,6 +64,27 @@ class Seq2Seq(Module):
         Padding id of both vocabularies; its embedding stays 0.
     rng : numpy.random.Generator
     dtype : np.float32 or np.float64
+
+    Notes
+    -----
+    Seq2Seq is one implementation of the model protocol (docs/models.md)
+    that `tinyattn.train.Trainer`, `tinyattn.decoding.greedy_decode`,
+    `tinyattn.decoding.beam_search`, the command line's run directory and
+    the heatmaps rely on, and nothing more:
+
+    - ``loss = model(src, src_lengths, tgt_in, tgt_out, tgt_lengths)``:
+      teacher-forced mean cross-entropy per real target token; afterwards
+      ``model.attention_weights (B, T, S)`` (None without attention) and
+      ``model.attention_positions (B, T)`` (local attention's p_t, or None);
+    - ``model.backward()``: accumulate every parameter's gradient;
+    - ``named_parameters()``, ``zero_grad()``, ``train()`` / ``eval()``;
+    - ``memory, carry = model.start(src, src_lengths)`` and
+      ``log_probs (B, V), carry, attention (B, S) or None =
+      model.decode_step(y_prev (B,), memory, carry, t)``;
+    - ``save(path, optimizer=, extra=)``, ``load(path)`` (a classmethod),
+      ``load_weights(path)``;
+    - ``config``: the constructor's keyword arguments (``tgt_vocab``,
+      ``attention``: None when the model does not attend, ``dtype``).
 
     Examples
     --------
@@ -139,11 +146,12 @@ class Seq2Seq(Module):
             self.decoder = LuongDecoder(Cell(E + (Hd if input_feeding else 0), Hd, **kw), attn,
                                         Linear(Hd, V_tgt, **kw), E, Hk,
                                         input_feeding=input_feeding, rng=rng)
-        self.attention_weights = None
+        self.attention_weights = None  # (B, T, S) of the last forward, None without attention
+        self.attention_positions = None  # (B, T) local attention's p_t of the last forward
 
     # ----- encoder and bridge ---------------------------------------------
     def _check_src(self, src, src_lengths):
-        src = _ids(src, "src", self.config["src_vocab"])
+        src = check_ids(src, "src", self.config["src_vocab"], shape=(None, None))
         lengths = check_lengths(np.asarray(src_lengths), src.shape[0], src.shape[1],
                                 "src_lengths")
         return src, lengths
@@ -176,7 +184,7 @@ class Seq2Seq(Module):
     # ----- training ---------------------------------------------------------
     def forward(self, src, src_lengths, tgt_in, tgt_out, tgt_lengths):
         """Teacher-forced mean cross-entropy over the real target tokens."""
-        tgt_in = _ids(tgt_in, "tgt_in", self.config["tgt_vocab"])
+        tgt_in = check_ids(tgt_in, "tgt_in", self.config["tgt_vocab"], shape=(None, None))
         tgt_out = np.asarray(tgt_out)
         if tgt_out.shape != tgt_in.shape:
             raise ValueError(f"tgt_out must have the shape of tgt_in {tgt_in.shape}, "
@@ -187,36 +195,33 @@ class Seq2Seq(Module):
                              f"{src.shape[0]} and {tgt_in.shape[0]}")
         B, T = tgt_in.shape
         tgt_lengths = check_lengths(np.asarray(tgt_lengths), B, T, "tgt_lengths")
+        # encode the source; the decoder prepares what it reads of it (the memory)
         enc_hs, state0, c, src_mask = self.encode(src, src_lengths)
-        memory = c if self.config["attention"] is None else self.decoder.attn.prepare(
-            enc_hs, src_mask)
+        memory = self.decoder.prepare(enc_hs, src_mask, c)
+        # decode with teacher forcing: the decoder reads the gold y_{i-1}
         logits, alphas = self.decoder(self.tgt_emb(tgt_in), memory, state0)
+        # the loss counts only real target tokens
         loss, dlogits = sequence_cross_entropy(logits, tgt_out, length_mask(tgt_lengths, T))
         self.attention_weights = alphas
-        self._cache = (dlogits, memory, state0, enc_hs.shape)
+        self.attention_positions = self.decoder.positions
+        self._cache = (dlogits, state0, enc_hs.shape)
         return loss
 
     def backward(self):
         """Fill every parameter's gradient (accumulating) from the last loss."""
-        dlogits, memory, state0, enc_shape = self._take_cache()
-        if self.config["attention"] is None:
-            demb, dc, dstate0 = self.decoder.backward(dlogits)
-            denc_hs = np.zeros(enc_shape, self.dtype)
-        else:
-            demb, dstate0 = self.decoder.backward(dlogits)
-            denc_hs, dc = self.decoder.attn.prepare_backward(memory), None
+        dlogits, state0, enc_shape = self._take_cache()
+        demb, dmemory, dstate0 = self.decoder.backward(dlogits)
         self.tgt_emb.backward(demb)
-        self._encode_backward(denc_hs, dstate0, state0, dc)
+        denc_hs = dmemory.annotations
+        if denc_hs is None:  # the plain decoder reads only c
+            denc_hs = np.zeros(enc_shape, self.dtype)
+        self._encode_backward(denc_hs, dstate0, state0, dmemory.context)
 
     # ----- inference, one token at a time ----------------------------------
     def start(self, src, src_lengths):
         """Encode for decoding: ``(memory, carry)`` for `decode_step`."""
         enc_hs, state0, c, src_mask = self.encode(src, src_lengths)
-        if self.config["attention"] is None:
-            memory = c
-        else:
-            memory = self.decoder.attn.prepare(enc_hs, src_mask)
-        return memory, self.decoder.init_carry(state0)
+        return self.decoder.prepare(enc_hs, src_mask, c), self.decoder.init_carry(state0)
 
     def decode_step(self, y_prev, memory, carry, t: int):
         """Log-probabilities ``(B, V)`` of the next token after ``y_prev (B,)``,
@@ -238,39 +243,3 @@ class Seq2Seq(Module):
         return beam_search(self, src, src_lengths, beam_size=beam_size, max_len=max_len,
                            sos_id=sos_id, eos_id=eos_id, length_penalty=length_penalty,
                            n_best=n_best, trace=trace)
-
-    # ----- checkpoints ------------------------------------------------------
-    def save(self, path, *, optimizer=None, extra=None) -> None:
-        """Write parameters, configuration and (optionally) optimiser state to
-        one ``.npz`` atomically (temp file + rename); no pickle."""
-        save_checkpoint(path, params=module_params(self), config=self.config,
-                        optimizer_state=None if optimizer is None else optimizer.state_dict(),
-                        extra=extra)
-
-    @classmethod
-    def load(cls, path):
-        """Build the model a checkpoint describes and load its parameters."""
-        ckpt = load_checkpoint(path)
-        config = dict(ckpt.config)
-        dtype = np.dtype(config.pop("dtype")).type
-        model = cls(**config, rng=np.random.default_rng(0), dtype=dtype)
-        load_params_into(model, ckpt.params)
-        return model
-
-    def load_weights(self, path):
-        """Load a checkpoint into this model; its configuration must match.
-
-        Returns the `tinyattn.checkpoint.Checkpoint` (for the optimiser
-        state and extras).
-        """
-        ckpt = load_checkpoint(path)
-        diff = {k: (self.config.get(k), ckpt.config.get(k))
-                for k in set(self.config) | set(ckpt.config)
-                if self.config.get(k) != ckpt.config.get(k)}
-        if diff:
-            shown = ", ".join(f"{k}: model {a!r} vs checkpoint {b!r}" for k, (a, b) in
-                              sorted(diff.items()))
-            raise ValueError(f"checkpoint {str(path)!r} was saved from another "
-                             f"configuration ({shown})")
-        load_params_into(self, ckpt.params)
-        return ckpt

@@ -60,11 +60,12 @@ def _plain_progress(items, desc):
 
 
 class Trainer:
-    """Fit a `Seq2Seq` with an optimiser from `tinyattn.optim`.
+    """Fit a model with an optimiser from `tinyattn.optim`.
 
     Parameters
     ----------
-    model : Seq2Seq
+    model : Seq2Seq, or any model of the protocol in docs/models.md
+        Trained in train mode; `evaluate` runs it in eval mode.
     optimizer : SGD or Adam
         Built on ``model.named_parameters()``.
     pad_id, sos_id, eos_id : int
@@ -114,6 +115,7 @@ class Trainer:
         batches = make_batches(pairs, self.batch_size, rng=self.rng, bucket=self.bucket,
                                **self.ids)
         desc = f"epoch {len(self.history) + 1}"
+        self.model.train()
         start = time.perf_counter()
         try:
             for batch in progress(batches[ep["done"]:], desc, self.show_progress):
@@ -142,9 +144,14 @@ class Trainer:
         if len(pairs) == 0:
             raise ValueError("pairs is empty: nothing to evaluate")
         total = tokens = 0.0
-        for batch in make_batches(pairs, self.batch_size, **self.ids):
-            total += self.model(*batch) * batch.n_tokens
-            tokens += batch.n_tokens
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            for batch in make_batches(pairs, self.batch_size, **self.ids):
+                total += self.model(*batch) * batch.n_tokens
+                tokens += batch.n_tokens
+        finally:
+            self.model.train(was_training)
         return total / tokens
 
     def fit(self, train_pairs, valid_pairs=None, *, epochs, patience=None,

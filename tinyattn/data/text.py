@@ -13,9 +13,7 @@ import re
 import unicodedata
 from collections import Counter
 
-import numpy as np
-
-from tinyattn._validate import check_options, check_size, is_int
+from tinyattn._validate import check_ids, check_options, check_size
 from tinyattn.checkpoint import write_text_atomic
 
 KINDS = ("char", "word", "zh")
@@ -254,18 +252,11 @@ class Vocab:
             Either way nothing after the first ``<eos>`` is returned.
             ``<unk>`` is always kept.
         """
-        if isinstance(ids, np.ndarray):
-            if ids.ndim != 1 or ids.dtype.kind not in "iu":
-                raise ValueError(f"ids must be a 1-D integer array, got shape {ids.shape} "
-                                 f"and dtype {ids.dtype.name}")
-            ids = ids.tolist()
-        out, n = [], len(self._tokens)
-        for k, i in enumerate(ids):
-            if not is_int(i):
-                raise TypeError(f"ids[{k}] must be an int, got {type(i).__name__}")
-            if not 0 <= i < n:
-                raise ValueError(f"ids[{k}] must be in 0..{n - 1} (the vocabulary size is "
-                                 f"{n}), got {int(i)}")
+        if len(ids) == 0:
+            return []
+        ids = check_ids(ids, "ids", len(self._tokens), shape=(None,)).tolist()
+        out = []
+        for i in ids:
             if i == self.eos_id:
                 if not strip_special:
                     out.append(self.EOS)

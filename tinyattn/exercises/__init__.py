@@ -27,7 +27,7 @@ gru_cho_step_backward          the same function, reset_after=False (Cho 2014)
 lstm_step_backward             `tinyattn.lstm.lstm_step_backward`
 masked_softmax_backward        `tinyattn.functional.masked_softmax_backward`
 bahdanau_score_backward        `tinyattn.attention.additive_score_backward`
-luong_general_score_backward   Luong's general score, ``h_t^T W_a h̄_s``
+luong_general_score_backward   `tinyattn.attention.general_score_backward`
 =============================  ==============================================
 """
 
@@ -35,16 +35,11 @@ from __future__ import annotations
 
 import inspect
 
-from tinyattn.exercises._attention_ex import (
-    luong_general_score_backward,
-    luong_general_score_forward,
-)
 from tinyattn.exercises._check import CheckResult, check
 from tinyattn.exercises._registry import exercises
 from tinyattn.exercises.stubs import STUBS
 
-__all__ = ["CheckResult", "check", "luong_general_score_backward",
-           "luong_general_score_forward", "names", "stub"]
+__all__ = ["CheckResult", "check", "names", "stub"]
 
 
 def names() -> list[str]:

@@ -1,62 +1,19 @@
 """Attention exercises: masked softmax, Bahdanau's additive score, Luong's
-general score (EQUATIONS.md §4–§5).
-
-The library computes Luong's general score inside `LuongAttention`;
-``luong_general_score_forward`` / ``_backward`` here are the same maths as
-a pure pair, so the exercise has a forward that builds a cache (the tests
-check it against `LuongAttention(score="general")`).
+general score (docs/equations.md §4–§5), each graded against the library's
+pure pair in `tinyattn.attention` and `tinyattn.functional`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from tinyattn.attention import additive_score_forward
+from tinyattn.attention import additive_score_forward, general_score_backward, general_score_forward
 from tinyattn.exercises._diagnose import Bug
 from tinyattn.exercises._registry import HK, A, B, Exercise, H, S, T
-from tinyattn.functional import masked_softmax_forward, matmul_last
+from tinyattn.functional import masked_softmax_forward
 
 # Example 0 has all S=4 positions, example 1 only its first 2 (then pads).
 MASK = np.arange(S)[None, None, :] < np.array([S, 2])[:, None, None]  # (B, 1, S)
-
-
-def luong_general_score_forward(queries, enc_hs, W_a):
-    """Luong's general scores ``score[b, t, s] = queries[b, t] · (W_a @ enc_hs[b, s])``.
-
-    Parameters
-    ----------
-    queries : ndarray of shape (B, T, Hq)
-        Decoder states h_t.
-    enc_hs : ndarray of shape (B, S, Hk)
-        Encoder states h̄_s.
-    W_a : ndarray of shape (Hq, Hk)
-
-    Returns
-    -------
-    scores : ndarray of shape (B, T, S)
-    cache : tuple
-
-    Notes
-    -----
-    Row-vector form of ``score(h_t, h̄_s) = h_t^T W_a h̄_s`` (EQUATIONS.md §5,
-    Luong et al. 2015)::
-
-        keys   = enc_hs @ W_a.T                    (B, S, Hq)
-        scores = queries @ keys.transpose(0, 2, 1)  (B, T, S)
-    """
-    keys = matmul_last(enc_hs, W_a.T)  # (B, S, Hk) @ (Hk, Hq) -> (B, S, Hq)
-    scores = queries @ keys.transpose(0, 2, 1)  # (B, T, Hq) @ (B, Hq, S) -> (B, T, S)
-    return scores, (queries, enc_hs, W_a, keys)
-
-
-def luong_general_score_backward(dscores, cache):
-    """Backward of `luong_general_score_forward`: ``dqueries, denc_hs, dW_a``."""
-    queries, enc_hs, W_a, keys = cache
-    dqueries = dscores @ keys  # (B, T, S) @ (B, S, Hq) -> (B, T, Hq)
-    dkeys = dscores.transpose(0, 2, 1) @ queries  # (B, S, T) @ (B, T, Hq) -> (B, S, Hq)
-    denc_hs = matmul_last(dkeys, W_a)  # keys = enc W_a^T -> denc = dkeys W_a
-    dW_a = np.einsum("bsq,bsk->qk", dkeys, enc_hs)  # Σ_b dkeys_b^T enc_b, (Hq, Hk)
-    return dqueries, denc_hs, dW_a
 
 
 def _pads_leak(learner, numerical, ctx):
@@ -82,7 +39,7 @@ MASKED_SOFTMAX = Exercise(
     "dscores = masked_softmax_backward(dalpha, cache)",
     lambda scores: masked_softmax_forward(scores, MASK),
     {"scores": (B, T, S)},
-    "EQUATIONS.md §4: α_ij = exp(e_ij) / Σ_k exp(e_ik) over real positions; pads get 0",
+    "docs/equations.md §4: α_ij = exp(e_ij) / Σ_k exp(e_ik) over real positions; pads get 0",
     [
         Bug("pads not masked",
             "a masked (padded) position's score does not change any weight (its α is "
@@ -127,7 +84,7 @@ ADDITIVE = Exercise(
     "dq_proj, dk_proj, dv_a = additive_score_backward(dscores, cache)",
     additive_score_forward,
     {"q_proj": (B, T, A), "k_proj": (B, S, A), "v_a": (A,)},
-    "EQUATIONS.md §4 (Bahdanau et al. 2015): e_ij = v_a · tanh(W_a s_{i-1} + U_a h_j); "
+    "docs/equations.md §4 (Bahdanau et al. 2015): e_ij = v_a · tanh(W_a s_{i-1} + U_a h_j); "
     "here q_proj = s W_a and k_proj = h U_a are given",
     [
         Bug("tanh derivative taken of the output as if it were the input",
@@ -143,7 +100,7 @@ ADDITIVE = Exercise(
 
 def _first_example_only(dscores, cache):
     queries, enc_hs, _, _ = cache
-    dq, denc, _ = luong_general_score_backward(dscores, cache)
+    dq, denc, _ = general_score_backward(dscores, cache)
     dkeys0 = dscores[0].T @ queries[0]  # (S, T) @ (T, Hq): example 0's dkeys
     return dq, denc, dkeys0.T @ enc_hs[0]  # (Hq, S) @ (S, Hk)
 
@@ -151,9 +108,9 @@ def _first_example_only(dscores, cache):
 LUONG_GENERAL = Exercise(
     "luong_general_score_backward",
     "dqueries, denc_hs, dW_a = luong_general_score_backward(dscores, cache)",
-    luong_general_score_forward,
+    general_score_forward,
     {"queries": (B, T, H), "enc_hs": (B, S, HK), "W_a": (H, HK)},
-    "EQUATIONS.md §5 (Luong et al. 2015): score(h_t, h̄_s) = h_t^T W_a h̄_s; in rows "
+    "docs/equations.md §5 (Luong et al. 2015): score(h_t, h̄_s) = h_t^T W_a h̄_s; in rows "
     "scores = queries @ (enc_hs @ W_a.T)^T",
     [
         Bug("dW_a from the first example only",

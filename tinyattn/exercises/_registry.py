@@ -2,7 +2,7 @@
 
 Sizes are small and pairwise distinct (B=2, D=5, H=6, T=3, S=4, A=7,
 Hk=12) so that a transposed product either fails on shapes or fails the
-check loudly (DESIGN.md §7).
+check loudly (docs/design.md §7).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class Exercise:
     shapes : dict of arg name -> shape
         The float64 arguments of ``forward``, in order; one gradient each.
     reference : str
-        Where the equations are (EQUATIONS.md section, paper).
+        Where the equations are (docs/equations.md section, paper).
     bugs : list of Bug
     gates : dict of arg name -> tuple of str
     n_state : int
@@ -89,7 +89,7 @@ RNN = Exercise(
     "dx_t, dh_prev, dW_xh, dW_hh, db_h = rnn_step_backward(dh, cache)",
     rnn_step_forward,
     {"x_t": (B, D), "h_prev": (B, H), "W_xh": (D, H), "W_hh": (H, H), "b_h": (H,)},
-    "EQUATIONS.md §1 (document 003): h = tanh(x_t @ W_xh + h_prev @ W_hh + b_h)",
+    "docs/equations.md §1 (document 003): h = tanh(x_t @ W_xh + h_prev @ W_hh + b_h)",
     _act_bugs(rnn_variant) + [
         Bug("derivative of tanh taken at the pre-activation",
             "tanh'(a) = 1 − tanh(a)² = 1 − h², with h the output in the cache; 1 − a² with "
@@ -124,7 +124,7 @@ def _gru(name, reset_after):
         "dx_t, dh_prev, dW_x, dW_h, db_x, db_h = gru_step_backward(dh, cache)",
         partial(gru_step_forward, reset_after=reset_after),
         dict(_GRU_SHAPES),
-        f"EQUATIONS.md §1, gates r, z, n; {form}",
+        f"docs/equations.md §1, gates r, z, n; {form}",
         _act_bugs(gru_variant)
         + [Bug(*_GRU_DIRECT, partial(gru_variant, direct=False))]
         + _perm_bugs(gru_variant, _GRU_GATES),
@@ -144,7 +144,7 @@ LSTM = Exercise(
     lstm_step_forward,
     {"x_t": (B, D), "h_prev": (B, H), "c_prev": (B, H), "W_x": (D, 4 * H),
      "W_h": (H, 4 * H), "b": (4 * H,)},
-    "EQUATIONS.md §1 (document 003), gates i, f, g, o; c = f ⊙ c_prev + i ⊙ g, "
+    "docs/equations.md §1 (document 003), gates i, f, g, o; c = f ⊙ c_prev + i ⊙ g, "
     "h = o ⊙ tanh(c)",
     _act_bugs(lstm_variant) + [
         Bug("ignored the upstream cell gradient dc (dropped dc_next)",

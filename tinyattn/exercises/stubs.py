@@ -20,7 +20,7 @@ def rnn_step_backward(dh, cache):
 
 
 def gru_step_backward(dh, cache):
-    """Backward of a GRU step (gates r, z, n; EQUATIONS.md §1).
+    """Backward of a GRU step (gates r, z, n; docs/equations.md §1).
 
     ``reset_after`` tells which candidate form the forward used. Returns
     ``dx_t, dh_prev, dW_x (D, 3H), dW_h (H, 3H), db_x (3H,), db_h (3H,)``.
