@@ -3,7 +3,6 @@ class runs through Trainer, greedy and beam decoding and checkpoints with no
 special case for it."""
 
 import numpy as np
-import pytest
 
 from tinyattn.checkpoint import SavesCheckpoints
 from tinyattn.decoding import beam_search, greedy_decode
@@ -116,11 +115,3 @@ def test_the_second_model_s_gradients_are_right():
     arrays = {name: value for name, value, _ in model.named_parameters()}
     result = check_gradients(forward, backward, arrays, tol=TOL_MODEL)
     assert result.passed, str(result)
-
-
-def test_a_model_without_the_protocol_fails_with_a_clear_error():
-    class NotAModel:
-        config = {"tgt_vocab": 5}
-
-    with pytest.raises(AttributeError, match="training"):
-        greedy_decode(NotAModel(), np.array([[3]]), [1], max_len=2, sos_id=SOS, eos_id=EOS)

@@ -29,6 +29,7 @@ class Batch:
 
     @property
     def n_tokens(self) -> int:
+        """The number of real target tokens (the loss is a mean over them)."""
         return int(self.tgt_lengths.sum())
 
 

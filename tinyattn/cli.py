@@ -106,6 +106,7 @@ def _print_epoch(r) -> None:
 
 
 def cmd_train(args) -> int:
+    """``tinyattn train``: build or resume a run, fit, evaluate, draw; exit status."""
     out = Path(args.out) if args.out else Path("runs") / Path(args.data).stem
     ckpt_exists = (out / "checkpoint.npz").exists()
     if args.resume and not ckpt_exists:
@@ -192,6 +193,7 @@ def _sentences(args) -> list[str]:
 
 
 def cmd_translate(args) -> int:
+    """``tinyattn translate``: decode the given sentences with a run's model."""
     run = Run.open(args.run)
     model = run.load_model()
     kind, lowercase = run.data.src_kind, run.data.lowercase
@@ -225,6 +227,7 @@ def _split(run: Run, name: str):
 
 
 def cmd_evaluate(args) -> int:
+    """``tinyattn evaluate``: a run's scores on one of its splits."""
     run = Run.open(args.run)
     model = run.load_model()
     examples = _split(run, args.split)[: args.limit]
@@ -234,6 +237,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_plot(args) -> int:
+    """``tinyattn plot``: attention heatmaps of chosen examples of a split."""
     run = Run.open(args.run)
     model = run.load_model()
     if model.config["attention"] is None:
@@ -272,6 +276,7 @@ def _positive_float(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the four commands."""
     parser = argparse.ArgumentParser(
         prog="tinyattn", description="Train, run and inspect seq2seq models with attention "
         "(pure NumPy).", epilog="Example: tinyattn train dates --out runs/dates")
@@ -350,6 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Entry point of ``tinyattn``: run one command; errors become one line and exit 2."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

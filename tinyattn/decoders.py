@@ -48,6 +48,7 @@ def add_hidden(dstate, dh):
 
 
 def zeros_like_state(state):
+    """Zeros shaped like a decoder state (an array or a pair of arrays)."""
     if isinstance(state, tuple):
         return tuple(np.zeros_like(s) for s in state)
     return np.zeros_like(state)
@@ -74,6 +75,7 @@ class PlainDecoder(Module):
         return Memory(enc_hs, src_mask, context=c)
 
     def forward(self, emb, memory, state0):
+        """Teacher forcing: ``logits (B, T, V)`` and None (no attention weights)."""
         B, T, _ = emb.shape
         # the same c at every step: (B, C) -> (B, T, C), a broadcast view
         c_all = np.broadcast_to(memory.context[:, None, :], (B, T, self.C))
@@ -83,6 +85,7 @@ class PlainDecoder(Module):
         return logits, None
 
     def backward(self, dlogits):
+        """``demb (B, T, E)``, ``MemoryGrad(None, dc)``, ``dstate0``."""
         Hd = self._take_cache()
         dfeat = self.out.backward(dlogits)  # (B, T, Hd + C + E)
         dhs, dc_out, demb = np.split(dfeat, [Hd, Hd + self.C], axis=2)
@@ -94,9 +97,11 @@ class PlainDecoder(Module):
     positions = None  # no attention, no window centres
 
     def init_carry(self, state0):
+        """The inference carry: the state itself."""
         return state0
 
     def step(self, emb_t, memory, carry, t):
+        """One inference step: ``logits_t (B, V)``, the new state, None."""
         c = memory.context
         state, _ = self.cell.step(np.concatenate([emb_t, c], axis=1), carry)
         feat = np.concatenate([hidden(state), c, emb_t], axis=1)  # (B, Hd + C + E)
@@ -128,6 +133,7 @@ class BahdanauDecoder(Module):
         return self.attn.prepare(enc_hs, src_mask)
 
     def forward(self, emb, memory, state0):
+        """Teacher forcing: ``logits (B, T, V)``, ``alphas (B, T, S)``."""
         B, T, _ = emb.shape
         state, steps = state0, []
         hs, ctxs, alphas = [], [], []
@@ -146,6 +152,7 @@ class BahdanauDecoder(Module):
         return logits, np.stack(alphas, axis=1)
 
     def backward(self, dlogits):
+        """``demb (B, T, E)``, ``MemoryGrad(denc_hs, None)``, ``dstate0``."""
         steps, memory, Hd, Hk, state0 = self._take_cache()
         dfeat = self.out.backward(dlogits)  # (B, T, Hd + Hk + E)
         dhs, dctxs, demb = np.split(dfeat, [Hd, Hd + Hk], axis=2)
@@ -165,9 +172,11 @@ class BahdanauDecoder(Module):
         return demb, MemoryGrad(self.attn.prepare_backward(memory), None), dstate
 
     def init_carry(self, state0):
+        """The inference carry: the state itself."""
         return state0
 
     def step(self, emb_t, memory, carry, t):
+        """One inference step: ``logits_t (B, V)``, the new state, ``alpha (B, S)``."""
         ctx, alpha, _ = self.attn.step(hidden(carry), memory, t)
         state, _ = self.cell.step(np.concatenate([emb_t, ctx], axis=1), carry)
         feat = np.concatenate([hidden(state), ctx, emb_t], axis=1)
@@ -225,6 +234,7 @@ class LuongDecoder(Module):
         return self.attn.prepare(enc_hs, src_mask)
 
     def forward(self, emb, memory, state0):
+        """Teacher forcing: ``logits (B, T, V)``, ``alphas (B, T, S)``."""
         if not self.input_feeding:
             # nothing in the loop reads attention: the RNN runs as one sequence
             # call, then all T×S scores come from one batched product
@@ -249,6 +259,7 @@ class LuongDecoder(Module):
         return logits, np.stack(alphas, axis=1)
 
     def backward(self, dlogits):
+        """``demb (B, T, E)``, ``MemoryGrad(denc_hs, None)``, ``dstate0``."""
         first, second, memory, state0 = self._take_cache()
         dh_tildes = self.out.backward(dlogits)  # (B, T, Hd)
         if not self.input_feeding:
@@ -280,6 +291,7 @@ class LuongDecoder(Module):
         return state0, np.zeros_like(hidden(state0))
 
     def step(self, emb_t, memory, carry, t):
+        """One inference step: ``logits_t (B, V)``, ``(state, h̃_t)``, ``alpha (B, S)``."""
         state, h_tilde = carry
         x = np.concatenate([emb_t, h_tilde], axis=1) if self.input_feeding else emb_t
         state, _ = self.cell.step(x, state)

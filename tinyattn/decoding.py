@@ -1,8 +1,8 @@
 """Greedy decoding and batched beam search, both keeping attention rows.
 
 Both work on any model of the protocol in docs/models.md: they call only
-``model.start``, ``model.decode_step``, ``model.config["tgt_vocab"]`` and
-``model.train``/``model.eval`` (they decode in eval mode).
+``model.start``, ``model.decode_step`` and ``model.config["tgt_vocab"]``,
+and decode in eval mode when the model has modes (``model.training``).
 
 At inference the decoder reads its own previous prediction instead of the
 gold token (docs/equations.md §6). Both functions return, for every example,
@@ -86,9 +86,12 @@ def _check(src, src_lengths, max_len, sos_id, eos_id, vocab):
 
 def _in_eval_mode(decode):
     """Run ``decode(model, ...)`` with the model in eval mode (no dropout),
-    then give the model back its mode."""
+    then give the model back its mode. A model without modes (a hand-made
+    table of probabilities, say) is decoded as it is."""
     @functools.wraps(decode)
     def wrapper(model, *args, **kwargs):
+        if not hasattr(model, "training"):
+            return decode(model, *args, **kwargs)
         was_training = model.training
         model.eval()
         try:

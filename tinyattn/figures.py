@@ -132,10 +132,12 @@ def setup_fonts(*, warn: bool = True) -> str | None:
 
 
 def is_cjk(text: str) -> bool:
+    """Whether ``text`` has a CJK character (it then needs a CJK font)."""
     return any(lo <= ord(c) <= hi for c in text for lo, hi in _CJK_RANGES)
 
 
 def check_figure_path(path) -> pathlib.Path | None:
+    """``path`` as a Path whose suffix matplotlib can write, or None for None."""
     if path is None:
         return None
     path = pathlib.Path(path)

@@ -23,26 +23,31 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def sigmoid_forward(x):
+    """``y = σ(x)``; the cache is y (the backward reads σ' off it)."""
     y = sigmoid(x)
     return y, y
 
 
 def sigmoid_backward(dy, cache):
+    """``dx = dy ⊙ y (1 − y)`` from the cached output y."""
     y = cache
     return dy * y * (1.0 - y)  # σ'(x) = σ(x)(1 − σ(x)); reuse the output
 
 
 def tanh_forward(x):
+    """``y = tanh(x)``; the cache is y."""
     y = np.tanh(x)
     return y, y
 
 
 def tanh_backward(dy, cache):
+    """``dx = dy ⊙ (1 − y²)`` from the cached output y."""
     y = cache
     return dy * (1.0 - y * y)  # tanh'(x) = 1 − tanh(x)²; reuse the output
 
 
 def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """``exp(x) / Σ exp(x)`` along ``axis``, computed without overflow."""
     # Subtracting the row maximum changes nothing mathematically and keeps
     # exp() from overflowing.
     z = x - x.max(axis=axis, keepdims=True)
@@ -52,28 +57,33 @@ def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
 
 
 def softmax_forward(x, axis: int = -1):
+    """`softmax` and its cache ``(y, axis)``."""
     y = softmax(x, axis)
     return y, (y, axis)
 
 
 def softmax_backward(dy, cache):
+    """``dx = y ⊙ (dy − Σ_k dy_k y_k)``, the softmax Jacobian times dy."""
     y, axis = cache
     # Jacobian-vector product: dx = y ⊙ (dy − Σ_k dy_k y_k)
     return y * (dy - np.sum(dy * y, axis=axis, keepdims=True))
 
 
 def log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """``x − log Σ exp(x)`` along ``axis``, computed without overflow."""
     z = x - x.max(axis=axis, keepdims=True)  # shift for stability, as in softmax
     z -= np.log(np.exp(z).sum(axis=axis, keepdims=True))
     return z
 
 
 def log_softmax_forward(x, axis: int = -1):
+    """`log_softmax` and its cache ``(y, axis)``."""
     y = log_softmax(x, axis)
     return y, (y, axis)
 
 
 def log_softmax_backward(dy, cache):
+    """``dx = dy − softmax(x) Σ_k dy_k``, from the cached output y = log softmax(x)."""
     y, axis = cache
     # d/dx_j Σ_k dy_k (x_k − logsumexp x) = dy_j − softmax(x)_j Σ_k dy_k
     return dy - np.exp(y) * np.sum(dy, axis=axis, keepdims=True)
@@ -119,6 +129,7 @@ def masked_softmax_forward(scores: np.ndarray, mask: np.ndarray, axis: int = -1)
 
 
 def masked_softmax_backward(dalpha, cache):
+    """Backward of `masked_softmax_forward`: ``dscores``, exactly 0 at masked positions."""
     # alpha is 0 at masked positions, so the softmax backward already gives
     # them a zero gradient: no special case needed.
     return softmax_backward(dalpha, cache)

@@ -26,7 +26,7 @@ def _torch():
 
 
 def _export(layer):
-    """tinyattn params -> (weight_ih (G·H, D), weight_hh (G·H, H), bias_ih, bias_hh)."""
+    """Tinyattn params -> (weight_ih (G·H, D), weight_hh (G·H, H), bias_ih, bias_hh)."""
     p = layer.params
     if isinstance(layer, RNN):
         return p["W_xh"].T, p["W_hh"].T, p["b_h"], np.zeros_like(p["b_h"])

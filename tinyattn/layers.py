@@ -46,11 +46,13 @@ class Linear(Module):
         return y
 
     def forward(self, x):
+        """``y = x @ W + b`` for ``x (..., in)``; keeps x for the backward."""
         check_array(x, "x", (None,) * (np.ndim(x) - 1) + (self.in_size,), self.dtype)
         self._cache = x
         return self.apply(x)
 
     def backward(self, dy):
+        """``dx = dy @ W.T``; adds ``dW = x.T @ dy`` and ``db = Σ dy`` over all rows."""
         x = self._take_cache()
         check_array(dy, "dy", x.shape[:-1] + (self.out_size,), self.dtype)
         x2 = x.reshape(-1, self.in_size)  # (N, in), N = product of leading dims
@@ -93,11 +95,13 @@ class Embedding(Module):
         self.add_param("W", W)
 
     def forward(self, ids):
+        """Rows of ``W`` for ``ids (...)``: ``(..., E)``."""
         ids = check_ids(ids, "ids", self.num_embeddings)
         self._cache = ids
         return self.params["W"][ids]  # (...) -> (..., E)
 
     def backward(self, dy):
+        """Adds ``dy`` into the rows of ``dW`` the ids read (the pad row stays 0)."""
         ids = self._take_cache()
         check_array(dy, "dy", ids.shape + (self.embedding_dim,), self.dtype)
         flat_ids = ids.reshape(-1)

@@ -132,6 +132,7 @@ class LSTM(RecurrentLayer):
         H.
     rng : numpy.random.Generator
     dtype : np.float32 or np.float64
+
     Notes
     -----
     ``hs, (h_T, c_T) = lstm(x, state0=None, lengths=None)`` with

@@ -100,7 +100,9 @@ class Module:
         return cache
 
     def forward(self, *args, **kwargs):
+        """The module's computation; subclasses define it (``module(...)`` calls it)."""
         raise NotImplementedError
 
     def __call__(self, *args, **kwargs):
+        """``module(...)`` is ``module.forward(...)``."""
         return self.forward(*args, **kwargs)

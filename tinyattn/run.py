@@ -74,6 +74,7 @@ class DataSpec:
 
     @property
     def is_task(self) -> bool:
+        """Whether the data is a generated task (else a TSV file)."""
         return self.source in TASKS
 
 
@@ -148,6 +149,7 @@ class Run:
     tgt_vocab: Vocab
 
     def path(self, key: str) -> Path:
+        """The path of one of the run's files (``FILES[key]``)."""
         return self.directory / FILES[key]
 
     def build_model(self, seed: int) -> Seq2Seq:
@@ -163,6 +165,7 @@ class Run:
                 "tgt_vocab": np.array(self.tgt_vocab.to_json())}
 
     def save_config(self) -> None:
+        """Write the run's configuration JSON atomically."""
         self.directory.mkdir(parents=True, exist_ok=True)
         _write_json(self.path("config"), {
             "format": RUN_FORMAT, "version": RUN_VERSION, "data": asdict(self.data),
@@ -171,6 +174,7 @@ class Run:
         self.tgt_vocab.save(self.path("tgt_vocab"))
 
     def save_metrics(self, metrics: dict) -> None:
+        """Write the metrics JSON atomically."""
         _write_json(self.path("metrics"), metrics)
 
     @classmethod

@@ -31,6 +31,8 @@ class Interrupted(Exception):
 
 @dataclass
 class EpochRecord:
+    """What one training epoch measured (`Trainer.history` holds one per epoch)."""
+
     epoch: int
     train_loss: float  # mean cross-entropy per real target token
     valid_loss: float | None
@@ -40,7 +42,7 @@ class EpochRecord:
 
 
 def progress(items, desc: str, enabled: bool = True):
-    """tqdm when installed (it honours TQDM_DISABLE), else a plain line on stderr."""
+    """Tqdm when installed (it honours TQDM_DISABLE), else a plain line on stderr."""
     if not enabled:
         return items
     try:

@@ -19,6 +19,7 @@ from tinyattn.data.tasks import SPLIT_NAMES, TASKS, make_splits, write_task_tsv
 
 
 def main(argv=None) -> int:
+    """Write every generated task's TSV files under ``--out``."""
     parser = argparse.ArgumentParser(
         prog="python -m tinyattn.data",
         description="Write DIR/<task>/{train,valid,test}.tsv for every synthetic task "
