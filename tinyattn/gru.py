@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from tinyattn._recurrent import RecurrentLayer
-from tinyattn.functional import sigmoid
+from tinyattn.functional import sigmoid, sigmoid_backward, tanh_backward
 from tinyattn.fused import FusedGRU
 
 
@@ -73,8 +73,8 @@ def gru_gates_backward(dh, cache):
     dn = dh * (1.0 - z)
     dz = dh * (h_prev - n)
     dh_prev = dh * z  # the direct path h_prev -> h
-    da_n = dn * (1.0 - n * n)  # tanh' = 1 − n²: reuse the output n
-    da_z = dz * z * (1.0 - z)  # σ' = z (1 − z): reuse the output z
+    da_n = tanh_backward(dn, n)  # tanh' = 1 − n²: reuse the output n
+    da_z = sigmoid_backward(dz, z)  # σ' = z (1 − z): reuse the output z
     if reset_after:
         dr = da_n * hn_or_rh  # a_n = ax_n + r ⊙ (h_prev @ W_hn + b_hn)
         dah_n = da_n * r
@@ -83,7 +83,7 @@ def gru_gates_backward(dh, cache):
         drh = da_n @ W_h[:, 2 * H:].T  # (B, H) @ (H, H)
         dr = drh * h_prev
         dh_prev += drh * r  # rh = r ⊙ h_prev
-    da_r = dr * r * (1.0 - r)  # σ' = r (1 − r)
+    da_r = sigmoid_backward(dr, r)  # σ' = r (1 − r)
     dax = np.concatenate([da_r, da_z, da_n], axis=1)  # (B, 3H), gates r, z, n
     dah = np.concatenate([da_r, da_z, dah_n], axis=1)  # (B, 3H)
     if reset_after:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from tinyattn._recurrent import RecurrentLayer
-from tinyattn.functional import sigmoid
+from tinyattn.functional import sigmoid, sigmoid_backward, tanh_backward
 
 
 def lstm_gates_forward(ax, h_prev, c_prev, W_h):
@@ -54,16 +54,16 @@ def lstm_gates_backward(dh, dc, cache):
     """
     h_prev, c_prev, W_h, i, f, g, o, tc = cache
     do = dh * tc  # h = o ⊙ tanh(c)
-    dc = dc + dh * o * (1.0 - tc * tc)  # c reaches the loss directly and through h
+    dc = dc + tanh_backward(dh * o, tc)  # c reaches the loss directly and through h
     di = dc * g  # c = f ⊙ c_prev + i ⊙ g
     dg = dc * i
     df = dc * c_prev
     dc_prev = dc * f  # the forget-gate path to c_prev
     da = np.concatenate(
-        [di * i * (1.0 - i),  # σ' = s (1 − s) from the output s
-         df * f * (1.0 - f),
-         dg * (1.0 - g * g),  # tanh' = 1 − g² from the output g
-         do * o * (1.0 - o)],
+        [sigmoid_backward(di, i),  # σ' = s (1 − s) from the output s
+         sigmoid_backward(df, f),
+         tanh_backward(dg, g),  # tanh' = 1 − g² from the output g
+         sigmoid_backward(do, o)],
         axis=1,
     )  # (B, 4H), gates i, f, g, o
     dh_prev = da @ W_h.T  # a = ... + h_prev @ W_h

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from tinyattn._recurrent import RecurrentLayer
+from tinyattn.functional import tanh_backward
 from tinyattn.fused import FusedRNN
 
 
@@ -31,7 +32,7 @@ def rnn_gates_backward(dh, cache):
     """Backward of `rnn_gates_forward`: ``dh_prev (B, H)`` and ``da (B, H)``,
     the gradient of the pre-activation (and so of ``ax``)."""
     h_prev, W_hh, h = cache
-    da = dh * (1.0 - h * h)  # tanh'(a) = 1 − tanh(a)²: reuse the output h
+    da = tanh_backward(dh, h)  # tanh'(a) = 1 − h²: reuse the output h
     dh_prev = da @ W_hh.T  # a = ... + h_prev @ W_hh
     return dh_prev, da
 

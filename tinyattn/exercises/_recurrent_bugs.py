@@ -7,6 +7,12 @@ or fails on the numerical gradient alone. When a check fails, the
 diagnosis compares the learner's gradients with these predictions to name
 the mistake (`tinyattn.exercises._diagnose`).
 
+A variant is the library's own backward with one term patched, never a
+second copy of the maths: the cell's ``*_gates_backward`` runs with its
+activation derivatives (``sigmoid_backward``, ``tanh_backward``, looked up
+in the cell's module) replaced, or its outputs are recombined by the cell's
+own ``*_weight_grads`` after one term is changed.
+
 Activation-derivative modes ``act``:
 
 - ``"out"``   right: σ' = s(1 − s), tanh' = 1 − y² from the stored output y;
@@ -18,42 +24,51 @@ Activation-derivative modes ``act``:
 
 from __future__ import annotations
 
+from unittest import mock
+
 import numpy as np
 
-from tinyattn.functional import sigmoid
+from tinyattn import gru, lstm, rnn
+from tinyattn.functional import sigmoid, sigmoid_backward, tanh_backward
+
+# The derivative each act mode uses, given the upstream dy and the stored output y.
+_SIGMOID = {"out": sigmoid_backward,
+            "twice": lambda dy, y: sigmoid_backward(dy, sigmoid(y)),
+            "none": lambda dy, y: dy}
+_TANH = {"out": tanh_backward,
+         "twice": lambda dy, y: tanh_backward(dy, np.tanh(y)),
+         "none": lambda dy, y: dy}
 
 
-def _dsig(s, act):
-    """Factor multiplying the gradient of a sigmoid output ``s``."""
-    if act == "twice":
-        t = sigmoid(s)
-        return t * (1.0 - t)
-    if act == "none":
-        return np.ones_like(s)
-    return s * (1.0 - s)
+def _activations(module, act, *, tanh=None):
+    """Patch the activation derivatives the cell module uses for one ``act``
+    mode (``tanh``, if given, replaces the tanh one)."""
+    patches = {"tanh_backward": tanh or _TANH[act]}
+    if hasattr(module, "sigmoid_backward"):  # the RNN has no sigmoid
+        patches["sigmoid_backward"] = _SIGMOID[act]
+    return mock.patch.multiple(module, **patches)
 
 
-def _dtanh(y, act):
-    """Factor multiplying the gradient of a tanh output ``y``."""
-    if act == "twice":
-        return 1.0 - np.tanh(y) ** 2
-    if act == "none":
-        return np.ones_like(y)
-    return 1.0 - y * y
+def _permute(blocks_of, order):
+    """The (B, G·H) array with its G gate blocks in ``order``."""
+    blocks = np.split(blocks_of, len(order), axis=1)
+    return np.concatenate([blocks[k] for k in order], axis=1)
 
 
 def rnn_variant(dh, cache, *, act="out", dh_prev_untransposed=False,
                 dW_hh_transposed=False):
     """``rnn_step_backward`` with an optional mistake."""
     x_t, h_prev, W_xh, W_hh, h = cache
-    if act == "pre":
-        a = x_t @ W_xh + h_prev @ W_hh  # what a learner can rebuild from the cache
-        da = dh * (1.0 - a * a)
-    else:
-        da = dh * _dtanh(h, act)
-    dh_prev = da @ (W_hh if dh_prev_untransposed else W_hh.T)
-    dW_hh = h_prev.T @ da
-    return da @ W_xh.T, dh_prev, x_t.T @ da, dW_hh.T if dW_hh_transposed else dW_hh, da.sum(0)
+    tanh = None
+    if act == "pre":  # 1 − a², a rebuilt from the cache (no bias there)
+        a = x_t @ W_xh + h_prev @ W_hh
+        tanh = lambda dy, y: dy * (1.0 - a * a)  # noqa: E731
+    with _activations(rnn, act, tanh=tanh):
+        dh_prev, da = rnn.rnn_gates_backward(dh, (h_prev, W_hh, h))
+    if dh_prev_untransposed:
+        dh_prev = da @ W_hh  # instead of da @ W_hh.T
+    dW_xh, dW_hh, db_h = rnn.rnn_weight_grads(x_t, da, h_prev)
+    return da @ W_xh.T, dh_prev, dW_xh, dW_hh.T if dW_hh_transposed else dW_hh, db_h
 
 
 def gru_variant(dh, cache, *, act="out", direct=True, order=(0, 1, 2)):
@@ -65,27 +80,18 @@ def gru_variant(dh, cache, *, act="out", direct=True, order=(0, 1, 2)):
     """
     x_t, h_prev, W_x, W_h, r, z, n, hn_or_rh, reset_after = cache
     H = h_prev.shape[1]
-    dn = dh * (1.0 - z)  # h = (1 − z) n + z h_prev
-    dz = dh * (h_prev - n)
-    dh_prev = dh * z if direct else np.zeros_like(dh)
-    da_n = dn * _dtanh(n, act)
-    da_z = dz * _dsig(z, act)
-
-    def perm(blocks):
-        return np.concatenate([blocks[k] for k in order], axis=1)
-
-    if reset_after:
-        da_r = da_n * hn_or_rh * _dsig(r, act)  # a_n = ... + r ⊙ (h W_hn + b_hn)
-        dax = perm([da_r, da_z, da_n])
-        dah = perm([da_r, da_z, da_n * r])
-        dh_prev = dh_prev + dah @ W_h.T
-        return (dax @ W_x.T, dh_prev, x_t.T @ dax, h_prev.T @ dah, dax.sum(0), dah.sum(0))
-    drh = da_n @ W_h[:, 2 * H:].T  # a_n = ... + (r ⊙ h_prev) W_hn
-    da_r = drh * h_prev * _dsig(r, act)
-    dax = perm([da_r, da_z, da_n])
-    dh_prev = dh_prev + drh * r + dax[:, :2 * H] @ W_h[:, :2 * H].T
-    dW_h = np.concatenate([h_prev.T @ dax[:, :2 * H], hn_or_rh.T @ dax[:, 2 * H:]], axis=1)
-    return dax @ W_x.T, dh_prev, x_t.T @ dax, dW_h, dax.sum(0), dax.sum(0)
+    with _activations(gru, act):
+        dh_prev, dax, dah = gru.gru_gates_backward(
+            dh, (h_prev, W_h, r, z, n, hn_or_rh, reset_after))
+    if not direct:
+        dh_prev = dh_prev - dh * z
+    dax_p, dah_p = _permute(dax, order), _permute(dah, order)
+    # the recurrent product reads the permuted blocks: all three gates, or r and z (Cho)
+    k = 3 * H if reset_after else 2 * H
+    dh_prev = dh_prev + (dah_p - dah)[:, :k] @ W_h[:, :k].T
+    dW_x, dW_h, db_x, db_h = gru.gru_weight_grads(x_t, dax_p, h_prev, hn_or_rh, dah_p,
+                                                  reset_after)
+    return dax_p @ W_x.T, dh_prev, dW_x, dW_h, db_x, db_h
 
 
 def lstm_variant(dh, dc, cache, *, act="out", use_dc=True, forget="f", tanh_c="ok",
@@ -97,16 +103,21 @@ def lstm_variant(dh, dc, cache, *, act="out", use_dc=True, forget="f", tanh_c="o
     ``"zero"`` left at 0, ``"nof"`` without the ``⊙ f``; ``tanh_c`` is the
     path of ``dh`` into ``dc``: ``"ok"``, ``"nod"`` (``dh ⊙ o`` without
     tanh'(c)), ``"missing"`` (not added); ``order`` permutes gate blocks.
+    ``act`` applies to the gates i, f, g, o only, not to tanh(c).
     """
     x_t, h_prev, c_prev, W_x, W_h, i, f, g, o, tc = cache
-    do = dh * tc  # h = o ⊙ tanh(c)
-    dct = dc if use_dc else np.zeros_like(dc)
-    if tanh_c == "ok":
-        dct = dct + dh * o * (1.0 - tc * tc)
-    elif tanh_c == "nod":
-        dct = dct + dh * o
-    di, dg, df = dct * g, dct * i, dct * c_prev  # c = f ⊙ c_prev + i ⊙ g
-    dc_prev = {"f": dct * f, "zero": np.zeros_like(dct), "nof": dct}[forget]
-    blocks = [di * _dsig(i, act), df * _dsig(f, act), dg * _dtanh(g, act), do * _dsig(o, act)]
-    da = np.concatenate([blocks[k] for k in order], axis=1)
-    return (da @ W_x.T, da @ W_h.T, dc_prev, x_t.T @ da, h_prev.T @ da, da.sum(0))
+    path = {"ok": tanh_backward, "nod": lambda dy, y: dy,
+            "missing": lambda dy, y: np.zeros_like(dy)}[tanh_c]
+
+    def tanh(dy, y):  # tanh(c)'s derivative follows tanh_c, the gate g's follows act
+        return path(dy, y) if y is tc else _TANH[act](dy, y)
+
+    with _activations(lstm, act, tanh=tanh):
+        dh_prev, dc_prev, da = lstm.lstm_gates_backward(
+            dh, dc if use_dc else np.zeros_like(dc), (h_prev, c_prev, W_h, i, f, g, o, tc))
+    if forget == "zero":
+        dc_prev = np.zeros_like(dc_prev)
+    elif forget == "nof":
+        dc_prev = dc_prev / f  # the cell gradient passed on without the ⊙ f
+    da = _permute(da, order)
+    return (da @ W_x.T, da @ W_h.T, dc_prev, *lstm.lstm_weight_grads(x_t, da, h_prev))
