@@ -2,7 +2,7 @@
 
 One training step is forward (mean cross-entropy), backward and an Adam update:
 ``loss = model(src, src_lengths, tgt_in, tgt_out, tgt_lengths)``,
-``model.zero_grad(); model.backward()``, ``tinyattn.optim.Adam.step()``.
+``model.zero_grad(); model.backward()``, ``tinyattn.training.optim.Adam.step()``.
 Two models, both float32 with a bidirectional GRU encoder (E=128, H=256 per
 direction, so the decoder state is Hd = 2H = 512), V=2000 for source and
 target, B=64, S=T=30:
@@ -50,8 +50,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_rnn import blas_shared_with, cpu_model, time_interleaved, write_report  # noqa: E402
 
-from tinyattn.optim import Adam  # noqa: E402
 from tinyattn.seq2seq import Seq2Seq  # noqa: E402
+from tinyattn.training.optim import Adam  # noqa: E402
 
 try:
     import torch

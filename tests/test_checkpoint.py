@@ -7,16 +7,16 @@ import numpy as np
 import pytest
 
 import tinyattn as ta
-import tinyattn.checkpoint as ckpt
-from tinyattn.checkpoint import (
+import tinyattn.training.checkpoint as ckpt
+from tinyattn.module import Module
+from tinyattn.training.checkpoint import (
     FORMAT_VERSION,
     load_checkpoint,
     load_params_into,
     module_params,
     save_checkpoint,
 )
-from tinyattn.module import Module
-from tinyattn.optim import Adam
+from tinyattn.training.optim import Adam
 
 CONFIG = {"in_size": 3, "hidden": 4, "out_size": 2, "dims": [3, 4, 2], "name": "tiny"}
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import tinyattn.cli as cli
-from tinyattn.checkpoint import load_checkpoint
+import tinyattn.cli.commands as cli
+from tinyattn.training.checkpoint import load_checkpoint
 
 pytest.importorskip("matplotlib")
 

@@ -4,10 +4,10 @@ per-step products of the plain step functions."""
 import numpy as np
 import pytest
 
-from tinyattn._recurrent import DeferredGrads
 from tinyattn.decoders import add_hidden
 from tinyattn.gru import gru_step_backward
 from tinyattn.lstm import lstm_step_backward
+from tinyattn.recurrent import DeferredGrads
 from tinyattn.rnn import rnn_step_backward
 
 from .conftest import LAYERS, B, D, T, is_lstm, make_state

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinyattn.metrics import (
+from tinyattn.metrics.accuracy import (
     SMOOTH_METHODS,
     BleuScore,
     alignment_accuracy,

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import tinyattn as ta
 from tinyattn.module import Module
-from tinyattn.optim import SGD, Adam, StepDecay, clip_grad_norm
+from tinyattn.training.optim import SGD, Adam, StepDecay, clip_grad_norm
 
 
 class Quad(Module):

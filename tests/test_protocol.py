@@ -4,15 +4,15 @@ special case for it."""
 
 import numpy as np
 
-from tinyattn.checkpoint import SavesCheckpoints
 from tinyattn.decoding import beam_search, greedy_decode
 from tinyattn.functional import length_mask, log_softmax
 from tinyattn.gradcheck import TOL_MODEL, check_gradients
 from tinyattn.layers import Embedding, Linear
 from tinyattn.losses import sequence_cross_entropy
 from tinyattn.module import Module
-from tinyattn.optim import Adam
-from tinyattn.train import Trainer
+from tinyattn.training.checkpoint import SavesCheckpoints
+from tinyattn.training.optim import Adam
+from tinyattn.training.trainer import Trainer
 
 PAD, SOS, EOS = 0, 1, 2
 

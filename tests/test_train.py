@@ -5,11 +5,11 @@ import os
 import numpy as np
 import pytest
 
-import tinyattn.checkpoint as checkpoint
-from tinyattn.batching import make_batches, pad_batch
-from tinyattn.optim import Adam, StepDecay
+import tinyattn.training.checkpoint as checkpoint
 from tinyattn.seq2seq import Seq2Seq
-from tinyattn.train import Interrupted, Trainer
+from tinyattn.training.batching import make_batches, pad_batch
+from tinyattn.training.optim import Adam, StepDecay
+from tinyattn.training.trainer import Interrupted, Trainer
 
 PAD, SOS, EOS = 0, 1, 2
 IDS = dict(pad_id=PAD, sos_id=SOS, eos_id=EOS)

@@ -1,4 +1,4 @@
-"""Figures (tinyattn.viz): labels read back from the artists, files written,
+"""Figures (tinyattn.plot.heatmaps): labels read back from the artists, files written,
 bad input rejected, and CJK tokens rendered without missing-glyph warnings."""
 
 import os
@@ -16,9 +16,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.collections import LineCollection  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
-from tinyattn import figures, viz  # noqa: E402
+from tinyattn import plot as viz  # noqa: E402
 from tinyattn.decoding import Hypothesis  # noqa: E402
-from tinyattn.train import EpochRecord  # noqa: E402
+from tinyattn.plot import figures, heatmaps  # noqa: E402
+from tinyattn.training.trainer import EpochRecord  # noqa: E402
 
 T, S = 3, 5
 SRC = ["a", " ", "bc", "d", "e"]
@@ -163,7 +164,7 @@ def test_chinese_tokens_render_without_missing_glyphs(rng, tmp_path):
 
 def test_without_the_fallback_the_glyph_warning_appears(rng, monkeypatch):
     """The test above can fail: DejaVu Sans alone has no Chinese glyphs."""
-    monkeypatch.setattr(viz, "setup_fonts", lambda **kw: None)
+    monkeypatch.setattr(heatmaps, "setup_fonts", lambda **kw: None)
     with matplotlib.rc_context({"font.family": ["DejaVu Sans"]}):
         with pytest.warns(UserWarning, match=GLYPH_MISSING):
             fig = viz.plot_alignment(_alpha(rng, 4, 5), ZH_SRC, ZH_TGT)
@@ -225,7 +226,7 @@ def test_missing_matplotlib_gives_install_hint(monkeypatch, rng):
 
 
 def test_importing_viz_does_not_import_matplotlib():
-    code = "import sys, tinyattn.viz; assert 'matplotlib' not in sys.modules"
+    code = "import sys, tinyattn.plot.heatmaps; assert 'matplotlib' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

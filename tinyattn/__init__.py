@@ -11,11 +11,11 @@ from tinyattn.local_attention import LocalAttention
 from tinyattn.losses import sequence_cross_entropy
 from tinyattn.lstm import LSTM
 from tinyattn.module import Module
-from tinyattn.optim import SGD, Adam, StepDecay, clip_grad_norm
 from tinyattn.rnn import RNN
 from tinyattn.self_attention import SelfAttention
 from tinyattn.seq2seq import Seq2Seq
-from tinyattn.train import Trainer
+from tinyattn.training.optim import SGD, Adam, StepDecay, clip_grad_norm
+from tinyattn.training.trainer import Trainer
 
 __version__ = "0.1.0"
 

@@ -1,7 +1,7 @@
-"""``python -m tinyattn``: the command line (see `tinyattn.cli`)."""
+"""``python -m tinyattn``: the command line (see `tinyattn.cli.commands`)."""
 
 import sys
 
-from tinyattn.cli import main
+from tinyattn.cli.commands import main
 
 sys.exit(main())

@@ -28,11 +28,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinyattn._recurrent import DeferredGrads
 from tinyattn.functional import matmul_last
 from tinyattn.layers import Linear
 from tinyattn.memory import Memory, MemoryGrad
 from tinyattn.module import Module
+from tinyattn.recurrent import DeferredGrads
 
 
 def hidden(state):

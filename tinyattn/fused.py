@@ -1,7 +1,7 @@
 """The fused, in-place sequence loops of the RNN and the GRU: the same
 equations as `tinyattn.rnn` and `tinyattn.gru`, written for speed.
 
-Read the plain loop first (`tinyattn._recurrent.RecurrentLayer.forward`
+Read the plain loop first (`tinyattn.recurrent.RecurrentLayer.forward`
 over each cell's ``*_gates_forward`` / ``*_gates_backward``): it is the
 definition. These loops compute the same numbers with three tricks that
 lesson 09 measures:

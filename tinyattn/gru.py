@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinyattn._recurrent import RecurrentLayer
 from tinyattn.functional import sigmoid, sigmoid_backward, tanh_backward
 from tinyattn.fused import FusedGRU
+from tinyattn.recurrent import RecurrentLayer
 
 
 def gru_gates_forward(ax, h_prev, W_h, b_h, *, reset_after=True):

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinyattn._recurrent import RecurrentLayer
 from tinyattn.functional import sigmoid, sigmoid_backward, tanh_backward
+from tinyattn.recurrent import RecurrentLayer
 
 
 def lstm_gates_forward(ax, h_prev, c_prev, W_h):
@@ -160,6 +160,14 @@ class LSTM(RecurrentLayer):
         h_prev, c_prev = state_prev
         p = self.params
         return lstm_step_forward(x_t, h_prev, c_prev, p["W_x"], p["W_h"], p["b"])
+
+    def forward(self, x, state0=None, lengths=None):
+        """Run the sequence: ``hs (B, T, H)`` and ``(h_T, c_T)``; ``state0 = (h0, c0)``."""
+        return super().forward(x, state0, lengths)
+
+    def backward(self, dhs, dstate_T=None):
+        """Backpropagate through time: ``dx (B, T, D)`` and ``(dh0, dc0)``."""
+        return super().backward(dhs, dstate_T)
 
     @staticmethod
     def _split_cache(cache):

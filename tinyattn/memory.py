@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from tinyattn._recurrent import DeferredGrads
+from tinyattn.recurrent import DeferredGrads
 
 
 @dataclass

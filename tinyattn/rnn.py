@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinyattn._recurrent import RecurrentLayer
 from tinyattn.functional import tanh_backward
 from tinyattn.fused import FusedRNN
+from tinyattn.recurrent import RecurrentLayer
 
 
 def rnn_gates_forward(ax, h_prev, W_hh):

@@ -22,7 +22,6 @@ import numpy as np
 from tinyattn._validate import check_ids, check_lengths, check_options, check_rng, check_size
 from tinyattn.attention import BahdanauAttention, LuongAttention
 from tinyattn.bidirectional import Bidirectional
-from tinyattn.checkpoint import SavesCheckpoints
 from tinyattn.decoders import BahdanauDecoder, LuongDecoder, PlainDecoder, hidden
 from tinyattn.decoding import beam_search, greedy_decode
 from tinyattn.functional import length_mask, log_softmax
@@ -32,6 +31,7 @@ from tinyattn.local_attention import LocalAttention
 from tinyattn.losses import sequence_cross_entropy
 from tinyattn.lstm import LSTM
 from tinyattn.module import Module
+from tinyattn.training.checkpoint import SavesCheckpoints
 
 ATTENTIONS = (None, "bahdanau", "dot", "general", "concat", "scaled_dot", "local-m", "local-p")
 CELLS = {"gru": GRU, "lstm": LSTM}
@@ -68,7 +68,7 @@ class Seq2Seq(SavesCheckpoints, Module):
     Notes
     -----
     Seq2Seq is one implementation of the model protocol (docs/models.md)
-    that `tinyattn.train.Trainer`, `tinyattn.decoding.greedy_decode`,
+    that `tinyattn.training.trainer.Trainer`, `tinyattn.decoding.greedy_decode`,
     `tinyattn.decoding.beam_search`, the command line's run directory and
     the heatmaps rely on, and nothing more:
 

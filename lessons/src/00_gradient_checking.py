@@ -11,9 +11,9 @@
 # numbers to expect, why it needs float64, and you will have written your first backward pass,
 # `rnn_step_backward`, and had it checked.
 #
-# Sources: the RNN equation is `EQUATIONS.md` §1 (document 003, "RNN/LSTM"); the checker is the
+# Sources: the RNN equation is `docs/equations.md` §1 (document 003, "RNN/LSTM"); the checker is the
 # library's `tinyattn/gradcheck.py`, the one the tests, lessons and exercises all use
-# (`DESIGN.md` §7).
+# (`docs/design.md` §7).
 
 # %%
 import matplotlib.pyplot as plt
@@ -188,7 +188,7 @@ assert result.passed and 1e-11 < result.max_error < TOL_STEP
 #
 # A check that never fails proves nothing. Here is an LSTM step backward with a classic bug: the
 # gradient columns of the input and forget gates swapped (gates are stacked i, f, g, o, as in
-# `EQUATIONS.md` §1 and PyTorch). With `gates=` the report says *which gate* is wrong:
+# `docs/equations.md` §1 and PyTorch). With `gates=` the report says *which gate* is wrong:
 
 # %%
 def lstm_backward_swapped_gates(dh, dc, cache):
@@ -224,7 +224,7 @@ assert dropped.status == "failed"
 # %% [markdown]
 # ## 6. Your turn: `rnn_step_backward`
 #
-# The forward (`EQUATIONS.md` §1, row-vector form, as in `tinyattn/rnn.py`):
+# The forward (`docs/equations.md` §1, row-vector form, as in `tinyattn/rnn.py`):
 #
 # $$a = x_t W_{xh} + h_{t-1} W_{hh} + b_h, \qquad h = \tanh(a)$$
 #

@@ -19,8 +19,8 @@
 #    what it cannot;
 # 6. write BPTT for a whole sequence yourself (the exercise).
 #
-# **Sources.** `EQUATIONS.md` §1. Document 003 (`seeds/003_…`, "从 Seq2seq 到 Attention 模型到
-# Self Attention（一）"), its section "RNN/LSTM", describes the RNN in words (its formula
+# **Sources.** `docs/equations.md` §1. Document 003 (`docs/sources.md`, "从 Seq2seq 到 Attention
+# 模型到 Self Attention（一）"), its section "RNN/LSTM", describes the RNN in words (its formula
 # images are lost): the hidden state $h_t$ is a memory unit computed from the previous hidden
 # state and the current input; the output $o_t$ depends only on $h_t$; and the vanishing /
 # exploding gradient (its figure 4; section 5 below measures it). The papers: J. L. Elman,
@@ -32,7 +32,7 @@
 # difficulty of training recurrent neural networks*, ICML 2013 (arXiv:1211.5063), for the
 # Jacobian product and gradient clipping. The encoder–decoder papers document 003 cites
 # (Cho et al. 2014, arXiv:1406.1078; Sutskever et al. 2014, arXiv:1409.3215) use such a
-# recurrence as the function $f$ of $h_j = f(x_j, h_{j-1})$ (`EQUATIONS.md` §2).
+# recurrence as the function $f$ of $h_j = f(x_j, h_{j-1})$ (`docs/equations.md` §2).
 #
 # The notebook runs in a few seconds.
 
@@ -68,9 +68,9 @@ np.set_printoptions(precision=3, suppress=True)
 # | $h_t$ | state after step $t$ | `h` | (B, H) |
 # | $h_1 \dots h_T$ | all states | `hs` | (B, T, H) |
 #
-# **Row vectors.** `EQUATIONS.md` and the papers write $W_{xh} x_t + W_{hh} h_{t-1}$ with column
-# vectors; tinyattn writes `x_t @ W_xh + h_prev @ W_hh` with `W_xh` of shape (D, H). It is the same
-# maths, transposed.
+# **Row vectors.** The papers write $W_{xh} x_t + W_{hh} h_{t-1}$ with column vectors
+# (`docs/equations.md` §1.4 gives that form); tinyattn and `docs/equations.md` §1.1 write
+# `x_t @ W_xh + h_prev @ W_hh` with `W_xh` of shape (D, H). It is the same maths, transposed.
 #
 # **What document 003 says.** "We can regard the hidden state $h_t$ as a memory unit" (记忆单元):
 # it is computed from the previous step's hidden state and the current input, so it can capture
@@ -119,7 +119,7 @@ assert np.allclose(hs, hs_steps) and np.allclose(h_T, hs[:, -1])
 print("states of example 0, one row per step t = 1..4:\n", hs[0])
 
 # %% [markdown]
-# The layer does the same arithmetic in a faster order (`DESIGN.md` §4): the input projections
+# The layer does the same arithmetic in a faster order (`docs/design.md` §4): the input projections
 # $x_t W_{xh} + b_h$ of all steps in one matrix product before the loop, so only
 # $h_{t-1} W_{hh}$ is left inside it. The recurrence itself cannot be vectorised over $t$:
 # $h_t$ needs $h_{t-1}$.
@@ -190,7 +190,7 @@ print("|dL/dh_t| per step, example 0:", np.linalg.norm(dh_all[0], axis=1))
 #   $\delta_t$, as if the states did not depend on each other (section 7 shows what the checker
 #   says about that bug).
 # - The library's backward gets the same numbers with one difference of order
-#   (`DESIGN.md` §4): inside the loop it only computes $\partial L/\partial a_t$ and
+#   (`docs/design.md` §4): inside the loop it only computes $\partial L/\partial a_t$ and
 #   `dh_next`; the weight gradients come after the loop, as one matrix product over all steps,
 #   e.g. $\partial L/\partial W_{hh} = H_{\text{prev}}^\top\, dA$ with all $h_{t-1}$ stacked
 #   into a (T·B, H) matrix. A sum of T products equals one product of the stacked matrices.
@@ -219,8 +219,9 @@ assert result.passed and result.max_error < TOL_LAYER
 # $$\frac{\partial L}{\partial h_{t-1}} = \frac{\partial L}{\partial h_t}\,
 # \underbrace{\text{diag}(1 - h_t^2)\, W_{hh}^\top}_{J_t}$$
 #
-# (row vectors: the gradient is multiplied on the right; `EQUATIONS.md` §1 writes the same
-# Jacobian transposed, for column vectors), so going back $k$ steps multiplies by $k$ Jacobians:
+# (row vectors: the gradient is multiplied on the right, as in `docs/equations.md` §1.1; §1.4 gives
+# the factor in the papers' column form, multiplied on the left), so going back $k$ steps
+# multiplies by $k$ Jacobians:
 #
 # $$\frac{\partial L}{\partial h_{T-k}} = u\, J_T\, J_{T-1} \cdots J_{T-k+1}.$$
 #
@@ -455,8 +456,8 @@ plt.show()
 # ## 7. Your turn: BPTT for a whole sequence
 #
 # `bptt_steps` called the library's `rnn_step_backward` at every step and added up five gradients
-# per step. Now write the whole backward pass of the layer yourself, the way `tinyattn/rnn.py`
-# organises it (`DESIGN.md` §4):
+# per step. Now write the whole backward pass of the layer yourself, the way the library's `RNN`
+# organises it (`docs/design.md` §4):
 #
 # - **no** call to `rnn_step_backward`: inside the loop, only $\partial L/\partial h_t$ (with the
 #   carried `dh_next`) and $\partial L/\partial a_t = \partial L/\partial h_t \odot (1 - h_t^2)$,
@@ -583,8 +584,8 @@ assert status in ("passed", "not implemented"), "see the ✗ lines above"
 # saturate, the slopes $1 - h_t^2$ fall, and the curve for ρ = 3 stops exploding. Or use the
 # library's default $W_{hh}$ (uniform in $\pm 1/\sqrt{H}$; its spectral radius is about
 # $1/\sqrt{3} \approx 0.58$) and see which of the four curves it resembles. Extend
-# `my_rnn_backward` to padded batches with `lengths` (`DESIGN.md` §3: past its length a state is
-# frozen and no gradient flows through the pads) and compare with `rnn.backward` after
+# `my_rnn_backward` to padded batches with `lengths` (`docs/design.md` §3: past its length a state
+# is frozen and no gradient flows through the pads) and compare with `rnn.backward` after
 # `rnn(x, h0, lengths=...)`.
 #
 # **Next.** Lesson 02: the GRU and the LSTM, whose gates give the gradient an additive path.

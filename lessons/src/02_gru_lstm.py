@@ -19,8 +19,8 @@
 #    LSTM's additive cell path helps when its forget gate is near 1;
 # 5. write the LSTM's step backward yourself (and, if you like, the GRU's), and have it checked.
 #
-# **Sources.** `EQUATIONS.md` §1. Document 003 (`seeds/003_…`, "从 Seq2seq 到 Attention 模型到
-# Self Attention（一）"), section "RNN/LSTM": "to solve the forgetting and training-error
+# **Sources.** `docs/equations.md` §1. Document 003 (`docs/sources.md`, "从 Seq2seq 到 Attention
+# 模型到 Self Attention（一）"), section "RNN/LSTM": "to solve the forgetting and training-error
 # problems, the LSTM has concepts such as the forget/input/output gates (遗忘/输入/输出门), the
 # hidden state and the cell memory (记忆单元)", and "in 2014 the paper *Learning Phrase
 # Representations*, besides proposing Seq2seq, proposed the GRU, a simplified LSTM; since then the
@@ -51,7 +51,7 @@ np.set_printoptions(precision=3, suppress=True)
 # %% [markdown]
 # ## 1. The equations and how the library stores them
 #
-# `EQUATIONS.md` §1 writes them with column vectors, as the papers do:
+# In the papers' column-vector form, as `docs/equations.md` §1.4 gives them:
 #
 # ```
 # LSTM (gate order i, f, g, o, as PyTorch stores them):
@@ -98,8 +98,9 @@ np.set_printoptions(precision=3, suppress=True)
 # $$n_t = \tanh\big(x_t W_{xn} + b_{xn} + (r_t \odot h_{t-1})\, W_{hn} + b_{hn}\big)
 # \quad \text{(reset before the product: Cho et al. 2014)}$$
 #
-# (`EQUATIONS.md`'s single $b_n$ of the Cho form is $b_{xn} + b_{hn}$ here.) In the library the
-# choice is one flag: `gru_step_forward(..., reset_after=True)` and `GRU(D, H,
+# (Cho et al. have one bias $b_n$, as in the column form above; here it is $b_{xn} + b_{hn}$,
+# `docs/equations.md` §1.3.) In the library the choice is one flag:
+# `gru_step_forward(..., reset_after=True)` and `GRU(D, H,
 # reset_after=True, rng=...)` are the cuDNN/PyTorch form, `reset_after=False` is Cho's. The
 # exercises name them `"gru_step_backward"` and `"gru_cho_step_backward"`. `Seq2Seq(cell="gru")`
 # always builds the default form; only it can be exported to PyTorch (`tinyattn.interop`).
@@ -234,8 +235,9 @@ print("dL/dc_(t-1) = dL/dc_t * f:\n", dc_back)
 # ## 4. Whole sequences
 #
 # The layers `ta.GRU` and `ta.LSTM` run these steps over a sequence, faster (one input
-# projection for all steps before the loop, one `tanh` call for all gates; `DESIGN.md` §4), and
-# must give the same numbers as the step functions called in a loop. T = 5 steps:
+# projection for all steps before the loop, the weight gradients as one product after it;
+# `docs/design.md` §4), and must give the same numbers as the step functions called in a loop.
+# T = 5 steps:
 
 # %%
 T = 5

@@ -19,11 +19,11 @@
 # 5. train two small taggers on dates, forward-only and bidirectional, and measure what the
 #    future is worth: a forward-only tagger has a hard ceiling that no training can lift.
 #
-# **Sources.** `EQUATIONS.md` §3. Document 003 (`seeds/003_…`, "从 Seq2seq 到 Attention 模型到
-# Self Attention（一）"), the end of its "Attention model" section: the attention model's encoder
-# is a bidirectional RNN, because a one-way RNN at time t can only use earlier information, while
-# a prediction sometimes needs later information too; one hidden layer reads left to right, the
-# other right to left; and the 苹果 example. Document 000 (`seeds/000_…`), its "Encoder模块"
+# **Sources.** `docs/equations.md` §3. Document 003 (`docs/sources.md`, "从 Seq2seq 到 Attention
+# 模型到 Self Attention（一）"), the end of its "Attention model" section: the attention model's
+# encoder is a bidirectional RNN, because a one-way RNN at time t can only use earlier information,
+# while a prediction sometimes needs later information too; one hidden layer reads left to right,
+# the other right to left; and the 苹果 example. Document 000 (`docs/sources.md`), its "Encoder模块"
 # section, describes the same encoder with some errors (section 1). Papers: M. Schuster and
 # K. K. Paliwal, *Bidirectional Recurrent Neural Networks*, IEEE Trans. Signal Processing 45(11),
 # 1997 (the idea); D. Bahdanau, K. Cho, Y. Bengio, *Neural Machine Translation by Jointly Learning
@@ -39,10 +39,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import tinyattn as ta
-from tinyattn.batching import pad_ids
+from tinyattn.training.batching import pad_ids
 from tinyattn.bidirectional import reverse_index
 from tinyattn.data import Vocab, make_splits, tokenize
-from tinyattn.figures import setup_fonts
+from tinyattn.plot.figures import setup_fonts
 from tinyattn.gradcheck import TOL_LAYER, check_module
 from tinyattn.losses import sequence_cross_entropy
 
@@ -78,7 +78,7 @@ _ = setup_fonts()  # a CJK font as fallback, so Chinese tick labels render
 # *first* token: those are the two states that have read the whole sentence. (Bahdanau et al.
 # start their decoder from $\overleftarrow{h}_1$.)
 #
-# **Corrections to document 000** (`EQUATIONS.md`, errata). Its "Encoder模块" section says the
+# **Corrections to document 000** (`docs/sources.md`). Its "Encoder模块" section says the
 # left and right RNNs get initial states computed from `<SOS>`/`<EOS>` and the first/last word,
 # and that at every step the latest states of the two are *merged* to start the next step. In the
 # standard bidirectional encoder neither happens: the two directions never see each other's states
@@ -285,8 +285,8 @@ assert np.allclose(library, truth, rtol=1e-12, atol=1e-14)
 # without lengths. The **library's** padded batch reproduces the sentence run alone, up to
 # rounding.
 #
-# That is the library's padding contract (`DESIGN.md` §3), and we check all of it here: for each
-# sentence, the annotations of the padded batch equal those of the sentence run alone; the
+# That is the library's padding contract (`docs/design.md` §3), and we check all of it here: for
+# each sentence, the annotations of the padded batch equal those of the sentence run alone; the
 # outputs at pads are **exactly** 0; and the final state is the forward state at the sentence's
 # own last real token (not at a pad) joined with the backward state at its first token.
 

@@ -18,19 +18,19 @@
 #    attention one, as a control), and plot accuracy against source length: the shape of
 #    Bahdanau et al.'s figure 2.
 #
-# **Sources.** `EQUATIONS.md` §2. Document 003 (`seeds/003_…`, "从 Seq2seq 到 Attention 模型到
-# Self Attention（一）"), section "Seq2seq" with its figures 6–7 (the images are lost): the decoder
-# is an RNN like the encoder, "plus a C", the context vector, which is the encoder's **last hidden
-# state**; the encoder compresses the sentence into a fixed-length vector, and "if the sentence is
-# long, a fixed-length context vector works badly". Document 000 (`seeds/000_…`), section
-# "模型结构": the encoder builds "a context vector of fixed dimension" (固定维度的上下文向量) and
-# hands it to the decoder. The papers: K. Cho et al., *Learning Phrase Representations using RNN
-# Encoder–Decoder for Statistical Machine Translation*, EMNLP 2014 (arXiv:1406.1078), §2.2 (the
-# decoder equations used here); I. Sutskever, O. Vinyals, Q. V. Le, *Sequence to Sequence
-# Learning with Neural Networks*, NIPS 2014 (arXiv:1409.3215), §2 ($c$ = the encoder LSTM's last
-# state); and, for the length experiment, D. Bahdanau, K. Cho, Y. Bengio, *Neural Machine
-# Translation by Jointly Learning to Align and Translate*, ICLR 2015 (arXiv:1409.0473), §2 and
-# figure 2.
+# **Sources.** `docs/equations.md` §2. Document 003 (`docs/sources.md`, "从 Seq2seq 到 Attention
+# 模型到 Self Attention（一）"), section "Seq2seq" with its figures 6–7 (the images are lost): the
+# decoder is an RNN like the encoder, "plus a C", the context vector, which is the encoder's **last
+# hidden state**; the encoder compresses the sentence into a fixed-length vector, and "if the
+# sentence is long, a fixed-length context vector works badly". Document 000 (`docs/sources.md`),
+# section "模型结构": the encoder builds "a context vector of fixed dimension"
+# (固定维度的上下文向量) and hands it to the decoder. The papers: K. Cho et al., *Learning Phrase
+# Representations using RNN Encoder–Decoder for Statistical Machine Translation*, EMNLP 2014
+# (arXiv:1406.1078), §2.2 (the decoder equations used here); I. Sutskever, O. Vinyals, Q. V. Le,
+# *Sequence to Sequence Learning with Neural Networks*, NIPS 2014 (arXiv:1409.3215), §2 ($c$ = the
+# encoder LSTM's last state); and, for the length experiment, D. Bahdanau, K. Cho, Y. Bengio,
+# *Neural Machine Translation by Jointly Learning to Align and Translate*, ICLR 2015
+# (arXiv:1409.0473), §2 and figure 2.
 #
 # The whole notebook runs in well under a minute on two quiet CPU cores.
 
@@ -42,11 +42,11 @@ import numpy as np
 
 import tinyattn as ta
 from tinyattn.data import Vocab, make_task
-from tinyattn.evaluation import decode
+from tinyattn.cli.evaluation import decode
 from tinyattn.gradcheck import TOL_LAYER, check_gradients
 from tinyattn.gru import gru_step_forward
 from tinyattn.metrics import exact_match, token_accuracy
-from tinyattn.run import DataSpec, Run, encode_pairs
+from tinyattn.cli.run import DataSpec, Run, encode_pairs
 from tinyattn.seq2seq import ATTENTIONS
 
 np.set_printoptions(precision=3, suppress=True)
@@ -60,7 +60,7 @@ print("attention options of Seq2Seq:", ATTENTIONS)
 # ## 1. The equations
 #
 # Source positions $j = 1..S$, target steps $i = 1..T$. The encoder reads the source
-# (`EQUATIONS.md` §2; Bahdanau 2015 §2 writes it in this general form):
+# (`docs/equations.md` §2; Bahdanau 2015 §2 writes it in this general form):
 #
 # $$h_j = f(x_j, h_{j-1}), \qquad c = q(h_1, \dots, h_S).$$
 #
@@ -97,7 +97,7 @@ print("attention options of Seq2Seq:", ATTENTIONS)
 #
 # **What the documents say, and one correction.** Both documents describe this model correctly:
 # the encoder squeezes the sentence into one fixed-size vector, the decoder unfolds it. Document
-# 000 goes on to call the *decoder* bidirectional (`EQUATIONS.md`, errata): it cannot be, since it
+# 000 goes on to call the *decoder* bidirectional (`docs/sources.md`): it cannot be, since it
 # writes left to right and has no future tokens to read. Only the encoder is bidirectional.
 
 # %% [markdown]
@@ -135,7 +135,7 @@ print("c:\n", c)
 # %% [markdown]
 # ## 3. The decoder, by hand
 #
-# Teacher forcing (`EQUATIONS.md` §6): step $i$ reads the true previous token $y_{i-1}$,
+# Teacher forcing (`docs/equations.md` §6): step $i$ reads the true previous token $y_{i-1}$,
 # starting from `<sos>`. We run the GRU step function of lesson 02 on $[E y_{i-1} ; c]$, then the
 # output layer on $[s_i ; c ; E y_{i-1}]$, and compare with the library's `PlainDecoder`.
 
@@ -158,17 +158,19 @@ for i in range(T):
     rows.append(feat @ W_o + b_o)  # (B, V)
 logits_hand = np.stack(rows, axis=1)  # T x (B, V) -> (B, T, V)
 
-logits_lib, alphas = plain.decoder(emb, c, state0)
+memory = plain.decoder.prepare(enc_hs, src_mask, c)  # what the plain decoder reads: c
+logits_lib, alphas = plain.decoder(emb, memory, state0)
 assert alphas is None  # no attention weights: there is nothing to attend to
 assert logits_lib.shape == (B, T, V_tgt)
 assert np.allclose(logits_hand, logits_lib)
 print("logits", logits_lib.shape, "; first step of example 0:\n", logits_lib[0, 0])
 
 # %% [markdown]
-# Look at the arguments of `plain.decoder(emb, c, state0)`: the target embeddings, $c$, and
-# $s_0$, itself a function of $c$. The encoder states `enc_hs` are not among them. Compare the
-# attention decoder of lesson 05, `decoder(emb, keys, state0)`, whose `keys` hold all S encoder
-# states.
+# Look at what `plain.decoder(emb, memory, state0)` reads: the target embeddings, $s_0$ (itself a
+# function of $c$) and, from the memory, only `memory.context`, which is $c$. Every decoder gets a
+# `Memory` (`tinyattn/memory.py`, `docs/models.md`); the plain one never reads its
+# `annotations`, the encoder states. Compare the attention decoder of lesson 05, whose memory's
+# `keys` come from all S encoder states.
 #
 # ## 4. The decoder sees the source only through $c$
 #
@@ -199,7 +201,7 @@ def logits_with(model, encoding):
     (enc_hs, s_0, c, src_mask); everything after the encoder is the library's code."""
     model.encode = lambda src, src_lengths: encoding  # on this object only
     try:
-        memory, carry = model.start(src, src_lengths)  # plain: memory = c; attention: all h_j
+        memory, carry = model.start(src, src_lengths)  # plain reads c; attention, all h_j
         return model.decoder(model.tgt_emb(tgt_in), memory, carry)[0]
     finally:
         del model.encode  # the class's own encode again
@@ -261,14 +263,15 @@ arrays.update({name: value for name, value, _ in dec.named_parameters()})  # cel
 
 
 def forward():
-    return dec(arrays["emb"], arrays["c"], arrays["state0"])[0]
+    memory = dec.prepare(enc_hs, src_mask, arrays["c"])  # the plain decoder reads only c
+    return dec(arrays["emb"], memory, arrays["state0"])[0]
 
 
 def backward(dlogits):
     dec.zero_grad()
     forward()
-    demb, dc, dstate0 = dec.backward(dlogits)
-    grads = {"emb": demb, "c": dc, "state0": dstate0}
+    demb, dmemory, dstate0 = dec.backward(dlogits)  # dmemory.context is dc
+    grads = {"emb": demb, "c": dmemory.context, "state0": dstate0}
     grads.update({name: grad.copy() for name, _, grad in dec.named_parameters()})
     return grads
 
@@ -283,14 +286,14 @@ assert result.passed and result.max_error < TOL_LAYER
 
 # %%
 dlogits = np.random.default_rng(1).standard_normal((B, T, V_tgt))
-dec(emb, c, state0)
-dc_full = dec.backward(dlogits)[1]
+dec(emb, memory, state0)
+dc_full = dec.backward(dlogits)[1].context
 dc_steps = []
 for i in range(T):
     only_i = np.zeros_like(dlogits)
     only_i[:, i] = dlogits[:, i]
-    dec(emb, c, state0)
-    dc_steps.append(dec.backward(only_i)[1])
+    dec(emb, memory, state0)
+    dc_steps.append(dec.backward(only_i)[1].context)
 assert np.allclose(sum(dc_steps), dc_full)
 print("|dc| of each step's share (example 0):", np.array([np.linalg.norm(d[0]) for d in dc_steps]))
 dec.zero_grad()
@@ -374,7 +377,7 @@ assert n_params["attention"] - n_params["plain"] == 2 * 64 * 64 + 64  # W_a, U_a
 assert n_params["control"] > n_params["attention"]
 
 # %% [markdown]
-# **Scoring.** Greedy decoding (`tinyattn.evaluation.decode`), then, per source length,
+# **Scoring.** Greedy decoding (`tinyattn.cli.evaluation.decode`), then, per source length,
 # `token_accuracy` (the share of reference letters that the output has at the same position)
 # and `exact_match` (the share of outputs equal to the reference). Token accuracy compares
 # position by position, so an output that drops one letter is also wrong at every position after
@@ -465,7 +468,7 @@ for k in range(3):
 # and each epoch's mean (`Trainer.history`, line with markers); the control's per-batch points
 # are left out, to keep the panel readable. Right: the same cross-entropy on the test strings of
 # each length, with the reference fed in (teacher forcing, `Trainer.evaluate`), so it does not
-# depend on greedy decoding. (`tinyattn.curves.plot_history` draws one model's curves; here we
+# depend on greedy decoding. (`tinyattn.plot.plot_history` draws one model's curves; here we
 # want several models on one axis.)
 
 # %%

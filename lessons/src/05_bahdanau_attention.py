@@ -17,8 +17,8 @@
 # 5. train a small attention model that rewrites dates ("the 6th of december 1960" →
 #    "1960-12-06") and look at its alignment (对齐) heatmaps.
 #
-# **Sources.** `EQUATIONS.md` §4. Document 003 (`seeds/003_…`, "从 Seq2seq 到 Attention 模型到
-# Self Attention（一）"), its "Attention model" section, gives the equations for $c_i$,
+# **Sources.** `docs/equations.md` §4. Document 003 (`docs/sources.md`, "从 Seq2seq 到 Attention
+# 模型到 Self Attention（一）"), its "Attention model" section, gives the equations for $c_i$,
 # $\alpha_{ij}$ and $e_{ij}$ (its formula images are missing, so we write them out here). The
 # paper it cites: D. Bahdanau, K. Cho, Y. Bengio, *Neural Machine Translation by Jointly Learning
 # to Align and Translate*, ICLR 2015 (arXiv:1409.0473), §3.1 and Appendix A.
@@ -35,11 +35,11 @@ import numpy as np
 import tinyattn as ta
 from tinyattn.attention import BahdanauAttention, additive_score_forward
 from tinyattn.data import Vocab
-from tinyattn.evaluation import decode, evaluate_examples, format_metrics, teacher_forced
+from tinyattn.cli.evaluation import decode, evaluate_examples, format_metrics, teacher_forced
 from tinyattn.gradcheck import TOL_LAYER, check_module
 from tinyattn.metrics import alignment_accuracy, attention_entropy
-from tinyattn.run import DataSpec, Run, encode_pairs, load_examples
-from tinyattn.viz import plot_alignment
+from tinyattn.cli.run import DataSpec, Run, encode_pairs, load_examples
+from tinyattn.plot import plot_alignment
 
 np.set_printoptions(precision=3, suppress=True)
 
@@ -61,7 +61,7 @@ np.set_printoptions(precision=3, suppress=True)
 # is the **attention weight**, a softmax over $j$ (each row sums to 1, padded positions get 0);
 # $c_i$ is the **context vector**, the weighted average of the annotations.
 #
-# Then the decoder takes its step and predicts (`EQUATIONS.md` §4):
+# Then the decoder takes its step and predicts (`docs/equations.md` §4):
 # $s_i = f(s_{i-1}, [E y_{i-1} ; c_i])$ and
 # $p(y_i \mid y_{<i}, x) = \text{softmax}([s_i ; c_i ; E y_{i-1}] W_o + b_o)$.
 #
@@ -87,7 +87,7 @@ np.set_printoptions(precision=3, suppress=True)
 # and **weight** (注意力权重, document 000's term) for $\alpha_{ij}$ (between 0 and 1, each row
 # sums to 1).
 #
-# **Corrections to document 000** (`EQUATIONS.md`, errata). Its score
+# **Corrections to document 000** (`docs/sources.md`). Its score
 # "$v^\top \tanh([W h_i ; W h_j])$" garbles the formula above: the decoder state and the encoder
 # state each get *their own* matrix, and the two projections are **added** inside the tanh
 # (hence the name *additive attention*). There is no extra `alpha` hyper-parameter: the context
@@ -99,7 +99,7 @@ np.set_printoptions(precision=3, suppress=True)
 # - $h_j U_a$ does not depend on $i$, so it is computed **once per source batch**
 #   (`attn.prepare`), not once per decoder step.
 # - The query is $s_{i-1}$, the state *before* the step: Bahdanau's decoder attends first and
-#   then runs its RNN cell on $[E y_{i-1} ; c_i]$. (Luong's attention, `EQUATIONS.md` §5,
+#   then runs its RNN cell on $[E y_{i-1} ; c_i]$. (Luong's attention, `docs/equations.md` §5,
 #   attends *after* the cell step, with $s_i$.)
 
 # %% [markdown]
@@ -488,6 +488,6 @@ for k in (5, 8):
 # once per source batch; the query is the state *before* the step; the weight matrix is T × S.
 #
 # **Try it yourself.** Train for 1 epoch only and compare the heatmaps and the alignment
-# accuracy; train with `attention=None` (one context vector, `EQUATIONS.md` §2) and compare the
-# exact match on the long formats; replace `"bahdanau"` by `"general"` (Luong, `EQUATIONS.md`
+# accuracy; train with `attention=None` (one context vector, `docs/equations.md` §2) and compare the
+# exact match on the long formats; replace `"bahdanau"` by `"general"` (Luong, `docs/equations.md`
 # §5), which attends after the RNN step.

@@ -22,8 +22,8 @@
 # 6. train the six attentions (and input feeding once) on the same dates, with the same budget,
 #    and compare loss, exact match, alignment and speed.
 #
-# **Sources.** `EQUATIONS.md` §5. Document 003 (`seeds/003_…`, "从 Seq2seq 到 Attention 模型到
-# Self Attention（一）") is where the two documents meet this lesson: right after Bahdanau's
+# **Sources.** `docs/equations.md` §5. Document 003 (`docs/sources.md`, "从 Seq2seq 到 Attention
+# 模型到 Self Attention（一）") is where the two documents meet this lesson: right after Bahdanau's
 # equations it says that the follow-up papers *Effective approaches of the NMT* (Luong et al.) and
 # *Show, Attend and Tell* (Xu et al.) introduced **global/local attention** (全局/局部注意力) and
 # **soft/hard attention** (软/硬注意力), that the score $e_{ij}$ it just described is of the global,
@@ -48,15 +48,15 @@ import numpy as np
 import tinyattn as ta
 import tinyattn.exercises
 from tinyattn.attention import LuongAttention
-from tinyattn.batching import make_batches
+from tinyattn.training.batching import make_batches
 from tinyattn.data import Vocab
 from tinyattn.decoders import combine_forward, hidden
-from tinyattn.evaluation import evaluate_examples, teacher_forced
+from tinyattn.cli.evaluation import evaluate_examples, teacher_forced
 from tinyattn.functional import sigmoid
 from tinyattn.gradcheck import TOL_LAYER, TOL_MODEL, check_gradients, check_module
 from tinyattn.local_attention import LocalAttention
-from tinyattn.run import DataSpec, Run, encode_pairs, load_examples
-from tinyattn.viz import plot_alignment
+from tinyattn.cli.run import DataSpec, Run, encode_pairs, load_examples
+from tinyattn.plot import plot_alignment
 
 np.set_printoptions(precision=3, suppress=True)
 plt.rcParams["figure.dpi"] = 80  # smaller stored figures, still readable
@@ -101,7 +101,7 @@ plt.rcParams["figure.dpi"] = 80  # smaller stored figures, still readable
 #
 # **Three notes on the documents.**
 #
-# - Document 003 writes "$h_t$ 代表 $s_{i-1}$" ($h_t$ stands for $s_{i-1}$) when it moves to
+# - Document 003 writes "`h_{t}代表 s_{i-1}`" ($h_t$ stands for $s_{i-1}$) when it moves to
 #   Luong's notation. The symbols line up, but the *time* does not: Luong's query $h_t$ is the
 #   state after the step, Bahdanau's $s_{i-1}$ the state before it. That is why a Luong decoder
 #   without input feeding can run its RNN over the whole target first and attend afterwards, all
@@ -668,10 +668,10 @@ for key in ("local-m", "local-p"):
 #   starts within reach of the first rows). No score function can attend outside its window.
 #   local-m suits pairs whose alignment runs roughly along the diagonal, like the paper's
 #   English–German sentences; date rewriting is not one of them.
-# - **local-p learned where to look, but later than the others** (37.3 %). In the heatmap its
-#   $p_t$ sits on or next to the year (6.4 to 9.3) for the first four rows, then moves back to
-#   the month (3.2, 4.8) and the day (0.8, 1.0), and over the test set the window reaches the gold
-#   characters of 97.7 % of the year digits (83.8 % of all output characters). But $p_t$ learns
+# - **local-p learned where to look, but later than the others** (32.7 %). In the heatmap its
+#   $p_t$ sits on the year (7.5 to 9.4) for the first four rows, then moves back towards the
+#   month (7.4, 4.8) and to the day (1.3, 0.9), and over the test set the window reaches the gold
+#   characters of 99.1 % of the year digits (82.7 % of all output characters). But $p_t$ learns
 #   only through the Gaussian term, and until it has learned, the window sits in the wrong place:
 #   the loss curve stalls for a stretch of the second epoch and ends about where general's was
 #   some 50 updates earlier.
@@ -685,8 +685,8 @@ for key in ("local-m", "local-p"):
 #   sharpening down.
 #
 # **What one seed cannot tell.** The order of dot (90.5 %), general (84.6 %), concat (82.7 %)
-# and general with input feeding (80.9 %). General alone, with seeds 1 and 2, scored 68.6 % and
-# 79.8 % exact match (84.6 % with seed 0), and its alignment ranged from 83.6 % to 95.9 %: one
+# and general with input feeding (80.8 %). General alone, with seeds 1 and 2, scored 68.6 % and
+# 79.7 % exact match (84.6 % with seed 0), and its alignment ranged from 83.6 % to 95.9 %: one
 # configuration moves by more than the gaps between these four. The final losses hint at more
 # (dot's 0.103 lies below general's range, concat's 0.281 above it), but with one seed each and
 # the spread measured for general only, a hint is all it is. And every curve but local-m's

@@ -19,18 +19,19 @@
 #    attention model for dates, and sort its mistakes into those a better search can fix and
 #    those it cannot.
 #
-# **Sources.** `EQUATIONS.md` §6: "at inference [the decoder] reads its own previous prediction
-# (greedy or beam search)". Of the two documents, only document 000 (`seeds/000_…`, its "Decoder
-# 模块" section) describes decoding: at $t = 1$ the decoder produces the first word, and "在之后的
-# 时间 t>1 时，使用前面一步预测的单词来决定后续的词" (at every later step it uses the word predicted
-# at the previous step to decide the next one), stopping "当读完整个输入序列或达到最大长度时"
+# **Sources.** `docs/equations.md` §6: "At inference there is no true token to read: it reads its
+# own previous prediction (greedy or beam search), as §10 describes." Of the two documents, only
+# document 000 (`docs/sources.md`, its "Decoder模块" section) describes decoding: at $t = 1$ the
+# decoder produces the first word, and "在之后的时间t>1时，使用前面一步预测的单词来决定后续的词"
+# (at every later step it uses the word predicted at the previous step to decide the next one),
+# stopping "当读完整个输入序列或达到最大长度时"
 # (once the whole input has been read, or at a maximum length; a decoder has no input to
 # finish reading, so this library stops at `<eos>` or at `max_len`). It names no search
 # strategy. Document 003 says it concentrates on the decoder's generation process ("着墨在
 # Decoder 生成过程"), but it describes the decoder's recurrence (an RNN step that also reads
 # the context vector) and how that context is computed, not how the output words are chosen.
-# (Document 000 also calls the decoder a bidirectional RNN; it cannot be one, `EQUATIONS.md`
-# errata: it generates left to right and has no future tokens to read. This lesson makes that
+# (Document 000 also calls the decoder a bidirectional RNN; it cannot be one (`docs/sources.md`):
+# it generates left to right and has no future tokens to read. This lesson makes that
 # concrete: every step depends on the tokens chosen before it.) The papers: Sutskever et al.
 # 2014 (arXiv:1409.3215, §3.2) decode with a simple left-to-right beam search and report that
 # their system does well even with a beam of 1 (greedy) and that a beam of 2 gives most of the
@@ -53,12 +54,12 @@ from IPython.display import Image, display
 from matplotlib.lines import Line2D
 
 import tinyattn as ta
-from tinyattn.batching import pad_ids
+from tinyattn.training.batching import pad_ids
 from tinyattn.data import Vocab
 from tinyattn.decoding import beam_search, gnmt_length_penalty, greedy_decode
-from tinyattn.evaluation import decode
-from tinyattn.run import DataSpec, Run, encode_pairs, load_examples
-from tinyattn.viz import plot_hypotheses
+from tinyattn.cli.evaluation import decode
+from tinyattn.cli.run import DataSpec, Run, encode_pairs, load_examples
+from tinyattn.plot import plot_hypotheses
 
 np.set_printoptions(precision=3, suppress=True)
 
@@ -66,7 +67,7 @@ np.set_printoptions(precision=3, suppress=True)
 # ## 1. The equations
 #
 # The decoder factorises the probability of an output $y = (y_1, \dots, y_T)$, which ends with
-# `<eos>`, into next-token probabilities (`EQUATIONS.md` §2 and §4):
+# `<eos>`, into next-token probabilities (`docs/equations.md` §2 and §4):
 #
 # $$p(y \mid x) = \prod_{i=1}^{T} p(y_i \mid y_{<i}, x), \qquad
 # \log p(y \mid x) = \sum_{i=1}^{T} \log p(y_i \mid y_{<i}, x).$$
@@ -677,7 +678,7 @@ fig = plot_hypotheses(nbest, sources[i], labels,
                       title=f'The {len(nbest)} final hypotheses for "{"".join(sources[i])}"')
 
 # %% [markdown]
-# One heatmap per final hypothesis (`tinyattn.viz.plot_hypotheses`; every hypothesis keeps its
+# One heatmap per final hypothesis (`tinyattn.plot.plot_hypotheses`; every hypothesis keeps its
 # own attention rows, followed through the back-pointers). In #1 the year digits "6" and "1"
 # each look at their own source character; in greedy's "2016" (#2) the rows for "1" and "6"
 # spread over both: once committed to the wrong century, the model lost track of the order.

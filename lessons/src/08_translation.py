@@ -16,19 +16,19 @@
 #    sentences it is much weaker;
 # 4. translate document 003's example "Are you very big?" → 你很大？ and read the Chinese
 #    alignment heatmaps;
-# 5. correct the six errata of document 000 (`EQUATIONS.md`, "Errata"), each with the
+# 5. correct the six errata of document 000 (`docs/sources.md`), each with the
 #    equation that is right and a demonstration against the library that ends in an `assert`.
 #
-# **Sources.** Document 003 (`seeds/003_…`, "从 Seq2seq 到 Attention 模型到 Self Attention（一）")
-# gives the example sentence, in its introduction (前言):
+# **Sources.** Document 003 (`docs/sources.md`, "从 Seq2seq 到 Attention 模型到 Self
+# Attention（一）") gives the example sentence, in its introduction (前言):
 # "举例来说，如果我们将“Are you very big”作为输入句（source sentence），即可得到目标句（target
 # sentence）“你很大？”" ("for example, if we take 'Are you very big' as the input sentence
 # (source sentence), we get the target sentence 你很大？"; the document writes the English
 # without a question mark, the phrasebook with one);
 # it also gives the attention equations
-# (`EQUATIONS.md` §4, from Bahdanau, Cho & Bengio 2015, arXiv:1409.0473). Document 000
-# (`seeds/000_…`, the article by 禅与计算机程序设计艺术 that opens with "1.简介") is the first
-# document, whose errors section 7 corrects. Bidirectional encoder: `EQUATIONS.md` §3
+# (`docs/equations.md` §4, from Bahdanau, Cho & Bengio 2015, arXiv:1409.0473). Document 000
+# (`docs/sources.md`, the article by 禅与计算机程序设计艺术 that opens with "1.简介") is the first
+# document, whose errors section 7 corrects. Bidirectional encoder: `docs/equations.md` §3
 # (Bahdanau et al. 2015, §3.2). Decoder and training: §2 and §6 (Cho et al. 2014,
 # arXiv:1406.1078; Sutskever et al. 2014, arXiv:1409.3215). Luong's scores: §5 (Luong, Pham &
 # Manning 2015, arXiv:1508.04025). BLEU: Papineni et al. 2002.
@@ -45,15 +45,15 @@ import numpy as np
 from IPython.display import Markdown, display
 
 import tinyattn as ta
-from tinyattn.batching import pad_batch
-from tinyattn.cli import MODEL_DEFAULTS, TRAIN_DEFAULTS
+from tinyattn.training.batching import pad_batch
+from tinyattn.cli.commands import MODEL_DEFAULTS, TRAIN_DEFAULTS
 from tinyattn.data import Vocab, detokenize, read_pairs, tokenize
-from tinyattn.evaluation import decode, evaluate_examples, format_metrics, teacher_forced
+from tinyattn.cli.evaluation import decode, evaluate_examples, format_metrics, teacher_forced
 from tinyattn.functional import softmax
 from tinyattn.gradcheck import TOL_MODEL, check_gradients
 from tinyattn.metrics import alignment_accuracy, corpus_bleu, exact_match
-from tinyattn.run import DataSpec, Run, encode_pairs, load_examples
-from tinyattn.viz import plot_alignment, plot_history
+from tinyattn.cli.run import DataSpec, Run, encode_pairs, load_examples
+from tinyattn.plot import plot_alignment, plot_history
 
 np.set_printoptions(precision=3, suppress=True)
 DATA = Path("..") / "data" / "phrasebook_en_zh.tsv"  # the notebook runs in lessons/
@@ -98,7 +98,7 @@ assert detokenize(["你", "很", "大", "？"], "zh") == "你很大？"
 # ## 2. The command line's path, step by step
 #
 # `tinyattn train data/phrasebook_en_zh.tsv --out runs/zh` does the following
-# (`tinyattn/cli.py`, `_new_run`); we run the same calls here, in memory, without writing a
+# (`tinyattn/cli/commands.py`, `_new_run`); we run the same calls here, in memory, without writing a
 # run directory:
 #
 # 1. `DataSpec(path)` describes the data; `load_examples` reads the pairs, picks the tokeniser of
@@ -162,10 +162,10 @@ else:
 # %% [markdown]
 # ## 4. The model: check its gradient, then train it
 #
-# The model is the command line's default (`tinyattn.cli.MODEL_DEFAULTS`): embeddings of size
+# The model is the command line's default (`tinyattn.cli.commands.MODEL_DEFAULTS`): embeddings of size
 # E = 32, a **bidirectional GRU encoder** with H = 64 per direction (annotations
 # $h_j = [\overrightarrow{h}_j ; \overleftarrow{h}_j]$ of size 2H = 128), a GRU decoder with
-# **Bahdanau attention** (`EQUATIONS.md` §4), float32:
+# **Bahdanau attention** (`docs/equations.md` §4), float32:
 #
 # | maths | meaning | in the code | shape |
 # |---|---|---|---|
@@ -181,7 +181,7 @@ else:
 # configuration (Bahdanau, bidirectional GRU) on two phrasebook pairs, in float64 with tiny
 # sizes (E = 3, H = 2, A = 4) and vocabularies built from those two pairs, so that every
 # parameter entry can be nudged; the pairs have different lengths, so padding is exercised too.
-# The loss is the mean cross-entropy over the real target tokens (`EQUATIONS.md` §6).
+# The loss is the mean cross-entropy over the real target tokens (`docs/equations.md` §6).
 # **What to expect:** for a whole model, relative errors around $10^{-7}$ (larger than a single
 # step's $10^{-10}$: the loss runs through dozens of chained steps and is one scalar, so
 # round-off in the centered differences is larger), still far below the tolerance for a whole
@@ -219,7 +219,7 @@ assert result.passed and result.max_error < 1e-6
 # `tinyattn train` builds it, and the command line's training defaults (Adam with learning
 # rate 0.004, gradient norm clipped at 5, seed 0) except two: 227 pairs are few, so batches of
 # 32 instead of 64 and 40 epochs instead of 2. After each epoch we decode the training and
-# validation sentences and measure their exact match (greedy decoding, `EQUATIONS.md` §6).
+# validation sentences and measure their exact match (greedy decoding, `docs/equations.md` §10.1).
 
 # %%
 train_opts = {**TRAIN_DEFAULTS, "epochs": 40, "batch_size": 32,
@@ -459,8 +459,8 @@ print("rows: output characters, columns:", list(splits["test"][wrong].src), "\n"
 #
 # ## 7. Where document 000 goes wrong
 #
-# Document 000 (`seeds/000_…`) explains seq2seq and attention with several mistakes.
-# `EQUATIONS.md` lists them as errata; here is each one, in the order the document makes them:
+# Document 000 explains seq2seq and attention with several mistakes, which `docs/sources.md`
+# lists as errata; here is each one, in the order the document makes them:
 # what it says (quoted, with a translation), what is right, and a demonstration against the
 # library that ends in an `assert`.
 #
@@ -474,7 +474,7 @@ print("rows: output characters, columns:", list(splits["test"][wrong].src), "\n"
 # ("at every step, the latest states of the left and the right RNN are merged to be the
 # initial state of the next step").
 #
-# **What is right** (`EQUATIONS.md` §3; Bahdanau et al. 2015, §3.2): each direction is an
+# **What is right** (`docs/equations.md` §3; Bahdanau et al. 2015, §3.2): each direction is an
 # ordinary RNN that starts from its own initial state (zeros here) and reads the plain source
 # tokens, no `<SOS>`/`<EOS>`:
 #
@@ -519,7 +519,7 @@ assert fwd_same == [True] * 4 + [False] and not any(bwd_same)
 # module is also a bidirectional RNN"), and describes it passing states between a left and a
 # right RNN.
 #
-# **What is right** (`EQUATIONS.md` §2 and §4; Cho et al. 2014, Bahdanau et al. 2015): the
+# **What is right** (`docs/equations.md` §2 and §4; Cho et al. 2014, Bahdanau et al. 2015): the
 # decoder generates left to right, one token at a time, and each token depends only on the
 # tokens before it:
 #
@@ -541,8 +541,8 @@ assert isinstance(model.decoder.cell, ta.GRU) and not isinstance(model.decoder.c
 def teacher_forced_logits(tgt_in):
     """All decoder outputs (1, T, V) for a given decoder input (1, T), in one call."""
     enc_hs, state0, _, src_mask = model.encode(b_big.src, b_big.src_lengths)
-    keys = model.decoder.attn.prepare(enc_hs, src_mask)
-    logits, _ = model.decoder(model.tgt_emb(tgt_in), keys, state0)
+    memory = model.decoder.prepare(enc_hs, src_mask, None)  # annotations and keys h_j U_a
+    logits, _ = model.decoder(model.tgt_emb(tgt_in), memory, state0)
     return logits
 
 
@@ -619,7 +619,7 @@ assert lstm_model.attention_weights.shape == model.attention_weights.shape
 # "假设输入序列的长度为n，输出序列的长度为m" ("suppose the input sequence has length n and the
 # output sequence length m").
 #
-# **What is right** (`EQUATIONS.md` §4): $\alpha_{ij}$ has one **row per output step**
+# **What is right** (`docs/equations.md` §4): $\alpha_{ij}$ has one **row per output step**
 # $i = 1..T$ and one **column per input position** $j = 1..S$; each row is a softmax over $j$,
 # so **rows** sum to 1 (columns need not). **Shown:** with the reference fed in
 # (`evaluation.teacher_forced`), a sentence of S = 6 English tokens and T = 7 rows (six
@@ -642,20 +642,21 @@ assert not np.allclose(alpha_dog.sum(axis=0), 1.0)
 # ### 7.5 The additive score: two matrices, added inside the tanh
 #
 # **The document says** (same section): "可以使用默认的 score 函数，即
-# 𝐿(·)=$\mathbf{v}^\top \tanh([\mathbf{W}\mathbf{h}_i;\mathbf{W}\mathbf{h}_j])$" ("one can use
+# `𝐿(·)=\mathbf{v}^\top \tanh([\mathbf{W}\mathbf{h}_i;\mathbf{W}\mathbf{h}_j])`" ("one can use
 # the default score function, namely …"): **one** matrix W applied to both vectors, the two results
 # **stacked** (;) and then the tanh. In its formula for $a_{ij}$ it also scores the output word
 # $y_i$ against $h_j$; but $y_i$ is what step $i$ is about to predict.
 #
-# **What is right** (`EQUATIONS.md` §4; Bahdanau et al. 2015, Appendix A.1.2): the query is the
+# **What is right** (`docs/equations.md` §4; Bahdanau et al. 2015, Appendix A.1.2): the query is the
 # decoder state $s_{i-1}$, each side has **its own** matrix, and the two projections are
 # **added** inside the tanh:
 #
 # $$e_{ij} = v_a \cdot \tanh(s_{i-1} W_a + h_j U_a).$$
 #
-# (Row vectors, as in lesson 05; `EQUATIONS.md` and the paper write $W_a s_{i-1} + U_a h_j$
-# with column vectors.) Why it matters: with the stacked form, $v^\top \tanh([a ; b]) = v_1 \cdot \tanh(a) +
-# v_2 \cdot \tanh(b)$ splits into a part that depends only on the query and a part that depends
+# (Row vectors, as in lesson 05 and `docs/equations.md` §4; the paper writes
+# $W_a s_{i-1} + U_a h_j$ with column vectors, a form §4 also gives.) Why it matters: with the
+# stacked form, $v^\top \tanh([a ; b]) = v_1 \cdot \tanh(a) + v_2 \cdot \tanh(b)$ splits into a
+# part that depends only on the query and a part that depends
 # only on the source position, $e_{ij} = f(s_{i-1}) + g(h_j)$. The softmax over $j$ ignores any
 # term that is the same for every $j$, so the weights become $\text{softmax}_j(g(h_j))$:
 # **the same for every output step**. The decoder could never move its attention along the
@@ -700,7 +701,7 @@ assert not np.allclose(alpha[0], alpha[0, 0])  # the rows differ
 # differ a lot (in the heatmaps of section 6, 你很大？'s rows peak on "big", "very", "big" and
 # "?"). With the document's score, no training could make them differ.
 #
-# The form the document may have had in mind is Luong's "concat" score (`EQUATIONS.md` §5),
+# The form the document may have had in mind is Luong's "concat" score (`docs/equations.md` §5),
 # $v_a \cdot \tanh([h_t ; \bar h_s] W_a)$ (row vectors, as in lesson 06): there the matrix
 # multiplies the *stacked vector*, and since
 # $[h_t ; \bar h_s] W_a = h_t W_a^{(top)} + \bar h_s W_a^{(bottom)}$, it is the same
@@ -729,7 +730,7 @@ print("concat = additive: tanh([h_t ; h_s] W_a) == tanh(h_t W_top + h_s W_bottom
 # "alpha 是超参数，用来控制注意力权重的影响" ("alpha is a hyper-parameter that controls the
 # influence of the attention weights").
 #
-# **What is right** (`EQUATIONS.md` §4; Bahdanau et al. 2015, §3.1; Luong et al. 2015, §3): no
+# **What is right** (`docs/equations.md` §4; Bahdanau et al. 2015, §3.1; Luong et al. 2015, §3): no
 # such term and no such hyper-parameter. The weights are the softmax of the scores, and the
 # context is their weighted sum of the encoder states:
 #

@@ -14,26 +14,26 @@
 # attention: Luong's scores for all decoder steps in one batched product, and Bahdanau's keys
 # projected once per batch instead of at every step.
 #
-# The rewrites, in the order we make them (`DESIGN.md` §4):
+# The rewrites, in the order we make them (`docs/design.md` §4):
 #
 # | version | what changes | where in the library |
 # |---|---|---|
 # | v0 | the textbook loop: one matrix per gate, input products inside the loop, outputs grown with `np.concatenate`, weight gradients added step by step | (nothing; written here for comparison) |
-# | v1 | the input projections $x_t W_x$ of all steps as one product before the loop; outputs written into a preallocated array | `RecurrentLayer._input_projection` |
+# | v1 | the input projections $x_t W_x$ of all steps as one product before the loop; outputs written into a preallocated array | `RecurrentLayer.forward` (`tinyattn/recurrent.py`) |
 # | v2 | the gates stacked: one $(B, H) @ (H, 3H)$ product per step instead of three | `GRU.params["W_h"]` of shape (H, 3H) |
-# | v3 | weight and input gradients as one product over all $T \cdot B$ rows after the backward loop | `GRU.backward`, `_input_gradients`, `DeferredGrads` |
-# | v4 | the library: fewer transcendentals (derivatives read off the activations, one `np.tanh` for both sigmoid gates), work arrays reused, `out=` | `tinyattn.GRU` |
+# | v3 | weight and input gradients as one product over all $T \cdot B$ rows after the backward loop | `RecurrentLayer.backward`, `gru_weight_grads`, `DeferredGrads`: the plain loop, `tinyattn.GRU(fused=False)` |
+# | v4 | fewer transcendentals (derivatives read off the activations, one `np.tanh` for both sigmoid gates), work arrays reused, `out=` | `tinyattn.GRU`, whose default `fused=True` runs `tinyattn/fused.py` |
 #
 # **Timings depend on the machine.** Every millisecond in this notebook was measured on the
 # machine that built it (its CPU, BLAS library and thread count are printed below); on yours the
 # numbers, and even some ratios, will differ. The prose therefore quotes no milliseconds, only
 # conclusions that hold with a wide margin; the tables print the ratios measured here.
 #
-# **Sources.** The GRU equations are `EQUATIONS.md` §1: document 003 (`seeds/003_…`, section
-# "RNN/LSTM") introduces the GRU as the simplified LSTM proposed with seq2seq in K. Cho et al.,
-# *Learning Phrase Representations using RNN Encoder–Decoder for Statistical Machine
+# **Sources.** The GRU equations are `docs/equations.md` §1: document 003 (`docs/sources.md`,
+# section "RNN/LSTM") introduces the GRU as the simplified LSTM proposed with seq2seq in K. Cho et
+# al., *Learning Phrase Representations using RNN Encoder–Decoder for Statistical Machine
 # Translation*, 2014 (arXiv:1406.1078); we use the "reset after" form of cuDNN and PyTorch, the
-# library's default. Luong's general score is `EQUATIONS.md` §5 (document 003 figure 11; M.-T.
+# library's default. Luong's general score is `docs/equations.md` §5 (document 003 figure 11; M.-T.
 # Luong, H. Pham, C. D. Manning, *Effective Approaches to Attention-based Neural Machine
 # Translation*, EMNLP 2015, arXiv:1508.04025, §3.1); Bahdanau's score is §4 (D. Bahdanau, K. Cho,
 # Y. Bengio, ICLR 2015, arXiv:1409.0473, Appendix A). Document 003 also names the problem this
@@ -118,7 +118,7 @@ def time_interleaved(candidates, *, repeats=7, number=1, budget=10.0):
 # %% [markdown]
 # ## 2. The GRU, forward and backward
 #
-# One step, row-vector form, gates stacked in PyTorch's order r, z, n (`EQUATIONS.md` §1, the
+# One step, row-vector form, gates stacked in PyTorch's order r, z, n (`docs/equations.md` §1, the
 # reset-after form):
 #
 # $$a^x_t = x_t W_x + b_x, \qquad a^h_t = h_{t-1} W_h + b_h \qquad\text{(each } (B, 3H)
@@ -425,8 +425,8 @@ print(f"v2 vs v1: largest difference {max_difference(out['v2'], out['v1']):.1e}"
 # $\delta x$. The sum is the same; only the rounding order differs. One product per step
 # remains, the one the recurrence needs. Decoders that call a cell step by step (Bahdanau's)
 # cannot restructure their loop like this; the library gives them `DeferredGrads`
-# (`tinyattn/_recurrent.py`), which collects each step's two factors and runs one product in
-# `flush()` after the loop.
+# (`tinyattn/recurrent.py`), which queues each step's factors and, in `flush()` after the loop,
+# runs each weight's product once over all steps.
 
 # %%
 def gru_v3(x, dhs, W):
@@ -451,12 +451,22 @@ def gru_v3(x, dhs, W):
 
 out["v3"] = gru_v3(x64, dhs64, W64)
 print(f"v3 vs v2: largest difference {max_difference(out['v3'], out['v2']):.1e}")
+gru64_plain = ta.GRU(D, H, rng=np.random.default_rng(0), fused=False)  # the plain loop
+for k in KEYS:
+    gru64_plain.params[k][...] = W64[k]
+print(f"tinyattn.GRU(fused=False) vs v3: largest difference "
+      f"{max_difference(gru_v4(x64, dhs64, gru64_plain), out['v3']):.1e}")
 
 # %% [markdown]
 # ### v4 — the library
 #
-# `tinyattn.GRU` has v3's products and, in addition, works on the elementwise part
-# (`tinyattn/gru.py`, `GRU.forward` and `GRU.backward`):
+# `tinyattn.GRU` has two loops. With `fused=False` it runs the plain loop of
+# `tinyattn/recurrent.py` over the cell's `gru_gates_forward` / `gru_gates_backward`
+# (`tinyattn/gru.py`): v3's products, with the derivatives read off the outputs. Its default,
+# `fused=True`, runs the fused loop of `tinyattn/fused.py`, which also works on the elementwise
+# part. The fused loop stays in the library only because `benchmarks/bench_rnn.py` measured it at
+# least 15 % faster than the plain one on the machine where that was decided (the LSTM's fused
+# loop gained less and was removed; `docs/design.md` §4). What the fused loop does:
 #
 # - **Fewer transcendentals.** The backward pass computes no `tanh` or `exp` at all: the forward
 #   pass keeps $r, z, n$ (not the pre-activations), and the derivatives are read off them,
@@ -487,6 +497,8 @@ print("σ(a) = (tanh(a/2) + 1)/2 on", a.min(), "…", a.max(), ": ok")
 #
 # Each candidate runs the full forward and backward pass at B = 32, T = 30, D = 64, H = 128, in
 # float64 and in float32 (the same weights and inputs, cast). Median of 7 interleaved rounds.
+# Besides v0–v4 we time the library's plain loop (`fused=False`), which sits between v3 and v4:
+# v3's products, derivatives read off the outputs, but no reused buffers and no shared `tanh`.
 
 # %%
 VERSIONS = ("v0", "v1", "v2", "v3", "v4")
@@ -494,14 +506,16 @@ VERSIONS = ("v0", "v1", "v2", "v3", "v4")
 
 def gru_candidates(dtype):
     gru = ta.GRU(D, H, rng=np.random.default_rng(0), dtype=dtype)
+    plain = ta.GRU(D, H, rng=np.random.default_rng(0), dtype=dtype, fused=False)
     for k in KEYS:
         gru.params[k][...] = W64[k]  # the same weights, in this dtype
+        plain.params[k][...] = W64[k]
     W = {k: gru.params[k] for k in KEYS}
     P = per_gate(W)
     x, dhs = x64.astype(dtype), dhs64.astype(dtype)
     return {"v0": lambda: gru_v0(x, dhs, P), "v1": lambda: gru_v1(x, dhs, P),
             "v2": lambda: gru_v2(x, dhs, W), "v3": lambda: gru_v3(x, dhs, W),
-            "v4": lambda: gru_v4(x, dhs, gru)}
+            "v4": lambda: gru_v4(x, dhs, gru), "plain": lambda: gru_v4(x, dhs, plain)}
 
 
 gru_ms = {}
@@ -516,6 +530,9 @@ for i, v in enumerate(VERSIONS):
         prev = ms[VERSIONS[i - 1]] if i else ms[v]
         row += f"{ms[v]:12.2f}{ms['v0'] / ms[v]:7.1f}×{prev / ms[v]:8.2f}×"
     print(row)
+print("library plain loop (fused=False): " + ", ".join(
+    f"{n} {ms['plain']:.2f} ms, v3 / plain {ms['v3'] / ms['plain']:.2f}×, "
+    f"plain / v4 {ms['plain'] / ms['v4']:.2f}×" for n, ms in gru_ms.items()))
 f32, f64 = gru_ms["float32"], gru_ms["float64"]
 print("\nfloat64 / float32 time: " + ", ".join(f"{v} {f64[v] / f32[v]:.1f}" for v in VERSIONS))
 
@@ -707,7 +724,7 @@ for name, ms in gru_ms.items():
 # $S = T = 30$, B = 32, every source full length. Checks in float64, timings in float32 (the
 # dtype models are trained in).
 #
-# **Luong, general score** (`EQUATIONS.md` §5): $\text{score}(h_t, \bar h_s) = h_t^\top W_a
+# **Luong, general score** (`docs/equations.md` §5): $\text{score}(h_t, \bar h_s) = h_t^\top W_a
 # \bar h_s$, in row-vector code `h_t · (h̄_s @ W_a.T)`. The keys $\bar h_s W_a^\top$ are projected
 # once (`attn.prepare`). Without input feeding the decoder's states $h_1 … h_T$ are all known
 # after one sequence call of its RNN, so the scores of all steps are **one batched product**
@@ -745,7 +762,7 @@ assert np.allclose(softmax(scores_batched, axis=2), alpha_lib)
 print("Luong general: loop == batched == library (through the softmax)")
 
 # %% [markdown]
-# **Bahdanau** (`EQUATIONS.md` §4): $e_{ij} = v_a \cdot \tanh(s_{i-1} W_a + h_j U_a)$. Here the
+# **Bahdanau** (`docs/equations.md` §4): $e_{ij} = v_a \cdot \tanh(s_{i-1} W_a + h_j U_a)$. Here the
 # decoder cannot batch over steps: $s_{i-1}$ depends on the context of step $i-1$. But $h_j U_a$
 # does not depend on $i$: the library projects it once per source batch (`attn.prepare`) and
 # every `attn.step` reuses it. The naive decoder would redo it at every step; we run both with the
@@ -875,8 +892,8 @@ else:
 #   when the loop cannot be restructured).
 # - **Count transcendentals.** On a CPU a `tanh` costs many multiplications per element and is
 #   not negligible next to the product that produced its array. Keep the activations, read the
-#   derivatives off them ($1 - n^2$, $z(1-z)$), and use one `tanh` for every gate
-#   ($\sigma(a) = (\tanh(a/2)+1)/2$).
+#   derivatives off them ($1 - n^2$, $z(1-z)$), and, where it measurably pays, one `tanh` for
+#   every gate ($\sigma(a) = (\tanh(a/2)+1)/2$).
 # - **Attention: batch what the decoder allows.** Luong without input feeding: all T × S scores in
 #   one batched product, forward and backward. Bahdanau: the keys $h_j U_a$ once per source batch.
 # - **Check every rewrite** against the version before it, in float64; time interleaved, take the
@@ -885,5 +902,5 @@ else:
 # **Try it yourself.** Re-run section 3 with B = 8 and with B = 512, and predict first: which
 # factor, products (v0 / v3) or elementwise (v3 / v4), should grow in each case, and why? Start
 # Jupyter with `OPENBLAS_NUM_THREADS=1` (one BLAS thread) and compare again. Write the LSTM's v0
-# and v3 (4 gates, `EQUATIONS.md` §1) and check them against `tinyattn.LSTM`;
+# and v3 (4 gates, `docs/equations.md` §1) and check them against `tinyattn.LSTM`;
 # `python benchmarks/bench_rnn.py` times the library against PyTorch on your machine.

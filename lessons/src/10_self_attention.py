@@ -20,17 +20,17 @@
 # 6. list what is still missing for a Transformer; and, as an exercise, write the backward pass
 #    of multi-head self-attention.
 #
-# **Sources.** `EQUATIONS.md` §7. Document 003 (`seeds/003_…`, "从 Seq2seq 到 Attention 模型到
-# Self Attention（一）") is part 1 of a series; its closing paragraphs, after the bidirectional
-# encoder, are where it looks ahead: the attention model still has two problems — (1) its context
-# vectors relate the input sentence to the target sentence, but ignore the relations *among the
-# words of the input sentence* and *among the words of the target sentence*; (2) it is built on
-# RNNs, which cannot be parallelised, so training is slow — and in 2017 Google's Transformer
-# solved both with self-attention and multi-head attention, dropping RNNs and CNNs altogether. It
-# announces self-attention and multi-head attention for part 2 (not among our sources), citing
-# A. Vaswani et al., *Attention Is All You Need*, NeurIPS 2017 (arXiv:1706.03762; its reference
-# [6]); its reference list also has He et al. 2015 [10] and Ba et al. 2016 [11], the residual
-# connections and layer normalisation a Transformer is built with. The equations here are
+# **Sources.** `docs/equations.md` §7. Document 003 (`docs/sources.md`, "从 Seq2seq 到 Attention
+# 模型到 Self Attention（一）") is part 1 of a series; its closing paragraphs, after the
+# bidirectional encoder, are where it looks ahead: the attention model still has two problems — (1)
+# its context vectors relate the input sentence to the target sentence, but ignore the relations
+# *among the words of the input sentence* and *among the words of the target sentence*; (2) it is
+# built on RNNs, which cannot be parallelised, so training is slow — and in 2017 Google's
+# Transformer solved both with self-attention and multi-head attention, dropping RNNs and CNNs
+# altogether. It announces self-attention and multi-head attention for part 2 (not among our
+# sources), citing A. Vaswani et al., *Attention Is All You Need*, NeurIPS 2017 (arXiv:1706.03762;
+# its reference [6]); its reference list also has He et al. 2015 [10] and Ba et al. 2016 [11], the
+# residual connections and layer normalisation a Transformer is built with. The equations here are
 # Vaswani et al.'s §3.2.1 (scaled dot-product attention, its equation (1) and footnote 4) and
 # §3.2.3 (the decoder's mask).
 #
@@ -45,7 +45,7 @@ from tinyattn.attention import LuongAttention
 from tinyattn.data import Vocab, tokenize
 from tinyattn.functional import masked_softmax_forward, softmax, softmax_backward
 from tinyattn.gradcheck import TOL_LAYER, TOL_STEP, check_function, check_module
-from tinyattn.viz import plot_alignment, setup_fonts
+from tinyattn.plot import plot_alignment, setup_fonts
 
 np.set_printoptions(precision=3, suppress=True)
 _ = setup_fonts()  # before any figure: a CJK font as fallback, so Chinese labels render
@@ -53,7 +53,7 @@ _ = setup_fonts()  # before any figure: a CJK font as fallback, so Chinese label
 # %% [markdown]
 # ## 1. Queries, keys and values from one sequence
 #
-# In Luong's dot attention (`EQUATIONS.md` §5) the decoder state $h_t$ is the **query**; the
+# In Luong's dot attention (`docs/equations.md` §5) the decoder state $h_t$ is the **query**; the
 # encoder states $\bar h_s$ are both the **keys** it is compared with and the **values** that are
 # averaged. Vaswani et al. separate the three roles and give each its own projection. Self-attention
 # takes all three from the same sequence $X$ (one row $x_i$ per position, size $D$):

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinyattn._validate import check_options, check_size, is_int
-from tinyattn.checkpoint import write_text_atomic
 from tinyattn.data.corpus import DataError, _read_lines
 from tinyattn.data.dates import DateSample, sample_date
+from tinyattn.training.checkpoint import write_text_atomic
 
 TASKS = ("copy", "reverse", "sort", "dates", "date-fields")
 LETTERS = "abcdefghijklmnopqrst"

@@ -14,7 +14,7 @@ import unicodedata
 from collections import Counter
 
 from tinyattn._validate import check_ids, check_options, check_size
-from tinyattn.checkpoint import write_text_atomic
+from tinyattn.training.checkpoint import write_text_atomic
 
 KINDS = ("char", "word", "zh")
 

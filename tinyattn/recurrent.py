@@ -183,13 +183,15 @@ class RecurrentLayer(Module):
         xs = np.ascontiguousarray(x.transpose(1, 0, 2))  # (B, T, D) -> (T, B, D)
         return xs, keep
 
-    def forward(self, x, state0=None, lengths=None):
-        """Run the sequence: ``hs (B, T, H)`` and the final state.
+    def forward(self, x, h0=None, lengths=None):
+        """Run the sequence: ``hs (B, T, H)`` and the final state ``h_T (B, H)``
+        (`tinyattn.LSTM`: the initial and final states are pairs ``(h, c)``).
 
         With ``lengths``, a sequence's state is frozen after its last real
         token, its outputs there are 0 and no gradient flows through its
         pads (PyTorch's packed sequences).
         """
+        state0 = h0  # (h, c) for an LSTM
         if self.fused:  # the same numbers, in place (tinyattn.fused)
             out = self._fused_forward(x, state0, lengths)
             self._cache = ("fused", self._cache)
@@ -215,8 +217,9 @@ class RecurrentLayer(Module):
         out = out * keep.transpose(1, 0, 2) if keep is not None else np.ascontiguousarray(out)
         return out, self._state_out(state)
 
-    def backward(self, dhs, dstate_T=None):
+    def backward(self, dhs, dh_T=None):
         """Backpropagate through time: ``dx (B, T, D)`` and the initial state's gradient."""
+        dstate_T = dh_T  # (dh, dc) for an LSTM
         path, cache = self._take_cache()
         if path == "fused":
             self._cache = cache

@@ -1,4 +1,4 @@
-"""Training curves from a `tinyattn.train.Trainer` history (matplotlib, imported lazily)."""
+"""Training curves from a `tinyattn.training.Trainer` history (matplotlib, imported lazily)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from dataclasses import asdict, is_dataclass
 
 import numpy as np
 
-from tinyattn.figures import check_figure_path, save_figure
-from tinyattn.figures import mpl as _mpl
+from tinyattn.plot.figures import check_figure_path, save_figure
+from tinyattn.plot.figures import mpl as _mpl
 
 _HISTORY_KEYS = ("epoch", "train_loss", "valid_loss", "seconds", "grad_norm", "lr")
 _ACCURACY_WORDS = ("acc", "match", "f1")

@@ -1,6 +1,6 @@
 """A training run on disk, and the data it was trained on.
 
-The command line (`tinyattn.cli`) keeps everything about one model in a
+The command line (`tinyattn.cli.commands`) keeps everything about one model in a
 run directory::
 
     runs/demo/
@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyattn.checkpoint import write_text_atomic
 from tinyattn.data import (
     ENGLISH_PREFIXES,
     TASKS,
@@ -40,8 +39,9 @@ from tinyattn.data import (
     tokenize,
 )
 from tinyattn.seq2seq import Seq2Seq
+from tinyattn.training.checkpoint import write_text_atomic
 
-RUN_FORMAT = "tinyattn.run"
+RUN_FORMAT = "tinyattn.cli.run"
 RUN_VERSION = 1
 FILES = {"config": "config.json", "checkpoint": "checkpoint.npz", "src_vocab": "src_vocab.json",
          "tgt_vocab": "tgt_vocab.json", "metrics": "metrics.json"}
@@ -128,7 +128,7 @@ def load_examples(spec: DataSpec) -> tuple[dict[str, list[Example]], dict]:
 
 
 def encode_pairs(examples, src_vocab: Vocab, tgt_vocab: Vocab) -> list[tuple[list, list]]:
-    """Examples -> ``(src_ids, tgt_ids)`` pairs for `tinyattn.train.Trainer`."""
+    """Examples -> ``(src_ids, tgt_ids)`` pairs for `tinyattn.training.trainer.Trainer`."""
     return [(src_vocab.encode(e.src), tgt_vocab.encode(e.tgt)) for e in examples]
 
 

@@ -11,7 +11,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinyattn.bleu import SMOOTH_METHODS, BleuScore, _corpus, _parallel, _tokens, corpus_bleu
+from tinyattn.metrics.bleu import (
+    SMOOTH_METHODS,
+    BleuScore,
+    _corpus,
+    _parallel,
+    _tokens,
+    corpus_bleu,
+)
 
 __all__ = ["exact_match", "token_accuracy", "corpus_bleu", "BleuScore", "SMOOTH_METHODS",
            "alignment_accuracy", "attention_entropy"]

@@ -1,4 +1,4 @@
-"""Figures: attention heatmaps, training curves and beam hypotheses.
+"""Attention heatmaps: one alignment, and one panel per beam hypothesis.
 
 matplotlib is an optional extra (``pip install "tinyattn[viz]"``), imported
 inside each function, so ``import tinyattn`` never needs it. Every plot
@@ -7,9 +7,7 @@ function returns the `matplotlib.figure.Figure` (created with pyplot, so
 as ``.png`` (150 dpi) or ``.svg``.
 
 Tokens from Chinese (or any CJK) text need a font with those glyphs:
-every plot that draws tokens calls `tinyattn.figures.setup_fonts` first
-(re-exported here with `cjk_font`, `CJKFontWarning` and `save_figure`;
-`plot_history` lives in `tinyattn.curves` and is re-exported too).
+every plot that draws tokens calls `tinyattn.plot.figures.setup_fonts` first.
 """
 
 from __future__ import annotations
@@ -20,20 +18,8 @@ import unicodedata
 import numpy as np
 
 from tinyattn._validate import check_size
-from tinyattn.curves import plot_history
-from tinyattn.figures import (
-    CJK_FONTS,
-    CJKFontWarning,
-    check_figure_path,
-    cjk_font,
-    is_cjk,
-    save_figure,
-    setup_fonts,
-)
-from tinyattn.figures import mpl as _mpl
-
-__all__ = ["plot_alignment", "plot_history", "plot_hypotheses", "save_figure", "setup_fonts",
-           "cjk_font", "CJKFontWarning", "CJK_FONTS"]
+from tinyattn.plot.figures import check_figure_path, is_cjk, save_figure, setup_fonts
+from tinyattn.plot.figures import mpl as _mpl
 
 
 def _show_token(token) -> str:

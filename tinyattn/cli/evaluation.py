@@ -14,15 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyattn.batching import pad_batch, pad_ids
 from tinyattn.data import Vocab, detokenize
-from tinyattn.metrics import (
+from tinyattn.metrics.accuracy import (
     alignment_accuracy,
     attention_entropy,
     corpus_bleu,
     exact_match,
     token_accuracy,
 )
+from tinyattn.training.batching import pad_batch, pad_ids
 
 
 def _src(item):
@@ -118,7 +118,7 @@ def plot_examples(model, run, examples, indices, out_dir, *, prefix: str, beam: 
     reference. Returns the paths written."""
     import matplotlib.pyplot as plt
 
-    from tinyattn.viz import plot_alignment, plot_hypotheses
+    from tinyattn.plot.heatmaps import plot_alignment, plot_hypotheses
 
     out_dir = Path(out_dir)
     paths = []

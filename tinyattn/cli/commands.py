@@ -1,7 +1,7 @@
 """The command line: ``tinyattn train | translate | evaluate | plot``.
 
 Also ``python -m tinyattn``. Every command works on a run directory (see
-`tinyattn.run`). Bad input ends with one line on stderr and exit status 2,
+`tinyattn.cli.run`). Bad input ends with one line on stderr and exit status 2,
 never a traceback (set ``TINYATTN_DEBUG=1`` to see one); Ctrl-C during
 training saves a checkpoint first (exit status 130) and ``--resume``
 continues from it.
@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyattn.cli.evaluation import decode, evaluate_examples, format_metrics, plot_examples
+from tinyattn.cli.run import DataSpec, Run, RunError, encode_pairs, load_examples
 from tinyattn.data import TASKS, DataError, Vocab, detokenize, tokenize
-from tinyattn.evaluation import decode, evaluate_examples, format_metrics, plot_examples
-from tinyattn.optim import Adam
-from tinyattn.run import DataSpec, Run, RunError, encode_pairs, load_examples
 from tinyattn.seq2seq import ATTENTIONS
-from tinyattn.train import Interrupted, Trainer
+from tinyattn.training.optim import Adam
+from tinyattn.training.trainer import Interrupted, Trainer
 
 MODEL_DEFAULTS = {"cell": "gru", "attention": "bahdanau", "emb_size": 32, "hidden_size": 64,
                   "attn_size": None, "input_feeding": False, "bidirectional": True,
@@ -151,7 +151,7 @@ def cmd_train(args) -> int:
 
 
 def _finish_training(run: Run, model, splits, trainer, args) -> int:
-    from tinyattn.viz import plot_history
+    from tinyattn.plot.curves import plot_history
 
     start = time.perf_counter()
     test = splits["test"]

@@ -21,8 +21,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from tinyattn.batching import make_batches
-from tinyattn.optim import clip_grad_norm
+from tinyattn.training.batching import make_batches
+from tinyattn.training.optim import clip_grad_norm
 
 
 class Interrupted(Exception):
@@ -62,7 +62,7 @@ def _plain_progress(items, desc):
 
 
 class Trainer:
-    """Fit a model with an optimiser from `tinyattn.optim`.
+    """Fit a model with an optimiser from `tinyattn.training.optim`.
 
     Parameters
     ----------

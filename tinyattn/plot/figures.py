@@ -5,7 +5,7 @@ Tokens from Chinese (or any CJK) text need a font with those glyphs.
 right *after* the default font; since matplotlib 3.6 text falls back glyph
 by glyph along that list, so Latin text keeps its usual look and only the
 characters DejaVu Sans lacks come from the CJK font. `save_figure` writes
-PNG or SVG by suffix. Used by `tinyattn.viz` and `tinyattn.curves`.
+PNG or SVG by suffix. Used by `tinyattn.plot.heatmaps` and `tinyattn.plot.curves`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import functools
 import pathlib
 import warnings
 
-_INSTALL_HINT = 'matplotlib is needed for tinyattn.viz: pip install "tinyattn[viz]"'
+_INSTALL_HINT = 'matplotlib is needed for tinyattn.plot.heatmaps: pip install "tinyattn[viz]"'
 _NO_CJK_HINT = ("no CJK font found; Chinese tokens will show as boxes. Install one: "
                 "apt-get install fonts-wqy-microhei (Debian/Ubuntu) or any Noto Sans CJK font")
 
