@@ -108,7 +108,21 @@ class PlainDecoder(Module):
         return self.out.apply(feat), state, None
 
 
-class BahdanauDecoder(Module):
+class AttentionDecoder(Module):
+    """What the two attention decoders share: the memory is ``self.attn``'s."""
+
+    @property
+    def positions(self):
+        """Local attention's window centres p_t (B, T) of the last forward, else None."""
+        return self.attn.positions
+
+    def prepare(self, enc_hs, src_mask, c):
+        """The memory: annotations and their keys (e.g. ``h_j @ U_a``), projected once;
+        ``c`` is not read."""
+        return self.attn.prepare(enc_hs, src_mask)
+
+
+class BahdanauDecoder(AttentionDecoder):
     """Bahdanau et al. 2015 (docs/equations.md §4): attend with s_{i-1}, then step.
 
     ::
@@ -122,15 +136,6 @@ class BahdanauDecoder(Module):
         super().__init__(cell.dtype)
         self.attn, self.cell, self.out = attn, cell, out
         self.E = emb_size
-
-    @property
-    def positions(self):
-        """Local attention's window centres p_t (B, T) of the last forward, else None."""
-        return self.attn.positions
-
-    def prepare(self, enc_hs, src_mask, c):
-        """The memory: annotations and their keys ``h_j @ U_a``, projected once."""
-        return self.attn.prepare(enc_hs, src_mask)
 
     def forward(self, emb, memory, state0):
         """Teacher forcing: ``logits (B, T, V)``, ``alphas (B, T, S)``."""
@@ -200,7 +205,7 @@ def combine_backward(dh_tilde, cache, Hk):
     return dcat[..., :Hk], dcat[..., Hk:], factors
 
 
-class LuongDecoder(Module):
+class LuongDecoder(AttentionDecoder):
     """Luong et al. 2015 (docs/equations.md §5): step, then attend with h_t.
 
     ::
@@ -223,15 +228,6 @@ class LuongDecoder(Module):
         Hd = cell.hidden_size
         k = 1.0 / np.sqrt(key_size + Hd)
         self.add_param("W_c", rng.uniform(-k, k, (key_size + Hd, Hd)))
-
-    @property
-    def positions(self):
-        """Local attention's window centres p_t (B, T) of the last forward, else None."""
-        return self.attn.positions
-
-    def prepare(self, enc_hs, src_mask, c):
-        """The memory: annotations and their keys, projected once."""
-        return self.attn.prepare(enc_hs, src_mask)
 
     def forward(self, emb, memory, state0):
         """Teacher forcing: ``logits (B, T, V)``, ``alphas (B, T, S)``."""
