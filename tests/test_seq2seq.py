@@ -8,7 +8,7 @@ import pytest
 
 from tinyattn.decoding import gnmt_length_penalty
 from tinyattn.gradcheck import TOL_MODEL, check_gradients
-from tinyattn.seq2seq import ATTENTIONS, Seq2Seq
+from tinyattn.seq2seq import ATTENTIONS, SIZED_ATTENTIONS, Seq2Seq
 
 V_SRC, V_TGT, SOS, EOS = 9, 10, 1, 2
 SRC = np.array([[3, 4, 5, 6], [6, 7, 8, 0]])
@@ -27,6 +27,8 @@ def _ids(cfg):
 
 def make(attention="bahdanau", cell="gru", input_feeding=False, seed=0, **kw):
     kw = {"emb_size": 3, "hidden_size": 2, "attn_size": 4, "window": 1, **kw}
+    if attention not in SIZED_ATTENTIONS:
+        del kw["attn_size"]  # the other attentions have no attention size and refuse one
     return Seq2Seq(V_SRC, V_TGT, cell=cell, attention=attention, input_feeding=input_feeding,
                    rng=np.random.default_rng(seed), **kw)
 
@@ -218,7 +220,7 @@ def test_bad_input(call, message):
     ({"attention": "luong"}, r"attention must be one of .*got 'luong'"),
     ({"cell": "rnn"}, r"cell must be one of .*got 'rnn'"),
     ({"attention": "bahdanau", "input_feeding": True}, "input_feeding applies to Luong"),
-    ({"pad_id": 12}, "pad_id must be in 0..8"),
+    ({"pad_id": 12}, "pad_id must be an id in 0..8, got 12"),
 ])
 def test_bad_options(kw, message):
     with pytest.raises(ValueError, match=message):

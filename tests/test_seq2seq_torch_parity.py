@@ -24,7 +24,7 @@ import torch.nn.functional as F  # noqa: E402
 from torch.func import functional_call  # noqa: E402
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence  # noqa: E402
 
-from tinyattn.seq2seq import Seq2Seq  # noqa: E402
+from tinyattn.seq2seq import SIZED_ATTENTIONS, Seq2Seq  # noqa: E402
 
 pytestmark = pytest.mark.torch
 
@@ -204,7 +204,8 @@ def torch_loss(config, P):
 def make_model(config):
     attention, cell, feed = config
     return Seq2Seq(11, 13, emb_size=E, hidden_size=H, cell=cell, attention=attention,
-                   input_feeding=feed, attn_size=A, window=WINDOW, pad_id=PAD,
+                   input_feeding=feed, attn_size=A if attention in SIZED_ATTENTIONS else None,
+                   window=WINDOW, pad_id=PAD,
                    rng=np.random.default_rng(0))
 
 

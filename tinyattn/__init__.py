@@ -3,6 +3,7 @@
 Every layer has a hand-written backward pass checked by `tinyattn.gradcheck`.
 """
 
+from tinyattn._validate import NonFiniteError
 from tinyattn.attention import BahdanauAttention, LuongAttention
 from tinyattn.bidirectional import Bidirectional
 from tinyattn.gru import GRU
@@ -36,6 +37,7 @@ __all__ = [
     "Embedding",
     "Linear",
     "Module",
+    "NonFiniteError",
     "SelfAttention",
     "sequence_cross_entropy",
 ]

@@ -6,6 +6,9 @@ was expected and what was received. Nothing is silently broadcast.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
+
 import numpy as np
 
 _FLOATS = {np.dtype(np.float32): np.float32, np.dtype(np.float64): np.float64}
@@ -13,9 +16,12 @@ _FLOATS = {np.dtype(np.float32): np.float32, np.dtype(np.float64): np.float64}
 
 def check_dtype_name(dtype):
     """Return ``np.float32`` or ``np.float64``; reject anything else."""
+    if dtype is not None and not isinstance(dtype, (type, np.dtype, str)):
+        # np.dtype() would read the dtype off an array or a scalar such as np.float64(nan)
+        raise TypeError(f"dtype must be np.float32 or np.float64, got {_show(dtype)}")
     try:
         key = np.dtype(dtype)
-    except TypeError:
+    except (TypeError, ValueError):  # np.dtype("x") is a TypeError, some tuples ValueErrors
         key = None
     if key not in _FLOATS:
         raise TypeError(f"dtype must be np.float32 or np.float64, got {dtype!r}")
@@ -31,9 +37,87 @@ def check_rng(rng, name: str = "rng") -> np.random.Generator:
     return rng
 
 
+def _show(value, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for error messages."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def is_int(value) -> bool:
     """A Python or NumPy integer, and not a bool."""
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def is_real(value) -> bool:
+    """A Python or NumPy real number (int or float), and not a bool."""
+    return (isinstance(value, (int, float, np.integer, np.floating))
+            and not isinstance(value, (bool, np.bool_)))
+
+
+def check_bool(value, name: str) -> bool:
+    """Return ``value`` as a bool; only True and False (or NumPy's) are accepted.
+
+    ``"no"``, 0, 1 and None are refused rather than read by their truth value.
+
+    Examples
+    --------
+    >>> check_bool("no", "bidirectional")
+    Traceback (most recent call last):
+    ...
+    TypeError: bidirectional must be True or False, got 'no'
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {_show(value)}")
+    return bool(value)
+
+
+def check_real(value, name: str, interval: str = "(-inf, inf)") -> float:
+    """Return ``value`` as a float in ``interval``; else a ValueError naming ``name``.
+
+    ``interval`` is written as in maths, ``"(0, inf)"``, ``"[0, 1)"``,
+    ``"[0, 10]"``; infinity is accepted only where the interval is closed at
+    it (``"(0, inf]"``). Only Python and NumPy ints and floats are numbers
+    here: bool, str, complex, None, arrays and NaN are refused.
+
+    Examples
+    --------
+    >>> check_real(float("nan"), "length_penalty", "[0, 10]")
+    Traceback (most recent call last):
+    ...
+    ValueError: length_penalty must be a number in [0, 10], got nan
+    """
+    lo, hi = (float(x) for x in interval[1:-1].split(","))
+    v = math.nan
+    if is_real(value):
+        try:
+            v = float(value)
+        except OverflowError:  # a Python int beyond the float range
+            v = math.inf if value > 0 else -math.inf
+    ok = ((v > lo if interval[0] == "(" else v >= lo)
+          and (v < hi if interval[-1] == ")" else v <= hi))  # NaN compares False
+    if not ok:
+        want = "a finite number" if interval == "(-inf, inf)" else f"a number in {interval}"
+        raise ValueError(f"{name} must be {want}, got {_show(value)}")
+    return v
+
+
+def check_id(value, name: str, vocab: int, *, none_ok: bool = False) -> int | None:
+    """One token id: an int in ``0..vocab - 1`` (not a bool, a float or a str);
+    with ``none_ok``, None is accepted and returned.
+
+    Examples
+    --------
+    >>> check_id(1.5, "pad_id", 9)
+    Traceback (most recent call last):
+    ...
+    ValueError: pad_id must be an id in 0..8, got 1.5
+    """
+    if none_ok and value is None:
+        return None
+    if not is_int(value) or not 0 <= value < vocab:
+        raise ValueError(f"{name} must be {'None or ' if none_ok else ''}an id in "
+                         f"0..{vocab - 1}, got {_show(value)}")
+    return int(value)
 
 
 def check_size(value, name: str, *, low: int = 1, high: int | None = None,
@@ -48,8 +132,21 @@ def check_size(value, name: str, *, low: int = 1, high: int | None = None,
         else:
             want = "a positive int" if low == 1 else f"an int >= {low}"
         raise ValueError(f"{name} must be {'None or ' if none_ok else ''}{want}, "
-                         f"got {value!r}")
+                         f"got {_show(value)}")
     return int(value)
+
+
+MAX_DIM = 2**24  # largest layer or vocabulary size: beyond it no weight could be allocated
+
+
+def check_dim(value, name: str, *, none_ok: bool = False) -> int | None:
+    """A layer size, vocabulary size or beam width: `check_size` with ``1..MAX_DIM``
+    (2**24), so an absurd size is refused here rather than by NumPy's allocator."""
+    checked = check_size(value, name, none_ok=none_ok)
+    if checked is not None and checked > MAX_DIM:
+        raise ValueError(f"{name} must be a positive int of at most {MAX_DIM} (2**24), "
+                         f"got {_show(value)}")
+    return checked
 
 
 def _shape_str(expected) -> str:
@@ -76,8 +173,60 @@ def check_array(x, name: str, expected, dtype) -> np.ndarray:
             f"got {x.dtype.name}; convert it with .astype(np.{np.dtype(dtype).name})"
         )
     if x.size and not np.isfinite(x).all():
-        raise ValueError(f"{name} contains NaN or inf")
+        raise NonFiniteError(f"{name} contains NaN or inf")
     return x
+
+
+def as_array(value, name: str) -> np.ndarray:
+    """``np.asarray(value)``, with a ragged nesting reported under ``name``
+    instead of as NumPy's "inhomogeneous shape" error."""
+    try:
+        return np.asarray(value)
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{name} must be an array (equal-length rows), got "
+                         f"{_show(value)}") from err
+
+
+def is_sequence(value) -> bool:
+    """Iterable and a sequence of items: not a str, bytes, mapping or 0-d array."""
+    return (hasattr(value, "__iter__") and not isinstance(value, (str, bytes, Mapping))
+            and not (isinstance(value, np.ndarray) and value.ndim == 0))
+
+
+def as_list(value, name: str, what: str = "a sequence (a list)") -> list:
+    """``list(value)`` for a sequence; a str, bytes, mapping, 0-d array or anything not
+    iterable is a TypeError naming ``name`` (``what`` says what was expected)."""
+    if not is_sequence(value):
+        raise TypeError(f"{name} must be {what}, got {type(value).__name__} {_show(value)}")
+    return list(value)
+
+
+def as_real_array(value, name: str, *, finite: bool = True) -> np.ndarray:
+    """An array_like of real numbers as an ndarray (ints or floats, dtype kept).
+
+    Complex, bool, str and object arrays are a TypeError naming ``name``; with
+    ``finite``, NaN or inf a `NonFiniteError`.
+    """
+    arr = as_array(value, name)
+    if arr.dtype.kind not in "fiu":
+        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype.name}")
+    if finite and arr.dtype.kind == "f" and arr.size and not np.isfinite(arr).all():
+        raise NonFiniteError(f"{name} contains NaN or inf")
+    return arr
+
+
+def check_span(span, name: str, S: int) -> tuple[int, int]:
+    """A half-open source span ``(start, end)`` of ints with 0 <= start < end <= S."""
+    ok = isinstance(span, (tuple, list)) and len(span) == 2 and all(is_int(v) for v in span)
+    if not ok:
+        raise TypeError(f"{name} must be None or a (start, end) pair of ints, got {_show(span)}")
+    start, end = int(span[0]), int(span[1])
+    if not 0 <= start < end <= S:
+        raise ValueError(
+            f"{name} must be a half-open source span (start, end) with 0 <= start < end <= "
+            f"{S} (the source length of its alpha), got ({start}, {end})"
+        )
+    return start, end
 
 
 def check_lengths(lengths, batch: int, max_len: int, name: str = "lengths"):
@@ -87,7 +236,7 @@ def check_lengths(lengths, batch: int, max_len: int, name: str = "lengths"):
     """
     if lengths is None:
         return None
-    arr = np.asarray(lengths)
+    arr = as_array(lengths, name)
     if arr.dtype.kind not in "iu":
         raise TypeError(f"{name} must hold integers, got dtype {arr.dtype.name}")
     if arr.shape != (batch,):
@@ -102,12 +251,13 @@ def check_lengths(lengths, batch: int, max_len: int, name: str = "lengths"):
     return arr.astype(np.int64)
 
 
-def check_ids(ids, name: str, vocab: int, *, shape=None, where=None) -> np.ndarray:
+def check_ids(ids, name: str, vocab: int | None, *, shape=None, where=None) -> np.ndarray:
     """Token ids: an int array with every entry in ``0..vocab - 1``.
 
     ``shape`` (sizes, None for any) fixes the shape; ``where`` (a bool array
     of the same shape) limits the range check to those entries, e.g. the
-    real tokens of a padded batch. Returns the ids as an ndarray.
+    real tokens of a padded batch; ``vocab`` None checks only that they are
+    non-negative. Returns the ids as an ndarray.
 
     Examples
     --------
@@ -116,27 +266,37 @@ def check_ids(ids, name: str, vocab: int, *, shape=None, where=None) -> np.ndarr
     ...
     ValueError: src must be token ids in 0..8 (the vocabulary has 9), got src[0, 1] = 9
     """
-    arr = np.asarray(ids)
+    arr = as_array(ids, name)
     if arr.dtype.kind not in "iu":
         raise TypeError(f"{name} must hold integer token ids, got dtype {arr.dtype.name}")
     if shape is not None and (arr.ndim != len(shape) or any(
             e is not None and e != g for e, g in zip(shape, arr.shape))):
         raise ValueError(f"{name} must have shape {_shape_str(shape)}, got {arr.shape}")
-    bad = (arr < 0) | (arr >= vocab)
+    bad = (arr < 0) if vocab is None else (arr < 0) | (arr >= vocab)
     if where is not None:
         bad &= where
     if bad.any():
         first = tuple(int(i) for i in np.argwhere(bad)[0])
         index = ", ".join(map(str, first))
-        raise ValueError(f"{name} must be token ids in 0..{vocab - 1} (the vocabulary has "
-                         f"{vocab}), got {name}[{index}] = {int(arr[first])}")
+        want = ("non-negative token ids" if vocab is None else
+                f"token ids in 0..{vocab - 1} (the vocabulary has {vocab})")
+        raise ValueError(f"{name} must be {want}, got {name}[{index}] = {int(arr[first])}")
     return arr
 
 
+def _same_option(value, option) -> bool:
+    if value is option:
+        return True
+    if isinstance(option, str):  # never compare an array or a list with ==
+        return isinstance(value, str) and value == option
+    return is_int(option) and is_int(value) and value == option
+
+
 def check_options(name: str, value, allowed) -> None:
-    if value not in allowed:
+    """``value`` must be one of ``allowed`` (strs, ints or None), compared by type too."""
+    if not any(_same_option(value, a) for a in allowed):
         shown = ", ".join(repr(a) for a in allowed)
-        raise ValueError(f"{name} must be one of {shown}; got {value!r}")
+        raise ValueError(f"{name} must be one of {shown}; got {_show(value)}")
 
 
 def check_mask(mask, name: str, batch: int, steps: int, what: str) -> np.ndarray:
@@ -144,7 +304,7 @@ def check_mask(mask, name: str, batch: int, steps: int, what: str) -> np.ndarray
 
     ``what`` names a row in the message ("source", "sequence").
     """
-    mask = np.asarray(mask)
+    mask = as_array(mask, name)
     if mask.dtype != bool or mask.shape != (batch, steps):
         raise ValueError(f"{name} must be a bool array of shape ({batch}, {steps}) (True = "
                          f"real token), got {mask.dtype.name} {mask.shape}")
@@ -153,3 +313,11 @@ def check_mask(mask, name: str, batch: int, steps: int, what: str) -> np.ndarray
         raise ValueError(f"{name}[{int(np.flatnonzero(empty)[0])}] has no True entry: "
                          f"an all-pad {what} has nothing to attend to")
     return mask
+
+
+class NonFiniteError(ValueError):
+    """A value that must be finite is NaN or inf (an input, a gradient, a loss, a weight).
+
+    A `ValueError`, so ``except ValueError`` still catches it; the trainer
+    catches this class alone to report divergence in the user's terms.
+    """

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tinyattn._validate import check_array, check_mask, check_options, check_rng, check_size
+from tinyattn._validate import check_array, check_dim, check_mask, check_options, check_rng
 from tinyattn.functional import masked_softmax_backward, masked_softmax_forward, matmul_last
 from tinyattn.memory import Memory
 from tinyattn.module import Module
@@ -182,8 +182,8 @@ class Attention(Module):
 
     def __init__(self, query_size, key_size, *, score, rng, dtype=np.float64):
         super().__init__(dtype)
-        self.query_size = check_size(query_size, "query_size")
-        self.key_size = check_size(key_size, "key_size")
+        self.query_size = check_dim(query_size, "query_size")
+        self.key_size = check_dim(key_size, "key_size")
         self._rng = check_rng(rng)
         self.score = score
         self._spec = SCORES[score]
@@ -377,7 +377,7 @@ class BahdanauAttention(Attention):
 
     def __init__(self, query_size, key_size, attn_size, *, rng, dtype=np.float64):
         super().__init__(query_size, key_size, score="bahdanau", rng=rng, dtype=dtype)
-        self.attn_size = check_size(attn_size, "attn_size")
+        self.attn_size = check_dim(attn_size, "attn_size")
         self.add_param("W_a", self._init(self.query_size, self.query_size, self.attn_size))
         self.add_param("U_a", self._init(self.key_size, self.key_size, self.attn_size))
         self.add_param("v_a", self._init(self.attn_size, self.attn_size))
@@ -436,6 +436,6 @@ class LuongAttention(Attention):
         if score == "general":
             self.add_param("W_a", self._init(Hk, Hq, Hk))
         elif score == "concat":
-            self.attn_size = check_size(Hq if attn_size is None else attn_size, "attn_size")
+            self.attn_size = check_dim(Hq if attn_size is None else attn_size, "attn_size")
             self.add_param("W_a", self._init(Hq + Hk, Hq + Hk, self.attn_size))
             self.add_param("v_a", self._init(self.attn_size, self.attn_size))

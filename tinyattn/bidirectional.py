@@ -44,8 +44,8 @@ class Bidirectional(Module):
     Parameters
     ----------
     forward_layer, backward_layer : RNN, GRU or LSTM
-        Two layers of the same class, sizes and dtype; children named
-        ``fwd`` and ``bwd``.
+        Two separate layers (not one object twice) of the same class, sizes,
+        options and dtype; children named ``fwd`` and ``bwd``.
 
     Notes
     -----
@@ -59,10 +59,15 @@ class Bidirectional(Module):
     """
 
     def __init__(self, forward_layer, backward_layer):
-        super().__init__(getattr(forward_layer, "dtype", np.float64))
         for name, layer in (("forward_layer", forward_layer), ("backward_layer", backward_layer)):
             if not hasattr(layer, "GATES") or not hasattr(layer, "hidden_size"):
                 raise TypeError(f"{name} must be an RNN, GRU or LSTM, got {type(layer).__name__}")
+        super().__init__(forward_layer.dtype)
+        if forward_layer is backward_layer:
+            # one layer cannot hold two forward caches: the second backward would fail
+            raise ValueError("forward_layer and backward_layer must be two separate layers "
+                             "(each direction has its own weights), got the same "
+                             f"{type(forward_layer).__name__} object twice")
         same = (type(forward_layer) is type(backward_layer)
                 and forward_layer.input_size == backward_layer.input_size
                 and forward_layer.hidden_size == backward_layer.hidden_size

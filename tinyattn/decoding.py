@@ -13,11 +13,22 @@ a heatmap can be drawn for any hypothesis, beam search included.
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
-from tinyattn._validate import check_size, is_int
+from tinyattn._validate import (
+    as_array,
+    check_dim,
+    check_id,
+    check_ids,
+    check_lengths,
+    check_real,
+    check_size,
+)
+
+LENGTH_PENALTY_RANGE = "[0, 10]"  # GNMT tuned α in 0.6..1; past 10 only length counts
 
 
 @dataclass
@@ -75,13 +86,21 @@ def _take(carry, rows):
     return carry[rows]
 
 
-def _check(src, src_lengths, max_len, sos_id, eos_id, vocab):
-    src = np.asarray(src)
-    check_size(max_len, "max_len")
-    for name, value in (("sos_id", sos_id), ("eos_id", eos_id)):
-        if not is_int(value) or not 0 <= value < vocab:
-            raise ValueError(f"{name} must be an id in 0..{vocab - 1}, got {value!r}")
-    return src, np.asarray(src_lengths)
+def _check(model, src, src_lengths, max_len, sos_id, eos_id):
+    """Check the arguments both decoders share; return ``src, src_lengths`` as arrays."""
+    config = getattr(model, "config", None)
+    if not (callable(getattr(model, "start", None))
+            and callable(getattr(model, "decode_step", None))
+            and isinstance(config, Mapping) and "tgt_vocab" in config):
+        raise TypeError(f"model must follow the model protocol (docs/models.md: start, "
+                        f"decode_step and config['tgt_vocab']), got {type(model).__name__}")
+    vocab = check_size(config["tgt_vocab"], "model.config['tgt_vocab']")
+    src = check_ids(src, "src", config.get("src_vocab"), shape=(None, None))
+    src_lengths = check_lengths(as_array(src_lengths, "src_lengths"), *src.shape, "src_lengths")
+    check_dim(max_len, "max_len")  # at most 2**24 steps
+    check_id(sos_id, "sos_id", vocab)
+    check_id(eos_id, "eos_id", vocab)
+    return src, src_lengths
 
 
 def _in_eval_mode(decode):
@@ -109,8 +128,7 @@ def greedy_decode(model, src, src_lengths, *, max_len, sos_id, eos_id):
     -------
     list of Hypothesis, one per example.
     """
-    src, src_lengths = _check(src, src_lengths, max_len, sos_id, eos_id,
-                              model.config["tgt_vocab"])
+    src, src_lengths = _check(model, src, src_lengths, max_len, sos_id, eos_id)
     memory, carry = model.start(src, src_lengths)
     B = src.shape[0]
     y = np.full(B, sos_id)
@@ -139,7 +157,12 @@ def greedy_decode(model, src, src_lengths, *, max_len, sos_id, eos_id):
 
 
 def gnmt_length_penalty(length: int, alpha: float) -> float:
-    """GNMT's ``((5 + length) / 6) ** alpha`` (Wu et al. 2016); 1 when alpha = 0."""
+    """GNMT's ``((5 + length) / 6) ** alpha`` (Wu et al. 2016); 1 when alpha = 0.
+
+    ``length`` is a positive int, ``alpha`` a number in [0, 10] (see `beam_search`).
+    """
+    length = check_size(length, "length")
+    alpha = check_real(alpha, "alpha", LENGTH_PENALTY_RANGE)
     return ((5.0 + length) / 6.0) ** alpha
 
 
@@ -152,11 +175,15 @@ def beam_search(model, src, src_lengths, *, beam_size, max_len, sos_id, eos_id,
     ----------
     beam_size : int
         K ≥ 1; K = 1 gives exactly the greedy result.
-    length_penalty : float
+    length_penalty : float in [0, 10]
         α of the GNMT length penalty; hypotheses are ranked by
-        ``logprob / ((5 + len) / 6) ** α``. 0 ranks by raw log-probability.
+        ``logprob / ((5 + len) / 6) ** α``. 0 ranks by raw log-probability;
+        GNMT found 0.6..1 best (Wu et al. 2016). A negative α would reward
+        short output twice over, and beyond 10 the ranking is by length
+        alone, so both are refused (ValueError).
     n_best : int, optional
-        How many hypotheses to return per example (default K).
+        How many hypotheses to return per example (default K; at most K are
+        returned, so a larger n_best gives K).
     trace : list, optional
         If given, one `BeamStep` per step is appended to it (the ranked
         candidates and back-pointers, e.g. to draw the search tree).
@@ -171,9 +198,12 @@ def beam_search(model, src, src_lengths, *, beam_size, max_len, sos_id, eos_id,
     ``max_len`` the unfinished ones are added. Each hypothesis keeps its
     own attention rows, followed through the back-pointers.
     """
-    check_size(beam_size, "beam_size")
-    src, src_lengths = _check(src, src_lengths, max_len, sos_id, eos_id,
-                              model.config["tgt_vocab"])
+    check_dim(beam_size, "beam_size")
+    src, src_lengths = _check(model, src, src_lengths, max_len, sos_id, eos_id)
+    length_penalty = check_real(length_penalty, "length_penalty", LENGTH_PENALTY_RANGE)
+    if trace is not None and not isinstance(trace, list):
+        raise TypeError(f"trace must be None or a list (one BeamStep is appended per step), "
+                        f"got {type(trace).__name__}")
     K, B = int(beam_size), src.shape[0]
     n_best = K if n_best is None else min(check_size(n_best, "n_best"), K)
     # Row b·K + k is beam k of example b: repeat every example K times.

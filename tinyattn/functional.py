@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from tinyattn._validate import NonFiniteError, is_int
+
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
     """Logistic function, computed as ``(tanh(x / 2) + 1) / 2``.
@@ -46,13 +48,58 @@ def tanh_backward(dy, cache):
     return dy * (1.0 - y * y)  # tanh'(x) = 1 − tanh(x)²; reuse the output
 
 
-def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    """``exp(x) / Σ exp(x)`` along ``axis``, computed without overflow."""
-    # Subtracting the row maximum changes nothing mathematically and keeps
-    # exp() from overflowing.
-    z = x - x.max(axis=axis, keepdims=True)
+def _check_softmax_args(x, axis) -> None:
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"x must be a numpy ndarray, got {type(x).__name__}")
+    if x.dtype.kind != "f":
+        raise TypeError(f"x must have a float dtype, got {x.dtype.name}")
+    if x.ndim == 0:
+        raise ValueError("x must have at least one axis, got a 0-d array")
+    if not is_int(axis) or not -x.ndim <= axis < x.ndim:
+        raise ValueError(f"axis must be an int in {-x.ndim}..{x.ndim - 1} (x has {x.ndim} "
+                         f"dims), got {axis!r}")
+    if x.shape[axis] == 0:
+        raise ValueError(f"x must have at least one entry along axis {axis}, got shape {x.shape}")
+
+
+def _shifted(x, axis):
+    """``x − max(x)`` along ``axis``; −inf where that difference overflows (its exp is 0)."""
+    return x - x.max(axis=axis, keepdims=True)
+
+
+def _softmax(x, axis):
+    z = _shifted(x, axis)
     np.exp(z, out=z)
     z /= z.sum(axis=axis, keepdims=True)
+    return z
+
+
+def _check_rows(total, name: str = "x") -> None:
+    """A NaN row total means x held NaN or +inf, or a row of only −inf."""
+    if not np.isfinite(total).all():
+        raise NonFiniteError(f"{name} must not contain NaN or +inf, nor a row of only -inf "
+                             f"(the softmax is undefined there)")
+
+
+def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """``exp(x) / Σ exp(x)`` along ``axis``, computed without overflow.
+
+    ``x`` is a float ndarray; −inf entries get weight exactly 0 (a masked
+    score), NaN, +inf or a row of only −inf raise `tinyattn.NonFiniteError`.
+    Any finite values work, ±``np.finfo(x.dtype).max`` included, without a
+    floating-point warning.
+    """
+    _check_softmax_args(x, axis)
+    # Subtracting the row maximum changes nothing mathematically and keeps
+    # exp() from overflowing. Where x − max itself overflows (a row spanning
+    # more than the float range) it is −inf, whose exp, 0, is then exact; an
+    # exp that underflows to 0 is exact too.
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        z = _shifted(x, axis)
+        np.exp(z, out=z)
+        total = z.sum(axis=axis, keepdims=True)
+        _check_rows(total)
+        z /= total
     return z
 
 
@@ -70,9 +117,17 @@ def softmax_backward(dy, cache):
 
 
 def log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    """``x − log Σ exp(x)`` along ``axis``, computed without overflow."""
-    z = x - x.max(axis=axis, keepdims=True)  # shift for stability, as in softmax
-    z -= np.log(np.exp(z).sum(axis=axis, keepdims=True))
+    """``x − log Σ exp(x)`` along ``axis``, computed without overflow.
+
+    The same input rules as `softmax`. An entry more than the float range
+    below its row's maximum gets −inf (the correctly rounded value).
+    """
+    _check_softmax_args(x, axis)
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        z = _shifted(x, axis)  # shift for stability, as in softmax
+        total = np.exp(z).sum(axis=axis, keepdims=True)
+        z -= np.log(total)
+    _check_rows(total)
     return z
 
 
@@ -124,7 +179,7 @@ def masked_softmax_forward(scores: np.ndarray, mask: np.ndarray, axis: int = -1)
     if not mask.any(axis=axis).all():
         raise ValueError("mask has a row with no True entry: nothing to attend to")
     z = np.where(mask, scores, -np.inf)
-    alpha = softmax(z, axis)  # exp(-inf) = 0 exactly
+    alpha = _softmax(z, axis)  # exp(-inf) = 0 exactly
     return alpha, (alpha, axis)
 
 

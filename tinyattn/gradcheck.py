@@ -30,6 +30,8 @@ import inspect
 import numpy as np
 
 from tinyattn._gradreport import ArrayReport, GradCheckResult, _breakdown
+from tinyattn._validate import check_real, check_size
+from tinyattn.module import Module
 
 # Tolerances in one place (docs/design.md §7).
 TOL_STEP = 1e-7  # a pure step function
@@ -131,6 +133,14 @@ def check_gradients(forward, backward, arrays: dict, *, tol: float = TOL_LAYER,
     GradCheckResult
         Per-array reports; its ``douts`` are the upstream gradients used.
     """
+    for name, fn in (("forward", forward), ("backward", backward)):
+        if not callable(fn):
+            raise TypeError(f"{name} must be callable, got {type(fn).__name__}")
+    if not isinstance(arrays, dict):
+        raise TypeError(f"arrays must be a dict of name -> float64 ndarray, "
+                        f"got {type(arrays).__name__}")
+    tol, step = check_real(tol, "tol", "(0, inf)"), check_real(step, "step", "(0, inf)")
+    seed = check_size(seed, "seed", low=0)
     for name, x in arrays.items():
         _require_float64(name, x)
     gates, time_axes = gates or {}, time_axes or {}
@@ -197,6 +207,9 @@ def check_function(forward_fn, backward_fn, *args, tol: float = TOL_STEP,
     >>> check_function(rnn_step_forward, rnn_step_backward, *args).passed
     True
     """
+    for name, fn in (("forward_fn", forward_fn), ("backward_fn", backward_fn)):
+        if not callable(fn):
+            raise TypeError(f"{name} must be callable, got {type(fn).__name__}")
     if names is None:
         names = list(inspect.signature(forward_fn).parameters)[: len(args)]
     if len(names) != len(args):
@@ -247,8 +260,16 @@ def check_module(module, *args, tol: float = TOL_LAYER, names=None,
     gate matrix of a module with a ``GATES`` attribute is broken down by
     gate on failure, and a (B, T, ...) input by time step.
     """
+    if not isinstance(module, Module):
+        raise TypeError(f"module must be a tinyattn Module (a layer with forward and "
+                        f"backward), got {type(module).__name__}")
     names = _arg_names(module, args) if names is None else names
     flat_args, flat_names = _flatten(args), _flatten(names)
+    if not isinstance(names, (list, tuple)) or len(flat_names) != len(flat_args) or not all(
+            isinstance(n, str) for n in flat_names):
+        raise TypeError(f"names must be a list of str, one per argument (a tuple of str for "
+                        f"a tuple argument such as (h0, c0)): {len(flat_args)} in all, "
+                        f"got {names!r:.80}")
     # Integer arrays (token ids, lengths) have no gradient; None is "not given".
     arrays = {n: a for n, a in zip(flat_names, flat_args)
               if isinstance(a, np.ndarray) and a.dtype.kind == "f"}

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tinyattn._validate import check_bool
 from tinyattn.functional import sigmoid, sigmoid_backward, tanh_backward
 from tinyattn.fused import FusedGRU
 from tinyattn.recurrent import RecurrentLayer
@@ -181,9 +182,7 @@ class GRU(FusedGRU, RecurrentLayer):
     def __init__(self, input_size, hidden_size, *, reset_after=True, rng, dtype=np.float64,
                  fused=True):
         super().__init__(input_size, hidden_size, rng=rng, dtype=dtype, fused=fused)
-        if not isinstance(reset_after, bool):
-            raise TypeError(f"reset_after must be True or False, got {reset_after!r}")
-        self.reset_after = reset_after
+        self.reset_after = check_bool(reset_after, "reset_after")
         D, H = self.input_size, self.hidden_size
         self.add_param("W_x", self._init(D, 3 * H))
         self.add_param("W_h", self._init(H, 3 * H))

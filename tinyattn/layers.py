@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinyattn._validate import check_array, check_ids, check_rng, check_size
+from tinyattn._validate import (
+    check_array,
+    check_bool,
+    check_dim,
+    check_id,
+    check_ids,
+    check_rng,
+)
 from tinyattn.functional import matmul_last
 from tinyattn.module import Module
 
@@ -30,9 +37,10 @@ class Linear(Module):
 
     def __init__(self, in_size, out_size, *, rng, bias=True, dtype=np.float64):
         super().__init__(dtype)
-        self.in_size = check_size(in_size, "in_size")
-        self.out_size = check_size(out_size, "out_size")
+        self.in_size = check_dim(in_size, "in_size")
+        self.out_size = check_dim(out_size, "out_size")
         rng = check_rng(rng)
+        bias = check_bool(bias, "bias")
         k = 1.0 / np.sqrt(self.in_size)
         self.add_param("W", rng.uniform(-k, k, (self.in_size, self.out_size)))
         if bias:
@@ -73,21 +81,19 @@ class Embedding(Module):
     embedding_dim : int
         E.
     rng : numpy.random.Generator
-    pad_id : int or None
+    pad_id : int in 0..num_embeddings-1, or None
         Row kept at zero that never receives a gradient (PyTorch's
-        ``padding_idx``), so padding cannot learn anything.
+        ``padding_idx``), so padding cannot learn anything; None (the
+        default): no such row.
     dtype : np.float32 or np.float64
     """
 
     def __init__(self, num_embeddings, embedding_dim, *, rng, pad_id=None,
                  dtype=np.float64):
         super().__init__(dtype)
-        self.num_embeddings = check_size(num_embeddings, "num_embeddings")
-        self.embedding_dim = check_size(embedding_dim, "embedding_dim")
-        if pad_id is not None and not (0 <= pad_id < self.num_embeddings):
-            raise ValueError(
-                f"pad_id must be in 0..{self.num_embeddings - 1}, got {pad_id!r}"
-            )
+        self.num_embeddings = check_dim(num_embeddings, "num_embeddings")
+        self.embedding_dim = check_dim(embedding_dim, "embedding_dim")
+        pad_id = check_id(pad_id, "pad_id", self.num_embeddings, none_ok=True)
         self.pad_id = pad_id
         W = check_rng(rng).standard_normal((self.num_embeddings, self.embedding_dim))
         if pad_id is not None:

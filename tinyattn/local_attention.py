@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinyattn._validate import check_options, check_size
+from tinyattn._validate import check_dim, check_options, check_size
 from tinyattn.attention import LUONG_SCORES, LuongAttention
 from tinyattn.functional import matmul_last, sigmoid
 
@@ -45,7 +45,8 @@ class LocalAttention(LuongAttention):
         The alignment score inside the window (default "general").
     attn_size : int, optional
         A for local-p's ``W_p (Hq, A)``, ``v_p (A,)`` and for "concat"
-        (default Hq).
+        (default Hq). Checked (a positive int) in every case; local-m with
+        another score has no such size and does not read it.
     rng : numpy.random.Generator
     dtype : np.float32 or np.float64
 
@@ -59,6 +60,7 @@ class LocalAttention(LuongAttention):
                  attn_size=None, rng, dtype=np.float64):
         check_options("mode", mode, LOCAL_MODES)
         check_options("score", score, LUONG_SCORES)
+        attn_size = check_dim(attn_size, "attn_size", none_ok=True)
         super().__init__(query_size, key_size, score=score,
                          attn_size=attn_size if score == "concat" else None, rng=rng,
                          dtype=dtype)
@@ -66,7 +68,7 @@ class LocalAttention(LuongAttention):
         self.window = check_size(window, "window")
         self.sigma = self.window / 2.0
         if mode == "local-p":
-            A = check_size(self.query_size if attn_size is None else attn_size, "attn_size")
+            A = check_dim(self.query_size if attn_size is None else attn_size, "attn_size")
             self.add_param("W_p", self._init(self.query_size, self.query_size, A))
             self.add_param("v_p", self._init(A, A))
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinyattn._validate import check_array, check_lengths, check_rng, check_size
+from tinyattn._validate import check_array, check_bool, check_dim, check_lengths, check_rng
 from tinyattn.module import Module
 
 
@@ -93,12 +93,10 @@ class RecurrentLayer(Module):
 
     def __init__(self, input_size, hidden_size, *, rng, dtype=np.float64, fused=False):
         super().__init__(dtype)
-        self.input_size = check_size(input_size, "input_size")
-        self.hidden_size = check_size(hidden_size, "hidden_size")
+        self.input_size = check_dim(input_size, "input_size")
+        self.hidden_size = check_dim(hidden_size, "hidden_size")
         self._rng = check_rng(rng)
-        if not isinstance(fused, bool):
-            raise TypeError(f"fused must be True or False, got {fused!r}")
-        self.fused = fused  # only RNN and GRU have a fused loop (tinyattn.fused)
+        self.fused = check_bool(fused, "fused")  # only RNN and GRU have one (tinyattn.fused)
 
     def _init(self, *shape) -> np.ndarray:
         # U(−1/√H, 1/√H), PyTorch's initialisation for every recurrent

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinyattn._validate import check_array, check_lengths, check_mask, check_rng, check_size
+from tinyattn._validate import check_array, check_dim, check_lengths, check_mask, check_rng
 from tinyattn.functional import (
     length_mask,
     masked_softmax_backward,
@@ -90,9 +90,9 @@ class SelfAttention(Module):
 
     def __init__(self, d_model, d_k, d_v=None, *, rng, dtype=np.float64):
         super().__init__(dtype)
-        self.d_model = check_size(d_model, "d_model")
-        self.d_k = check_size(d_k, "d_k")
-        self.d_v = check_size(self.d_k if d_v is None else d_v, "d_v")
+        self.d_model = check_dim(d_model, "d_model")
+        self.d_k = check_dim(d_k, "d_k")
+        self.d_v = check_dim(self.d_k if d_v is None else d_v, "d_v")
         rng = check_rng(rng)
         k = 1.0 / np.sqrt(self.d_model)
         self.add_param("W_q", rng.uniform(-k, k, (self.d_model, self.d_k)))

@@ -19,7 +19,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinyattn._validate import check_ids, check_lengths, check_options, check_rng, check_size
+from tinyattn._validate import (
+    MAX_DIM,
+    _show,
+    as_array,
+    check_array,
+    check_bool,
+    check_dim,
+    check_id,
+    check_ids,
+    check_lengths,
+    check_options,
+    check_rng,
+    check_size,
+)
 from tinyattn.attention import BahdanauAttention, LuongAttention
 from tinyattn.bidirectional import Bidirectional
 from tinyattn.decoders import BahdanauDecoder, LuongDecoder, PlainDecoder, hidden
@@ -30,10 +43,12 @@ from tinyattn.layers import Embedding, Linear
 from tinyattn.local_attention import LocalAttention
 from tinyattn.losses import sequence_cross_entropy
 from tinyattn.lstm import LSTM
+from tinyattn.memory import Memory
 from tinyattn.module import Module
 from tinyattn.training.checkpoint import SavesCheckpoints
 
 ATTENTIONS = (None, "bahdanau", "dot", "general", "concat", "scaled_dot", "local-m", "local-p")
+SIZED_ATTENTIONS = ("bahdanau", "concat", "local-p")  # the ones with an attention layer size A
 CELLS = {"gru": GRU, "lstm": LSTM}
 
 
@@ -57,11 +72,17 @@ class Seq2Seq(SavesCheckpoints, Module):
     input_feeding : bool
         Luong attention only: feed h̃_{t-1} into the next step.
     attn_size : int, optional
-        A, for bahdanau, concat and local-p (default Hd).
-    window : int
-        Half-width of the local attention window (local-m, local-p).
+        A, for bahdanau, concat and local-p (default Hd). The other
+        attentions have no such size and refuse one (ValueError).
+    window : int, default 3
+        Half-width of the local attention window (local-m, local-p). It is
+        checked (a positive int) whatever the attention, but read by local
+        attention only: one set of options serves every attention, and
+        configurations that store ``window=3`` for a global attention (the
+        command line's, older checkpoints') keep building.
     pad_id : int
-        Padding id of both vocabularies; its embedding stays 0.
+        Padding id of both vocabularies, in ``0..min(src_vocab, tgt_vocab) - 1``;
+        its embedding stays 0.
     rng : numpy.random.Generator
     dtype : np.float32 or np.float64
 
@@ -103,16 +124,24 @@ class Seq2Seq(SavesCheckpoints, Module):
         check_rng(rng)
         check_options("cell", cell, tuple(CELLS))
         check_options("attention", attention, ATTENTIONS)
+        bidirectional = check_bool(bidirectional, "bidirectional")
+        input_feeding = check_bool(input_feeding, "input_feeding")
         if input_feeding and attention in (None, "bahdanau"):
             raise ValueError(
                 f"input_feeding applies to Luong attention only, got attention={attention!r}")
-        V_src, V_tgt = check_size(src_vocab, "src_vocab"), check_size(tgt_vocab, "tgt_vocab")
-        E, H = check_size(emb_size, "emb_size"), check_size(hidden_size, "hidden_size")
-        if not 0 <= pad_id < min(V_src, V_tgt):
-            raise ValueError(f"pad_id must be in 0..{min(V_src, V_tgt) - 1}, got {pad_id!r}")
+        V_src, V_tgt = check_dim(src_vocab, "src_vocab"), check_dim(tgt_vocab, "tgt_vocab")
+        E, H = check_dim(emb_size, "emb_size"), check_dim(hidden_size, "hidden_size")
+        pad_id = check_id(pad_id, "pad_id", min(V_src, V_tgt))
+        attn_size = check_dim(attn_size, "attn_size", none_ok=True)
+        if attn_size is not None and attention not in SIZED_ATTENTIONS:
+            raise ValueError(
+                f"attn_size sizes the scoring layer of attention "
+                f"{', '.join(map(repr, SIZED_ATTENTIONS))} only; attention={attention!r} "
+                f"has no such layer, so leave attn_size unset (got attn_size={attn_size})")
+        window = check_size(window, "window")  # read by local attention only (see Parameters)
         self.config = dict(src_vocab=V_src, tgt_vocab=V_tgt, emb_size=E, hidden_size=H,
-                           cell=cell, bidirectional=bool(bidirectional), attention=attention,
-                           input_feeding=bool(input_feeding), attn_size=attn_size,
+                           cell=cell, bidirectional=bidirectional, attention=attention,
+                           input_feeding=input_feeding, attn_size=attn_size,
                            window=window, pad_id=pad_id, dtype=np.dtype(dtype).name)
         self.pad_id = pad_id
         Cell = CELLS[cell]
@@ -152,7 +181,7 @@ class Seq2Seq(SavesCheckpoints, Module):
     # ----- encoder and bridge ---------------------------------------------
     def _check_src(self, src, src_lengths):
         src = check_ids(src, "src", self.config["src_vocab"], shape=(None, None))
-        lengths = check_lengths(np.asarray(src_lengths), src.shape[0], src.shape[1],
+        lengths = check_lengths(as_array(src_lengths, "src_lengths"), src.shape[0], src.shape[1],
                                 "src_lengths")
         return src, lengths
 
@@ -185,23 +214,25 @@ class Seq2Seq(SavesCheckpoints, Module):
     def forward(self, src, src_lengths, tgt_in, tgt_out, tgt_lengths):
         """Teacher-forced mean cross-entropy over the real target tokens."""
         tgt_in = check_ids(tgt_in, "tgt_in", self.config["tgt_vocab"], shape=(None, None))
-        tgt_out = np.asarray(tgt_out)
+        tgt_out = as_array(tgt_out, "tgt_out")
         if tgt_out.shape != tgt_in.shape:
             raise ValueError(f"tgt_out must have the shape of tgt_in {tgt_in.shape}, "
                              f"got {tgt_out.shape}")
-        src = np.asarray(src)
+        src = as_array(src, "src")
         if src.ndim == 2 and src.shape[0] != tgt_in.shape[0]:
             raise ValueError(f"src and tgt_in must have the same batch size, got "
                              f"{src.shape[0]} and {tgt_in.shape[0]}")
         B, T = tgt_in.shape
-        tgt_lengths = check_lengths(np.asarray(tgt_lengths), B, T, "tgt_lengths")
+        tgt_lengths = check_lengths(as_array(tgt_lengths, "tgt_lengths"), B, T, "tgt_lengths")
+        tgt_mask = length_mask(tgt_lengths, T)
+        tgt_out = check_ids(tgt_out, "tgt_out", self.config["tgt_vocab"], where=tgt_mask)
         # encode the source; the decoder prepares what it reads of it (the memory)
         enc_hs, state0, c, src_mask = self.encode(src, src_lengths)
         memory = self.decoder.prepare(enc_hs, src_mask, c)
         # decode with teacher forcing: the decoder reads the gold y_{i-1}
         logits, alphas = self.decoder(self.tgt_emb(tgt_in), memory, state0)
         # the loss counts only real target tokens
-        loss, dlogits = sequence_cross_entropy(logits, tgt_out, length_mask(tgt_lengths, T))
+        loss, dlogits = sequence_cross_entropy(logits, tgt_out, tgt_mask)
         self.attention_weights = alphas
         self.attention_positions = self.decoder.positions
         self._cache = (dlogits, state0, enc_hs.shape)
@@ -225,10 +256,39 @@ class Seq2Seq(SavesCheckpoints, Module):
 
     def decode_step(self, y_prev, memory, carry, t: int):
         """Log-probabilities ``(B, V)`` of the next token after ``y_prev (B,)``,
-        the new carry and the attention row ``(B, S)`` (None without attention)."""
-        emb_t = self.tgt_emb.params["W"][np.asarray(y_prev)]  # (B,) -> (B, E)
+        the new carry and the attention row ``(B, S)`` (None without attention).
+
+        ``y_prev`` are target ids in ``0..tgt_vocab - 1``, one per row of the
+        ``memory`` that `start` returned; ``t >= 0`` is the target position.
+        """
+        if not isinstance(memory, Memory):
+            raise TypeError(f"memory must be the Memory that start() returned, "
+                            f"got {type(memory).__name__}")
+        B = memory.mask.shape[0]
+        y_prev = check_ids(y_prev, "y_prev", self.config["tgt_vocab"], shape=(B,))
+        t = check_size(t, "t", low=0, high=MAX_DIM)
+        self._check_carry(carry, B)
+        emb_t = self.tgt_emb.params["W"][y_prev]  # (B,) -> (B, E)
         logits, carry, alpha = self.decoder.step(emb_t, memory, carry, t)
         return log_softmax(logits, axis=1), carry, alpha
+
+    def _check_carry(self, carry, batch: int) -> None:
+        """``carry`` must have the structure, shapes and dtype `start` gave it."""
+        Hd = self.bridge.out_size
+        h = np.zeros((batch, Hd), self.dtype)
+        template = self.decoder.init_carry((h, h) if self.config["cell"] == "lstm" else h)
+
+        def walk(got, want, name):
+            if isinstance(want, tuple):
+                if not isinstance(got, tuple) or len(got) != len(want):
+                    raise TypeError(f"{name} must be a tuple of {len(want)} (the carry that "
+                                    f"start() or decode_step() returned), got {_show(got)}")
+                for k, (g, w) in enumerate(zip(got, want)):
+                    walk(g, w, f"{name}[{k}]")
+            else:
+                check_array(got, name, want.shape, self.dtype)
+
+        walk(carry, template, "carry")
 
     def greedy_decode(self, src, src_lengths, *, max_len, sos_id, eos_id):
         """Greedy decoding: one `tinyattn.decoding.Hypothesis` per example."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tinyattn._validate import as_array, as_list, as_real_array, check_span
 from tinyattn.metrics.bleu import (
     SMOOTH_METHODS,
     BleuScore,
@@ -80,21 +81,6 @@ def token_accuracy(hyps, refs) -> float:
 
 
 
-def _span(span, name: str, S: int) -> tuple[int, int]:
-    """Check a half-open gold span ``(start, end)`` with 0 <= start < end <= S."""
-    ok = isinstance(span, (tuple, list)) and len(span) == 2
-    ok = ok and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in span)
-    if not ok:
-        raise TypeError(f"{name} must be None or a (start, end) pair of ints, got {span!r}")
-    start, end = int(span[0]), int(span[1])
-    if not 0 <= start < end <= S:
-        raise ValueError(
-            f"{name} must satisfy 0 <= start < end <= {S} (the source length of its alpha), "
-            f"got ({start}, {end})"
-        )
-    return start, end
-
-
 def alignment_accuracy(alphas, golds) -> float:
     """Share of gold-aligned target tokens whose attention peak lies in the gold span.
 
@@ -121,21 +107,16 @@ def alignment_accuracy(alphas, golds) -> float:
     alphas, golds = _parallel(alphas, golds, ("alphas", "golds"), "list")
     hits = counted = 0
     for b, (alpha, gold) in enumerate(zip(alphas, golds)):
-        alpha = np.asarray(alpha)
+        alpha = as_real_array(alpha, f"alphas[{b}]")  # real numbers, no NaN or inf
         if alpha.ndim != 2:
             raise ValueError(f"alphas[{b}] must have shape (T, S), got {alpha.shape}")
-        if alpha.dtype.kind not in "fiu":
-            raise TypeError(f"alphas[{b}] must hold real numbers, got dtype {alpha.dtype.name}")
-        if alpha.size and not np.isfinite(alpha).all():
-            raise ValueError(f"alphas[{b}] contains NaN or inf")
-        if isinstance(gold, (str, bytes)) or not hasattr(gold, "__iter__"):
-            raise TypeError(f"golds[{b}] must be a list of spans, got {type(gold).__name__}")
+        gold = as_list(gold, f"golds[{b}]", "a list of spans")
         T_b, S_b = alpha.shape
         peak = alpha.argmax(axis=1) if alpha.size else None  # (T_b,)
         for t, span in enumerate(gold):
             if span is None:
                 continue
-            start, end = _span(span, f"golds[{b}][{t}]", S_b)
+            start, end = check_span(span, f"golds[{b}][{t}]", S_b)
             counted += 1
             hits += bool(t < T_b and start <= peak[t] < end)
     if counted == 0:
@@ -167,16 +148,14 @@ def attention_entropy(alpha, *, mask=None) -> np.ndarray:
         If a real entry is negative or not finite, or a row with a real
         position does not sum to 1 within 1e-6 over its real positions.
     """
-    a = np.asarray(alpha)
-    if a.dtype.kind not in "fiu":
-        raise TypeError(f"alpha must hold real numbers, got dtype {a.dtype.name}")
+    a = as_real_array(alpha, "alpha", finite=False)  # NaN at a masked position is allowed
     if a.ndim < 1:
         raise ValueError(f"alpha must have shape (..., S) with at least one axis, got {a.shape}")
     out_dtype = a.dtype if a.dtype.kind == "f" else np.dtype(np.float64)
     a = a.astype(np.float64)  # why: the 1e-6 row-sum check must not see float32 summation noise
     real_rows = np.ones(a.shape[:-1], dtype=bool)
     if mask is not None:
-        m = np.asarray(mask)
+        m = as_array(mask, "mask")
         if m.dtype != bool:
             raise TypeError(f"mask must be a bool array (True = real), got dtype {m.dtype.name}")
         if m.shape != a.shape:

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tinyattn._validate import check_options, check_size
+from tinyattn._validate import _show, as_list, check_options, check_size, is_int
 
 SMOOTH_METHODS = ("exp", "none", "floor", "add-k")
+MAX_ORDER = 100  # n-grams longer than any sentence count nothing
 _FLOOR = 0.1  # sacrebleu's default epsilon for "floor" (Chen & Cherry 2014, method 1)
 _ADD_K = 1  # sacrebleu's default k for "add-k" (method 2)
 _SENTENCE_TYPES = (list, tuple, np.ndarray)
@@ -37,15 +38,14 @@ def _tokens(sentence, name: str) -> tuple:
                 f"{name}[{i}] must be a token (str or int), got {type(tok).__name__}; "
                 f"only corpus_bleu takes several references per hypothesis"
             )
+        if not (isinstance(tok, str) or is_int(tok)):  # None, floats, bools: not tokens
+            raise TypeError(f"{name}[{i}] must be a token (str or int), got {_show(tok)}")
     return tokens
 
 
 def _parallel(first, second, names: tuple[str, str], kind: str) -> tuple[list, list]:
     """Check two parallel sequences (not strings) of the same length; return them as lists."""
-    for name, seq in zip(names, (first, second)):
-        if isinstance(seq, (str, bytes)) or not hasattr(seq, "__iter__"):
-            raise TypeError(f"{name} must be a {kind}, got {type(seq).__name__}")
-    first, second = list(first), list(second)
+    first, second = (as_list(seq, name, f"a {kind}") for name, seq in zip(names, (first, second)))
     if len(first) != len(second):
         a, b = names
         raise ValueError(
@@ -144,7 +144,7 @@ def corpus_bleu(hyps, refs, *, max_order: int = 4, smooth: str = "exp") -> BleuS
     refs : list of N token lists, or list of N lists of token lists
         One reference per hypothesis, or one or more references per hypothesis
         (the number may vary from one hypothesis to the next).
-    max_order : int, default 4
+    max_order : int in 1..100, default 4
         N, the longest n-gram counted.
     smooth : {"exp", "none", "floor", "add-k"}, default "exp"
         What to do with an order that has no matching n-gram (see Notes).
@@ -188,7 +188,7 @@ def corpus_bleu(hyps, refs, *, max_order: int = 4, smooth: str = "exp") -> BleuS
     for sentence-level BLEU. WMT.
     Post (2018). A call for clarity in reporting BLEU scores. WMT (sacrebleu).
     """
-    max_order = check_size(max_order, "max_order")
+    max_order = check_size(max_order, "max_order", high=MAX_ORDER)
     check_options("smooth", smooth, SMOOTH_METHODS)
     hyps, refs = _corpus(hyps, refs)
     ref_sets = _reference_sets(refs)

@@ -6,7 +6,8 @@ from dataclasses import asdict, is_dataclass
 
 import numpy as np
 
-from tinyattn.plot.figures import check_figure_path, save_figure
+from tinyattn._validate import as_list, as_real_array, is_real
+from tinyattn.plot.figures import check_figure_path, check_title, save_figure
 from tinyattn.plot.figures import mpl as _mpl
 
 _HISTORY_KEYS = ("epoch", "train_loss", "valid_loss", "seconds", "grad_norm", "lr")
@@ -15,6 +16,7 @@ _ACCURACY_WORDS = ("acc", "match", "f1")
 
 def _record_dicts(records) -> list[dict]:
     rows = []
+    records = as_list(records, "records", "a list of EpochRecords or dicts (Trainer.history)")
     for k, rec in enumerate(records):
         if is_dataclass(rec) and not isinstance(rec, type):
             rec = asdict(rec)
@@ -24,6 +26,10 @@ def _record_dicts(records) -> list[dict]:
         for key in ("epoch", "train_loss"):
             if rec.get(key) is None:
                 raise ValueError(f"records[{k}] needs a value for {key!r}, got keys {list(rec)}")
+        for key, value in rec.items():
+            plotted = key in _HISTORY_KEYS or any(w in str(key).lower() for w in _ACCURACY_WORDS)
+            if plotted and value is not None and not is_real(value):
+                raise TypeError(f"records[{k}][{key!r}] must be a number, got {value!r:.60}")
         rows.append(dict(rec))
     if not rows:
         raise ValueError("records must hold at least one epoch, got none")
@@ -62,7 +68,13 @@ def plot_history(records, *, batch_losses=None, path=None, title=None):
     from matplotlib.ticker import MaxNLocator
 
     path = check_figure_path(path)
+    check_title(title)
     rows = _record_dicts(records)
+    if batch_losses is not None:
+        batch_losses = as_real_array(batch_losses, "batch_losses", finite=False)
+        if batch_losses.ndim != 1:
+            raise ValueError(f"batch_losses must be a 1-D sequence of losses, got shape "
+                             f"{batch_losses.shape}")
     extra = sorted({k for r in rows for k in r if k not in _HISTORY_KEYS})
     accuracy = [k for k in extra if any(w in k.lower() for w in _ACCURACY_WORDS)
                 and all(0 <= v <= 1 for v in _series(rows, k)[1])]
@@ -73,7 +85,7 @@ def plot_history(records, *, batch_losses=None, path=None, title=None):
 
     fig, (ax_loss, ax_right) = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
     if batch_losses is not None and len(batch_losses):
-        losses = np.asarray(batch_losses, dtype=np.float64)
+        losses = batch_losses.astype(np.float64)
         per_epoch = len(losses) / len(rows)
         # batch k (0-based) ends at epoch (k + 1) / batches per epoch
         ax_loss.plot((np.arange(len(losses)) + 1) / per_epoch, losses, lw=0.8, alpha=0.6,

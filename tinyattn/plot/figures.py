@@ -11,6 +11,7 @@ PNG or SVG by suffix. Used by `tinyattn.plot.heatmaps` and `tinyattn.plot.curves
 from __future__ import annotations
 
 import functools
+import os
 import pathlib
 import warnings
 
@@ -140,11 +141,43 @@ def check_figure_path(path) -> pathlib.Path | None:
     """``path`` as a Path whose suffix matplotlib can write, or None for None."""
     if path is None:
         return None
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike ending in .png or .svg, "
+                        f"got {type(path).__name__}")
     path = pathlib.Path(path)
     if path.suffix.lower() not in _SUFFIXES:
         got = repr(path.suffix) if path.suffix else "no suffix"
         raise ValueError(f"path must end in .png or .svg, got {got} ({str(path)!r})")
     return path
+
+
+def check_title(title, name: str = "title") -> None:
+    """A title is None or a str (matplotlib would print any object's repr)."""
+    if title is not None and not isinstance(title, str):
+        raise TypeError(f"{name} must be None or a str, got {type(title).__name__}")
+
+
+def check_ax(ax) -> None:
+    """``ax`` is None or a matplotlib Axes to draw into."""
+    import matplotlib.axes
+
+    if ax is not None and not isinstance(ax, matplotlib.axes.Axes):
+        raise TypeError(f"ax must be None or a matplotlib Axes, got {type(ax).__name__}")
+
+
+def check_cmap(cmap) -> None:
+    """``cmap`` is a registered colormap name ("viridis") or a Colormap."""
+    import matplotlib
+    import matplotlib.colors
+
+    if isinstance(cmap, matplotlib.colors.Colormap):
+        return
+    if not isinstance(cmap, str):
+        raise TypeError(f"cmap must be a colormap name (a str such as 'viridis') or a "
+                        f"matplotlib Colormap, got {type(cmap).__name__}")
+    if cmap not in matplotlib.colormaps:
+        raise ValueError(f"cmap must be a matplotlib colormap name such as 'viridis', "
+                         f"got {cmap!r}")
 
 
 def save_figure(fig, path) -> pathlib.Path:

@@ -17,8 +17,16 @@ import unicodedata
 
 import numpy as np
 
-from tinyattn._validate import check_size
-from tinyattn.plot.figures import check_figure_path, is_cjk, save_figure, setup_fonts
+from tinyattn._validate import as_list, as_real_array, check_size, check_span
+from tinyattn.plot.figures import (
+    check_ax,
+    check_cmap,
+    check_figure_path,
+    check_title,
+    is_cjk,
+    save_figure,
+    setup_fonts,
+)
 from tinyattn.plot.figures import mpl as _mpl
 
 
@@ -34,10 +42,11 @@ def _text_width(text: str) -> float:
 
 
 def _check_alpha(alpha, name: str) -> np.ndarray:
-    alpha = np.asarray(alpha, dtype=np.float64)
+    alpha = as_real_array(alpha, name, finite=False)  # complex, str, bool: a TypeError
     if alpha.ndim != 2 or 0 in alpha.shape:
         raise ValueError(f"{name} must be a non-empty 2-D array of shape (T, S), "
                          f"got shape {alpha.shape}")
+    alpha = alpha.astype(np.float64)
     if not np.all(np.isfinite(alpha)):
         raise ValueError(f"{name} must be finite, got NaN or inf")
     # why the tolerance: float32 softmax rows may exceed 1 by a rounding error
@@ -48,7 +57,7 @@ def _check_alpha(alpha, name: str) -> np.ndarray:
 
 
 def _check_tokens(tokens, n: int, name: str, axis: str) -> list[str]:
-    tokens = list(tokens)
+    tokens = as_list(tokens, name, "a sequence of tokens (a list, not a str)")
     if len(tokens) != n:
         raise ValueError(f"{name} must have one token per {axis} of alpha ({n}), "
                          f"got {len(tokens)}")
@@ -56,17 +65,13 @@ def _check_tokens(tokens, n: int, name: str, axis: str) -> list[str]:
 
 
 def _check_gold(gold, T: int, S: int) -> list:
-    gold = list(gold)
+    gold = as_list(gold, "gold", "a sequence of (start, end) spans or None")
     if len(gold) != T:
         raise ValueError(f"gold must have one span (or None) per target token ({T}), "
                          f"got {len(gold)}")
-    for t, span in enumerate(gold):
-        if span is None:
-            continue
-        if len(span) != 2 or not 0 <= span[0] < span[1] <= S:
-            raise ValueError(f"gold[{t}] must be a half-open source span (start, end) with "
-                             f"0 <= start < end <= {S}, got {span!r}")
-    return gold
+    # each a half-open source span (start, end) of ints: check_span's TypeError or ValueError
+    return [None if span is None else check_span(span, f"gold[{t}]", S)
+            for t, span in enumerate(gold)]
 
 
 def _heatmap(ax, alpha, src, tgt, cmap, fontsize, cell=None):
@@ -158,11 +163,19 @@ def plot_alignment(alpha, src_tokens, tgt_tokens, *, gold=None, positions=None, 
     gold = None if gold is None else _check_gold(gold, T, S)
     if not isinstance(gold_label, str):
         raise TypeError(f"gold_label must be a str, got {type(gold_label).__name__}")
+    check_title(title)
+    check_ax(ax)
+    check_cmap(cmap)
     if positions is not None:
-        positions = np.asarray(positions, dtype=np.float64)
-        if positions.shape != (T,) or not np.all(np.isfinite(positions)):
+        positions = as_real_array(positions, "positions", finite=False)
+        if positions.shape != (T,):
             raise ValueError(f"positions must be a finite array of shape ({T},), "
                              f"got shape {positions.shape}")
+        positions = positions.astype(np.float64)
+        bad = np.flatnonzero(~np.isfinite(positions))
+        if bad.size:
+            raise ValueError(f"positions must be a finite array of shape ({T},), "
+                             f"got NaN or inf at positions{bad.tolist()}")
     if window is not None:
         window = check_size(window, "window")
         if positions is None:
@@ -230,7 +243,9 @@ def plot_hypotheses(hypotheses, src_tokens, tgt_tokens_per_hyp, *, path=None, ti
     """
     plt = _mpl()
     path = check_figure_path(path)
-    hypotheses, tgt_lists = list(hypotheses), list(tgt_tokens_per_hyp)
+    check_title(title)
+    hypotheses = as_list(hypotheses, "hypotheses")
+    tgt_lists = as_list(tgt_tokens_per_hyp, "tgt_tokens_per_hyp")
     if not hypotheses:
         raise ValueError("hypotheses must hold at least one Hypothesis, got none")
     if len(tgt_lists) != len(hypotheses):

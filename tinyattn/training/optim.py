@@ -7,10 +7,11 @@ their state by dotted parameter name, in the parameter's dtype.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import numpy as np
 
-from tinyattn._validate import check_size
+from tinyattn._validate import NonFiniteError, _show, as_list, check_real, check_size, is_int
 from tinyattn.module import Module
 
 _INTERVALS = {"lr": "(0, inf)", "eps": "(0, inf)", "max_norm": "(0, inf]", "gamma": "(0, 1]",
@@ -19,19 +20,14 @@ _INTERVALS = {"lr": "(0, inf)", "eps": "(0, inf)", "max_norm": "(0, inf]", "gamm
 
 def _number(name, value, interval=None) -> float:
     """``value`` as a float in ``interval`` (``"(0, 1]"``...); else a ValueError naming it."""
-    interval = interval or _INTERVALS[name]
-    lo, hi = (float(x) for x in interval[1:-1].split(","))
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    v = float(value) if ok else math.nan
-    if not ((v > lo if interval[0] == "(" else v >= lo) and
-            (v < hi if interval[-1] == ")" else v <= hi)):
-        raise ValueError(f"{name} must be a number in {interval}, got {value!r}")
-    return v
+    return check_real(value, name, interval or _INTERVALS[name])
 
 
 def _param_list(params, name: str) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """Check and listify a Module or an iterable of ``(name, value, grad)``."""
-    out = list(params.named_parameters() if isinstance(params, Module) else params)
+    out = list(params.named_parameters()) if isinstance(params, Module) else as_list(
+        params, name, "a Module or an iterable of (name, value, grad) triples "
+                      "(model.named_parameters())")
     for item in out:
         ok = isinstance(item, tuple) and len(item) == 3 and isinstance(item[0], str) and all(
             isinstance(a, np.ndarray) and a.dtype in (np.float32, np.float64) for a in item[1:])
@@ -68,6 +64,14 @@ class _Optimizer:
         for _, _, grad in self._params:
             grad.fill(0.0)
 
+    def _check_grads(self) -> None:
+        """Before any parameter moves: every gradient must be finite."""
+        bad = [name for name, _, grad in self._params if not np.isfinite(grad).all()]
+        if bad:
+            raise NonFiniteError(
+                f"the gradient of {', '.join(map(repr, bad))} contains NaN or inf; "
+                f"{type(self).__name__}.step() updated no parameter")
+
     def state_dict(self) -> dict[str, np.ndarray]:
         """A flat ``str -> ndarray`` copy for `np.savez`: ``"optimizer"`` (class name), ``"t"``,
         each hyper-parameter (``"lr"``, ...) and buffers as ``"m/enc.W_x"`` (slot/name)."""
@@ -78,7 +82,16 @@ class _Optimizer:
         return d
 
     def load_state_dict(self, state) -> None:
-        """Restore a `state_dict`; on any mismatch raise ValueError and change nothing."""
+        """Restore a `state_dict`; on any mismatch raise ValueError and change nothing.
+
+        ``state`` is a mapping as `state_dict` returns it (or an ``np.load`` of
+        one). A key that is missing, unknown, of the wrong shape or dtype, or a
+        buffer holding NaN or inf (or, for Adam's ``v``, a negative value) is a
+        ValueError naming the key.
+        """
+        if not isinstance(state, Mapping):
+            raise TypeError(f"state must be a mapping from str to ndarray (a state_dict()), "
+                            f"got {type(state).__name__}")
         expected, kind = self.state_dict(), str(np.asarray(state.get("optimizer", "?")))
         if kind != type(self).__name__:
             raise ValueError(f"state_dict is for optimizer {kind!r}, not {type(self).__name__!r}")
@@ -91,10 +104,17 @@ class _Optimizer:
                     key == "t" and (got.dtype.kind not in "iu" or got < 0)):
                 problems.append(f"{key}: expected shape {ref.shape} and dtype {ref.dtype}, got "
                                 f"shape {got.shape} and dtype {got.dtype}"
-                                + (f" (value {got.item()!r})" if got.ndim == 0 else ""))
+                                + (f" (value {_show(got.item())})" if got.ndim == 0 else ""))
+            elif "/" in key and not np.isfinite(got).all():
+                problems.append(f"{key}: contains NaN or inf")
+            elif key.startswith("v/") and (got < 0).any():  # Adam's second moment
+                problems.append(f"{key}: holds a negative value (a second moment is >= 0)")
         if problems:
             raise ValueError("state_dict does not match this optimiser: " + "; ".join(problems))
-        self._set_hyper({h: np.asarray(state[h]).item() for h in self._hyper})
+        try:
+            self._set_hyper({h: np.asarray(state[h]).item() for h in self._hyper})
+        except ValueError as err:
+            raise ValueError(f"state_dict does not match this optimiser: {err}") from None
         self.t = int(state["t"])
         for slot, bufs in self.state.items():
             for n, buf in bufs.items():
@@ -127,7 +147,12 @@ class SGD(_Optimizer):
         super().__init__(params, slots, lr=lr, momentum=momentum, weight_decay=weight_decay)
 
     def step(self) -> None:
-        """Update every parameter in place from its current gradient."""
+        """Update every parameter in place from its current gradient.
+
+        A NaN or inf gradient raises `tinyattn.NonFiniteError` (a ValueError)
+        naming the parameter, before any parameter changes.
+        """
+        self._check_grads()
         bufs = self.state.get("momentum_buffer")
         for name, value, grad in self._params:
             g = grad + self.weight_decay * value if self.weight_decay else grad  # grad untouched
@@ -171,7 +196,12 @@ class Adam(_Optimizer):
                          weight_decay=weight_decay)
 
     def step(self) -> None:
-        """Update every parameter in place from its current gradient."""
+        """Update every parameter in place from its current gradient.
+
+        A NaN or inf gradient raises `tinyattn.NonFiniteError` (a ValueError)
+        naming the parameter, before any parameter or moment changes.
+        """
+        self._check_grads()
         self.t += 1
         b1, b2 = self.beta1, self.beta2
         c1, c2 = 1.0 - b1**self.t, 1.0 - b2**self.t  # bias corrections, Python floats
@@ -200,24 +230,45 @@ def clip_grad_norm(model_or_params, max_norm) -> float:
     -----
     If ``norm > max_norm`` every gradient is multiplied by ``max_norm / norm``,
     one factor for all so the direction is kept (Pascanu et al., 2013). A NaN or
-    inf norm raises ValueError naming the first parameter with a non-finite
-    gradient, and changes nothing.
+    inf gradient raises `tinyattn.NonFiniteError` (a ValueError) naming every
+    parameter whose gradient is not finite, and changes nothing. Finite gradients
+    whose squares overflow float64 are measured scaled down, so their norm is
+    still exact.
     """
     params = _param_list(model_or_params, "model_or_params")
     max_norm = _number("max_norm", max_norm)
-    total = 0.0
-    for _, _, grad in params:
-        g = grad.astype(np.float64, copy=False).ravel()  # float64: float32 g**2 overflows
-        total += float(g @ g)
+    with np.errstate(over="ignore", invalid="ignore"):  # checked just below
+        total = 0.0
+        for _, _, grad in params:
+            g = grad.astype(np.float64, copy=False).ravel()  # float64: float32 g**2 overflows
+            total += float(g @ g)
     norm = math.sqrt(total)
     if not math.isfinite(norm):
-        bad = next((n for n, _, g in params if not np.isfinite(g).all()), "(none: overflow)")
-        raise ValueError(f"gradient norm is {norm}; first parameter with a NaN or inf gradient: "
-                         f"{bad!r}; no gradient was clipped")
+        bad = [n for n, _, g in params if not np.isfinite(g).all()]
+        if bad:
+            raise NonFiniteError(f"gradient norm is {norm}: the gradient of "
+                                 f"{', '.join(map(repr, bad))} contains NaN or inf; "
+                                 f"no gradient was clipped")
+        norm = _scaled_norm(params)
     if norm > max_norm:
         scale = max_norm / norm
         for _, _, grad in params:
             grad *= scale
+    return norm
+
+
+def _scaled_norm(params) -> float:
+    """The global norm of finite gradients whose sum of squares overflows float64:
+    ``m · sqrt(Σ ||g / m||²)`` with m the largest ``|g|``."""
+    m = max(float(np.abs(g).max(initial=0.0)) for _, _, g in params)
+    total = 0.0
+    for _, _, grad in params:
+        g = grad.astype(np.float64).ravel() / m
+        total += float(g @ g)
+    norm = m * math.sqrt(total)
+    if not math.isfinite(norm):
+        raise NonFiniteError("gradient norm overflows float64 (every gradient is finite, "
+                             "their norm is not); no gradient was clipped")
     return norm
 
 
@@ -239,6 +290,9 @@ class StepDecay:
     """
 
     def __init__(self, optimizer, *, step_size, gamma):
+        if not isinstance(optimizer, _Optimizer):
+            raise TypeError(f"optimizer must be an SGD or Adam optimiser, "
+                            f"got {type(optimizer).__name__}")
         self.optimizer = optimizer
         self.step_size = check_size(step_size, "step_size")
         self.gamma = _number("gamma", gamma)
@@ -257,10 +311,14 @@ class StepDecay:
 
     def load_state_dict(self, state) -> None:
         """Restore a `state_dict` and set ``optimizer.lr`` to match it."""
-        epoch = np.asarray(state.get("epoch", -1)).item()
-        if set(state) != {"base_lr", "epoch"} or not isinstance(epoch, int) or epoch < 0:
+        if not isinstance(state, Mapping):
+            raise TypeError(f"state must be a mapping (a state_dict()), "
+                            f"got {type(state).__name__}")
+        epoch, base_lr = (np.asarray(state.get(k, -1)) for k in ("epoch", "base_lr"))
+        epoch = epoch.item() if epoch.size == 1 else None
+        if set(state) != {"base_lr", "epoch"} or not is_int(epoch) or epoch < 0:
             raise ValueError(f"state_dict must be {{'base_lr': float > 0, 'epoch': int >= 0}}, "
                              f"got {dict(state)!r:.100}")
-        self.base_lr, self.epoch = _number("base_lr", np.asarray(state["base_lr"]).item(),
-                                           "(0, inf)"), epoch - 1
+        self.base_lr, self.epoch = _number("base_lr", base_lr.item() if base_lr.size == 1
+                                           else base_lr, "(0, inf)"), epoch - 1
         self.step()
