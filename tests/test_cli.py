@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,27 +14,14 @@ import pytest
 import tinyattn.cli.commands as cli
 from tinyattn.training.checkpoint import load_checkpoint
 
+from .cli_helpers import FIXTURES, TINY, run_cli, train_dates
+
 pytest.importorskip("matplotlib")
-
-FIXTURES = Path(__file__).parent / "fixtures"
-TINY = ["--emb-size", "8", "--hidden-size", "8", "--batch-size", "16", "--quiet",
-        "--plots", "1"]
-
-
-def run_cli(capsys, *argv):
-    code = cli.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """One tiny dates run shared by the read-only tests."""
-    out = tmp_path_factory.mktemp("runs") / "dates"
-    code = cli.main(["train", "dates", "--out", str(out), "--train-size", "300", "--epochs",
-                     "1", *TINY])
-    assert code == 0
-    return out
+    return train_dates(tmp_path_factory.mktemp("runs") / "dates", "--train-size", "300")
 
 
 def test_train_writes_a_complete_run(trained):
@@ -185,7 +171,7 @@ def test_run_errors(trained, capsys, tmp_path):
                            "--hidden-size", "99")
     assert code == 2 and "--hidden-size 99 (run has 8)" in err
     code, _, err = run_cli(capsys, "train", "dates", "--out", tmp_path / "new", "--resume")
-    assert code == 2 and "has no checkpoint.npz to resume from" in err
+    assert code == 2 and "holds no run to resume" in err
     code, _, err = run_cli(capsys, "plot", trained, "--index", "5000")
     assert code == 2 and "--index 5000 is out of range" in err
 

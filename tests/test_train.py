@@ -44,8 +44,12 @@ def test_pad_batch_teacher_forcing_layout():
     np.testing.assert_array_equal(b.tgt_out, [[8, EOS, 0, 0], [4, 5, 6, EOS]])
     np.testing.assert_array_equal(b.tgt_lengths, [2, 4])
     assert b.n_tokens == 6
-    with pytest.raises(ValueError, match="example 1 has an empty target"):
-        pad_batch([([5], [6]), ([5], [])], **IDS)
+    with pytest.raises(ValueError, match="example 1 has an empty source"):
+        pad_batch([([5], [6]), ([], [5])], **IDS)
+    b = pad_batch([([5], [6]), ([5], [])], **IDS)  # an empty output is a legitimate target
+    np.testing.assert_array_equal(b.tgt_in, [[SOS, 6], [SOS, 0]])
+    np.testing.assert_array_equal(b.tgt_out, [[6, EOS], [EOS, 0]])
+    np.testing.assert_array_equal(b.tgt_lengths, [2, 1])
 
 
 @pytest.mark.parametrize("bucket", [False, True])

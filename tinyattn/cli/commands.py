@@ -2,28 +2,51 @@
 
 Also ``python -m tinyattn``. Every command works on a run directory (see
 `tinyattn.cli.run`). Bad input ends with one line on stderr and exit status 2,
-never a traceback (set ``TINYATTN_DEBUG=1`` to see one); Ctrl-C during
-training saves a checkpoint first (exit status 130) and ``--resume``
-continues from it.
+never a traceback (set ``TINYATTN_DEBUG=1`` to see one), and every option
+is checked before anything is written. Training that diverges (a NaN or
+inf loss or gradient) ends with one line and exit status 1, keeping the
+last good checkpoint. Ctrl-C during training saves a checkpoint first
+(exit status 130) and ``--resume`` continues from it; Ctrl-C at any other
+moment ends with one line and exit status 130.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import re
 import signal
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-from tinyattn.cli.evaluation import decode, evaluate_examples, format_metrics, plot_examples
-from tinyattn.cli.run import DataSpec, Run, RunError, encode_pairs, load_examples
+from tinyattn.cli.evaluation import (
+    decode,
+    evaluate_examples,
+    format_metrics,
+    plot_examples,
+    plot_paths,
+)
+from tinyattn.cli.run import (
+    FILES,
+    DataSpec,
+    Run,
+    RunError,
+    encode_pairs,
+    load_examples,
+    remove_run_files,
+    run_state,
+    same_source,
+)
 from tinyattn.data import TASKS, DataError, Vocab, detokenize, tokenize
 from tinyattn.seq2seq import ATTENTIONS
+from tinyattn.training.checkpoint import remove_stale_temps
 from tinyattn.training.optim import Adam
-from tinyattn.training.trainer import Interrupted, Trainer
+from tinyattn.training.trainer import Diverged, Interrupted, LossGrowthWarning, Trainer
 
 MODEL_DEFAULTS = {"cell": "gru", "attention": "bahdanau", "emb_size": 32, "hidden_size": 64,
                   "attn_size": None, "input_feeding": False, "bidirectional": True,
@@ -55,7 +78,8 @@ def _options(args, defaults: dict) -> dict:
 
 
 def _new_run(args, out: Path) -> tuple[Run, dict]:
-    spec = DataSpec(args.data, src_kind=args.src_kind, tgt_kind=args.tgt_kind,
+    source = args.data if args.data in TASKS else str(Path(args.data).resolve())
+    spec = DataSpec(source, src_kind=args.src_kind, tgt_kind=args.tgt_kind,
                     lowercase=not args.keep_case, max_len=args.max_len,
                     english_prefixes=args.english_prefixes, skip_bad=args.skip_bad,
                     swap=args.swap, split_seed=args.split_seed, train_size=args.train_size)
@@ -83,7 +107,7 @@ def _resumed_run(args, out: Path) -> tuple[Run, dict]:
                            "drop them to resume, or train a new run with another --out")
     if args.epochs is not None:
         run.train_options["epochs"] = args.epochs
-    if args.data != run.data.source:
+    if not same_source(args.data, run.data.source):
         raise CLIError(f"{out} was trained on {run.data.source!r}, not {args.data!r}")
     splits, info = load_examples(run.data)
     return run, {"splits": splits, "info": info}
@@ -105,20 +129,75 @@ def _print_epoch(r) -> None:
     _say(f"epoch {r.epoch}: train loss {r.train_loss:.4f}{valid_loss}, {r.seconds:.1f} s")
 
 
+def _prepare_out(args, out: Path) -> None:
+    """Refuse an --out that training would damage; with --overwrite, clear our old run."""
+    state = run_state(out)
+    if args.resume and args.overwrite:
+        raise CLIError("--resume and --overwrite contradict each other: give one")
+    if state == "file":
+        raise CLIError(f"--out {out} is a file, not a directory")
+    if state == "foreign":
+        raise CLIError(f"--out {out} is not empty and is not a tinyattn run (it has no "
+                       f"{FILES['config']} written by tinyattn train); tinyattn never writes "
+                       "into another's files: choose another --out")
+    if args.resume:
+        if state != "run":
+            raise CLIError(f"--resume: {out} holds no run to resume; train one without --resume")
+        if not (out / FILES["checkpoint"]).exists():
+            raise CLIError(f"--resume: {out} has no {FILES['checkpoint']} yet (training stopped "
+                           "before its first epoch ended); start it again with --overwrite")
+    elif state == "run" and not args.overwrite:
+        raise CLIError(f"--out {out} already holds a run; add --resume to continue it, "
+                       "--overwrite to replace it, or choose another --out")
+
+
+def _flag_names(message: str) -> str:
+    """An option's error in the command line's terms: ``input_feeding`` -> ``--input-feeding``."""
+    for key in (*MODEL_DEFAULTS, *TRAIN_DEFAULTS):
+        message = re.sub(rf"(?<![\w-]){key}\b", "--" + key.replace("_", "-"), message)
+    return message
+
+
+def _build(run: Run, args):
+    """Model, optimiser and trainer of a run; a bad option combination is
+    reported in the flags' names, before anything is written."""
+    opts = run.train_options
+    try:
+        model = run.build_model(opts["seed"])
+        trainer = Trainer(model, Adam(model.named_parameters(), lr=opts["lr"]),
+                          pad_id=Vocab.pad_id, sos_id=Vocab.sos_id, eos_id=Vocab.eos_id,
+                          batch_size=opts["batch_size"], clip=opts["clip"],
+                          rng=np.random.default_rng(opts["seed"]),
+                          show_progress=not args.quiet)
+    except (TypeError, ValueError) as err:
+        if args.resume:  # the options come from the run's config.json, not the flags
+            raise CLIError(f"{run.path('config')}: {err}") from None
+        raise CLIError(_flag_names(str(err))) from None
+    return model, trainer
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    _say(f"tinyattn train: warning: {_flag_names(str(message))}")
+
+
 def cmd_train(args) -> int:
     """``tinyattn train``: build or resume a run, fit, evaluate, draw; exit status."""
     out = Path(args.out) if args.out else Path("runs") / Path(args.data).stem
-    ckpt_exists = (out / "checkpoint.npz").exists()
-    if args.resume and not ckpt_exists:
-        raise CLIError(f"--resume: {out} has no checkpoint.npz to resume from")
-    if not args.resume and ckpt_exists:
-        raise CLIError(f"{out} already holds a run; add --resume to continue it or choose "
-                       "another --out")
+    _prepare_out(args, out)
     run, data = (_resumed_run if args.resume else _new_run)(args, out)
     splits, opts = data["splits"], run.train_options
+    model, trainer = _build(run, args)  # every option checked before anything is written
+    if args.resume:  # a damaged checkpoint is refused before anything is printed
+        trainer.resume(run.path("checkpoint"))
+    stale = remove_stale_temps(out)
+    if stale:
+        _say(f"removed {len(stale)} temporary file(s) left by an interrupted save: "
+             + " ".join(stale))
     if not args.resume:
+        if args.overwrite and run_state(out) == "run":
+            _say(f"--overwrite: replacing the run in {out} ("
+                 + ", ".join(remove_run_files(out)) + ")")
         run.save_config()
-    model = run.build_model(opts["seed"])
     info = dict(data["info"])
     skipped = info.pop("skipped_lines", 0)
     _say(f"data: {args.data}: " + ", ".join(f"{k} {v}" for k, v in info.items())
@@ -126,25 +205,29 @@ def cmd_train(args) -> int:
          + (f"; skipped {skipped} malformed lines (--skip-bad)" if skipped else ""))
     _say(f"model: {model.num_parameters():,} parameters, "
          + ", ".join(f"{k}={v}" for k, v in run.model_options.items()))
-    trainer = Trainer(model, Adam(model.named_parameters(), lr=opts["lr"]),
-                      pad_id=Vocab.pad_id, sos_id=Vocab.sos_id, eos_id=Vocab.eos_id,
-                      batch_size=opts["batch_size"], clip=opts["clip"],
-                      rng=np.random.default_rng(opts["seed"]), show_progress=not args.quiet)
     trainer.checkpoint_extra = run.vocab_extra()
     if args.resume:
-        trainer.resume(run.path("checkpoint"))
         _say(f"resumed {out}: {len(trainer.history)} epochs done")
     train = encode_pairs(splits["train"], run.src_vocab, run.tgt_vocab)
     valid = encode_pairs(splits["valid"], run.src_vocab, run.tgt_vocab)
     previous = _install_stop_handler(trainer)
     try:
-        trainer.fit(train, valid, epochs=opts["epochs"], patience=opts["patience"],
-                    checkpoint_path=run.path("checkpoint"), on_epoch=_print_epoch)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", LossGrowthWarning)
+            warnings.showwarning = _show_warning
+            trainer.fit(train, valid, epochs=opts["epochs"], patience=opts["patience"],
+                        checkpoint_path=run.path("checkpoint"), on_epoch=_print_epoch)
     except Interrupted as stop:
         trainer.save(run.path("checkpoint"))
         _say(f"{stop}; saved {run.path('checkpoint')}. Continue with: "
              f"tinyattn train {args.data} --out {out} --resume")
         return 130
+    except Diverged as err:
+        kept = (f"the checkpoint of epoch {len(trainer.history)} is kept"
+                if trainer.history else "no checkpoint was saved")
+        _say(f"tinyattn train: error: {err.what}; {kept}. Train again with --overwrite and a "
+             f"lower --lr (now {opts['lr']:g}) or --clip (now {opts['clip']:g})")
+        return 1
     finally:
         signal.signal(signal.SIGINT, previous)
     return _finish_training(run, model, splits, trainer, args)
@@ -215,10 +298,21 @@ def cmd_translate(args) -> int:
     if args.plot:
         if model.config["attention"] is None:
             raise CLIError("--plot: this model has no attention (attention=None)")
+        _refuse_existing(plot_paths(args.plot, "sentence", range(len(sources))), "--plot",
+                         args.overwrite)
         paths = plot_examples(model, run, sources, range(len(sources)), Path(args.plot),
                               prefix="sentence", beam=args.beam)
         _say("heatmaps: " + " ".join(str(p) for p in paths))
     return 0
+
+
+def _refuse_existing(paths, flag: str, overwrite: bool) -> None:
+    """A file the user named a directory for is replaced only with --overwrite."""
+    existing = [p for p in paths if p.exists()]
+    if existing and not overwrite:
+        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+        raise CLIError(f"{flag}: {existing[0]} already exists{more}; add --overwrite to "
+                       "replace it, or choose another directory")
 
 
 def _split(run: Run, name: str):
@@ -248,6 +342,8 @@ def cmd_plot(args) -> int:
         raise CLIError(f"--index {bad[0]} is out of range: the {args.split} split has "
                        f"{len(examples)} examples (0..{len(examples) - 1})")
     out = Path(args.out) if args.out else run.directory / "plots"
+    if args.out:  # RUN_DIR/plots is the run's own: redrawing there replaces old pictures
+        _refuse_existing(plot_paths(out, args.split, args.index), "--out", args.overwrite)
     paths = plot_examples(model, run, examples, args.index, out, prefix=args.split,
                           beam=args.beam)
     print("\n".join(str(p) for p in paths))
@@ -255,14 +351,21 @@ def cmd_plot(args) -> int:
 
 
 # ----- argument parsing -------------------------------------------------------
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+def _int_at_least(low: int, expected: str):
+    """An argparse type: an integer >= ``low``, else an error saying ``expected``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {value}")
+        return value
+    return parse
+
+
+_positive = _int_at_least(1, "a positive integer")
+_non_negative = _int_at_least(0, "an integer >= 0")
 
 
 def _positive_float(text: str) -> float:
@@ -270,8 +373,8 @@ def _positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
     return value
 
 
@@ -289,6 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"a task ({', '.join(TASKS)}) or a tab-separated file of pairs")
     t.add_argument("--out", help="run directory (default runs/<task or file name>)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out")
+    t.add_argument("--overwrite", action="store_true",
+                   help="replace the run in --out (only ever a tinyattn run)")
     m = t.add_argument_group("model (defaults: " + ", ".join(
         f"{k}={v}" for k, v in MODEL_DEFAULTS.items()) + ")")
     m.add_argument("--cell", choices=("gru", "lstm"))
@@ -307,7 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--batch-size", dest="batch_size", type=_positive)
     o.add_argument("--lr", type=_positive_float)
     o.add_argument("--clip", type=_positive_float)
-    o.add_argument("--seed", type=int)
+    o.add_argument("--seed", type=_non_negative)
     o.add_argument("--patience", type=_positive)
     d = t.add_argument_group("data")
     d.add_argument("--train-size", dest="train_size", type=_positive,
@@ -322,9 +427,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--skip-bad", action="store_true",
                    help="skip malformed TSV lines (and report how many) instead of stopping")
     d.add_argument("--swap", action="store_true", help="translate column 2 -> column 1")
-    d.add_argument("--split-seed", dest="split_seed", type=int, default=0)
+    d.add_argument("--split-seed", dest="split_seed", type=_non_negative, default=0)
     d.add_argument("--min-freq", dest="min_freq", type=_positive, default=1)
-    t.add_argument("--plots", type=int, default=3, help="alignment PNGs of test examples")
+    t.add_argument("--plots", type=_non_negative, default=3,
+                   help="alignment PNGs of test examples")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)
 
@@ -334,6 +440,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--beam", type=_positive, default=1, help="beam size (1 = greedy)")
     tr.add_argument("--n-best", dest="n_best", type=_positive, default=1)
     tr.add_argument("--plot", metavar="DIR", help="write each sentence's heatmap to DIR")
+    tr.add_argument("--overwrite", action="store_true",
+                    help="replace heatmaps already in --plot DIR")
     tr.set_defaults(func=cmd_translate)
 
     ev = sub.add_parser("evaluate", help="exact match, BLEU, alignment accuracy on a split")
@@ -350,6 +458,8 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--beam", type=_positive, default=1,
                     help="with a beam > 1, one heatmap per hypothesis")
     pl.add_argument("--out", help="directory (default RUN_DIR/plots)")
+    pl.add_argument("--overwrite", action="store_true",
+                    help="replace heatmaps already in --out DIR")
     pl.set_defaults(func=cmd_plot)
     return parser
 
@@ -366,6 +476,13 @@ def main(argv=None) -> int:
         message = str(e).splitlines()[0] if str(e) else type(e).__name__
         print(f"tinyattn {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        if os.environ.get("TINYATTN_DEBUG"):
+            raise
+        # Every file tinyattn writes is replaced atomically, so what is on disk is whole.
+        print(f"\ntinyattn {args.command}: interrupted (Ctrl-C); files written so far are "
+              "complete", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -112,6 +112,11 @@ def _words(tokens, eos: bool) -> list:
     return list(tokens) + (["<eos>"] if eos else [])
 
 
+def plot_paths(out_dir, prefix: str, indices) -> list[Path]:
+    """The PNG paths `plot_examples` writes: ``out_dir/<prefix>_<index>.png``."""
+    return [Path(out_dir) / f"{prefix}_{i}.png" for i in indices]
+
+
 def plot_examples(model, run, examples, indices, out_dir, *, prefix: str, beam: int = 1):
     """One heatmap PNG per chosen example (one figure of n-best heatmaps with
     ``beam > 1``); gold spans are outlined when the output equals the
@@ -120,12 +125,10 @@ def plot_examples(model, run, examples, indices, out_dir, *, prefix: str, beam: 
 
     from tinyattn.plot.heatmaps import plot_alignment, plot_hypotheses
 
-    out_dir = Path(out_dir)
     paths = []
-    for i in indices:
+    for i, path in zip(indices, plot_paths(out_dir, prefix, indices)):
         item = examples[i]
         src = _src(item)
-        path = out_dir / f"{prefix}_{i}.png"
         results = decode(model, run, [src], beam=beam, n_best=beam)[0]
         if beam > 1:
             labels = [_words(w, h.tokens[-1:] == [Vocab.eos_id]) for w, h in results]
@@ -144,9 +147,10 @@ def plot_examples(model, run, examples, indices, out_dir, *, prefix: str, beam: 
             verdict = "" if not ref else (": output = reference ✓" if words == ref else
                                           ": reference " + detokenize(ref, run.data.tgt_kind)
                                           + " ✗")
+            empty = " (empty output)" if not words else ""
             fig = plot_alignment(hyp.attention, src, labels, gold=gold, positions=p_t,
                                  window=window, path=path,
-                                 title=f"example {i}{verdict}")
+                                 title=f"example {i}{empty}{verdict}")
         plt.close(fig)
         paths.append(path)
     return paths

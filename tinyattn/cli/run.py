@@ -11,14 +11,23 @@ run directory::
         metrics.json         held-out scores after training
         loss.png, alignment_*.png
 
+``config.json``'s ``"format"`` field marks a directory as a run: ``train``
+writes only into a new or empty directory, or into a run with
+``--resume`` or ``--overwrite`` (docs/design.md §5), and never into a
+directory of someone else's files.
+
 Data comes either from a generated task (`tinyattn.data.TASKS`; the same
 splits as the files under ``data/``) or from a tab-separated sentence-pair
 file, filtered, tokenised and split deterministically by ``seed``, so
-``evaluate`` and ``plot`` rebuild exactly the splits ``train`` used.
+``evaluate`` and ``plot`` rebuild exactly the splits ``train`` used. A
+file is recorded by its absolute path and its sha256, so a run can be
+evaluated from any directory and a changed file is refused, not silently
+re-split.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import unicodedata
 from dataclasses import asdict, dataclass
@@ -26,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyattn._validate import check_dtype_name
 from tinyattn.data import (
     ENGLISH_PREFIXES,
     TASKS,
@@ -45,6 +55,10 @@ RUN_FORMAT = "tinyattn.cli.run"
 RUN_VERSION = 1
 FILES = {"config": "config.json", "checkpoint": "checkpoint.npz", "src_vocab": "src_vocab.json",
          "tgt_vocab": "tgt_vocab.json", "metrics": "metrics.json"}
+
+
+# What `Run.open` needs in a configuration's "train" section.
+TRAIN_KEYS = ("epochs", "batch_size", "lr", "clip", "seed", "patience", "max_decode_len")
 
 
 class RunError(ValueError):
@@ -71,6 +85,7 @@ class DataSpec:
     swap: bool = False
     split_seed: int = 0
     train_size: int | None = None
+    sha256: str | None = None  # of the file's bytes (None for a task)
 
     @property
     def is_task(self) -> bool:
@@ -86,6 +101,22 @@ def _mostly_cjk(sentences) -> bool:
     return sum(cjk(s) for s in sample) * 3 > len(sample)
 
 
+def file_sha256(path) -> str:
+    """The hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def same_source(given: str, stored: str) -> bool:
+    """Whether a data argument names the same task, or the same file, as a stored source."""
+    if given in TASKS or stored in TASKS:
+        return given == stored
+    return Path(given).resolve() == Path(stored).resolve()
+
+
 def load_examples(spec: DataSpec) -> tuple[dict[str, list[Example]], dict]:
     """The train/valid/test examples of ``spec`` and a summary (counts, skipped lines).
 
@@ -98,8 +129,15 @@ def load_examples(spec: DataSpec) -> tuple[dict[str, list[Example]], dict]:
         splits = make_splits(spec.source)
     else:
         path = Path(spec.source)
-        if not path.exists():
+        if not path.is_file():
             raise DataError(f"{spec.source}: no such task or file (tasks: {', '.join(TASKS)})")
+        digest = file_sha256(path)
+        if spec.sha256 is None:
+            spec.sha256 = digest
+        elif spec.sha256 != digest:
+            raise DataError(f"{spec.source} has changed since the run was trained on it "
+                            f"(sha256 {digest[:12]}…, the run recorded {spec.sha256[:12]}…): its "
+                            "splits would differ; restore the file or train a new run")
         pairs, skipped = read_pairs(path, skip_bad=spec.skip_bad, swap=spec.swap)
         info["skipped_lines"] = skipped
         spec.src_kind = spec.src_kind or ("zh" if _mostly_cjk(p.src for p in pairs) else "word")
@@ -137,6 +175,37 @@ def _write_json(path: Path, obj) -> None:
     write_text_atomic(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
 
 
+def run_state(directory: Path) -> str:
+    """``"absent"``, ``"empty"``, ``"run"`` (config.json carries our format tag),
+    ``"file"`` (not a directory) or ``"foreign"`` (anything else)."""
+    if not directory.exists():
+        return "absent"
+    if not directory.is_dir():
+        return "file"
+    try:
+        config = json.loads((directory / FILES["config"]).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        config = None
+    if isinstance(config, dict) and config.get("format") == RUN_FORMAT:
+        return "run"
+    return "foreign" if any(directory.iterdir()) else "empty"
+
+
+def remove_run_files(directory: Path) -> list[str]:
+    """Delete the files ``train`` writes in a run directory (for ``--overwrite``);
+    anything else in it is left alone. Returns the names removed."""
+    # config.json last: until it goes, the directory is still recognisably a run
+    ours = [directory / name for key, name in FILES.items() if key != "config"]
+    ours += [directory / "loss.png", *sorted(directory.glob("alignment_*.png"))]
+    ours.append(directory / FILES["config"])
+    removed = []
+    for path in ours:
+        if path.is_file():
+            path.unlink()
+            removed.append(path.name)
+    return removed
+
+
 @dataclass
 class Run:
     """A run directory's configuration, vocabularies and model."""
@@ -155,7 +224,7 @@ class Run:
     def build_model(self, seed: int) -> Seq2Seq:
         """A freshly initialised model of this run's configuration."""
         opts = dict(self.model_options)
-        dtype = np.dtype(opts.pop("dtype")).type
+        dtype = check_dtype_name(opts.pop("dtype", None))
         return Seq2Seq(len(self.src_vocab), len(self.tgt_vocab), pad_id=Vocab.pad_id,
                        rng=np.random.default_rng(seed), dtype=dtype, **opts)
 
@@ -167,6 +236,8 @@ class Run:
     def save_config(self) -> None:
         """Write the run's configuration JSON atomically."""
         self.directory.mkdir(parents=True, exist_ok=True)
+        # config.json first: its format tag marks the directory as ours, so an
+        # interrupted start leaves a run that --overwrite may replace
         _write_json(self.path("config"), {
             "format": RUN_FORMAT, "version": RUN_VERSION, "data": asdict(self.data),
             "model": self.model_options, "train": self.train_options})
@@ -197,12 +268,26 @@ class Run:
         if config.get("version") != RUN_VERSION:
             raise RunError(f"{config_path}: run format version {config.get('version')!r}; "
                            f"this tinyattn reads version {RUN_VERSION}")
+        for key in ("data", "model", "train"):
+            if not isinstance(config.get(key), dict):
+                raise RunError(f"{config_path}: {key!r} must be a JSON object, got "
+                               f"{type(config.get(key)).__name__}")
+        missing = [k for k in TRAIN_KEYS if k not in config["train"]]
+        if missing:
+            raise RunError(f"{config_path}: the training options lack {', '.join(missing)}")
+        vocabs = []
+        for key in ("src_vocab", "tgt_vocab"):
+            if not (directory / FILES[key]).is_file():
+                raise RunError(f"{directory}: {FILES[key]} is missing, so the run is incomplete; "
+                               "train it again with --overwrite")
+            vocabs.append(Vocab.load(directory / FILES[key]))
         try:
-            return cls(directory, DataSpec(**config["data"]), config["model"], config["train"],
-                       Vocab.load(directory / FILES["src_vocab"]),
-                       Vocab.load(directory / FILES["tgt_vocab"]))
-        except (KeyError, TypeError) as e:
-            raise RunError(f"{config_path}: incomplete or unknown field ({e})") from None
+            run = cls(directory, DataSpec(**config["data"]), config["model"], config["train"],
+                      *vocabs)
+            run.build_model(seed=0)  # the stored model options must build a model
+        except (KeyError, TypeError, ValueError) as e:
+            raise RunError(f"{config_path}: incomplete, unknown or invalid field ({e})") from None
+        return run
 
     def load_model(self) -> Seq2Seq:
         """The trained model; its checkpoint must match this run's configuration."""

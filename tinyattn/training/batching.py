@@ -43,13 +43,17 @@ def pad_ids(seqs, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def pad_batch(pairs, *, pad_id: int, sos_id: int, eos_id: int) -> Batch:
-    """Pad a list of ``(src_ids, tgt_ids)`` pairs into one `Batch`."""
+    """Pad a list of ``(src_ids, tgt_ids)`` pairs into one `Batch`.
+
+    An empty target is allowed (``tgt_in = <sos>``, ``tgt_out = <eos>``: an
+    undertrained model's empty output can be scored and drawn); an empty
+    source is not, since the encoder needs a token.
+    """
     if len(pairs) == 0:
         raise ValueError("pairs is empty: a batch needs at least one example")
-    for k, (src, tgt) in enumerate(pairs):
-        if len(src) == 0 or len(tgt) == 0:
-            which = "source" if len(src) == 0 else "target"
-            raise ValueError(f"example {k} has an empty {which} sequence")
+    for k, (src, _) in enumerate(pairs):
+        if len(src) == 0:
+            raise ValueError(f"example {k} has an empty source sequence")
     src, src_lengths = pad_ids([list(s) for s, _ in pairs], pad_id)
     tgt_in, tgt_lengths = pad_ids([[sos_id, *t] for _, t in pairs], pad_id)
     tgt_out, _ = pad_ids([[*t, eos_id] for _, t in pairs], pad_id)

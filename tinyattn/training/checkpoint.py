@@ -10,11 +10,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import uuid
-import zipfile
 from dataclasses import dataclass
 
 import numpy as np
+
+from tinyattn._validate import NonFiniteError, check_dtype_name
 
 FORMAT_VERSION = 1
 _MAGIC = "tinyattn-checkpoint"
@@ -65,6 +67,13 @@ def save_checkpoint(path, *, params, config, optimizer_state=None, extra=None,
     format_version : int
         Written to the file; only tests should change it.
 
+    Raises
+    ------
+    NonFiniteError
+        A ValueError, if a parameter or optimiser array holds NaN or inf (a
+        diverged model): nothing is written, so an earlier checkpoint at
+        ``path`` is kept.
+
     Notes
     -----
     The file is written to a temporary file in the same directory, flushed
@@ -72,7 +81,7 @@ def save_checkpoint(path, *, params, config, optimizer_state=None, extra=None,
     POSIX and Windows). If anything fails, the temporary file is removed and
     an earlier checkpoint at ``path`` is left intact.
     """
-    path = os.fspath(path)
+    path = check_path(path)
     if not isinstance(config, dict):
         raise TypeError(f"config must be a dict, got {type(config).__name__}")
     meta = {"format": _MAGIC, "format_version": format_version, "config": config,
@@ -86,7 +95,40 @@ def save_checkpoint(path, *, params, config, optimizer_state=None, extra=None,
     arrays.update(_arrays("optim/", {} if optimizer_state is None else optimizer_state,
                           "optimizer_state"))
     arrays.update(_arrays("extra/", {} if extra is None else extra, "extra"))
+    bad = [key for key, arr in arrays.items() if key.startswith(("param/", "optim/"))
+           and arr.dtype.kind in "fc" and not np.isfinite(arr).all()]
+    if bad:
+        raise NonFiniteError(f"cannot save checkpoint {path!r}: NaN or inf in {', '.join(bad)}; "
+                             "nothing was written (an earlier checkpoint there is kept)")
     atomic_write(path, lambda f: np.savez(f, **arrays), what="checkpoint")
+
+
+class CheckpointError(ValueError):
+    """A file that is not a readable tinyattn checkpoint; the message names the file."""
+
+
+def check_path(path, name: str = "path") -> str:
+    """``path`` as a str; a TypeError naming ``name`` unless it is a str or os.PathLike."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a file path (str or os.PathLike), "
+                        f"got {type(path).__name__}")
+    return os.fspath(path)
+
+
+def _read_meta(arrays: dict) -> dict:
+    """The parsed ``meta`` entry, checked field by field (ValueError says which is wrong)."""
+    if "meta" not in arrays:
+        raise ValueError("it has no 'meta' entry")
+    meta_arr = arrays.pop("meta")
+    if meta_arr.dtype.kind != "U" or meta_arr.ndim != 0:
+        raise ValueError(f"its 'meta' entry is a {meta_arr.dtype} array, not a JSON string")
+    try:
+        meta = json.loads(str(meta_arr))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"its 'meta' entry is not valid JSON ({err})") from None
+    if not isinstance(meta, dict) or meta.get("format") != _MAGIC:
+        raise ValueError("its 'meta' entry is not tinyattn metadata")
+    return meta
 
 
 def load_checkpoint(path) -> Checkpoint:
@@ -96,36 +138,53 @@ def load_checkpoint(path) -> Checkpoint:
     ------
     FileNotFoundError
         If ``path`` does not exist.
-    ValueError
-        If it is not a tinyattn checkpoint, or its format version is not
-        `FORMAT_VERSION`.
+    CheckpointError
+        A ValueError naming the file and what is wrong with it: not an
+        ``.npz`` archive, damaged (truncated, corrupt or unknown
+        compression), not tinyattn metadata, another format version, or
+        a field of the wrong type.
     """
-    path = os.fspath(path)
+    path = check_path(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"checkpoint file not found: {path!r}")
+    if os.path.isdir(path):
+        raise CheckpointError(f"{path!r} is a directory, not a checkpoint file")
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head != b"PK\x03\x04":  # numpy would call any other file "pickled data"
+        raise CheckpointError(f"{path!r} is not a tinyattn checkpoint: not an .npz (zip) "
+                              "archive" + (" (the file is empty)" if not head else ""))
     try:
         z = np.load(path, allow_pickle=False)
         if not isinstance(z, np.lib.npyio.NpzFile):
             raise ValueError("a single .npy array, not an .npz archive")
         with z:
             arrays = {k: z[k] for k in z.files}
-        meta = json.loads(str(arrays.pop("meta")))
-        if not isinstance(meta, dict) or meta.get("format") != _MAGIC:
-            raise ValueError("its 'meta' entry is not tinyattn metadata")
-    except (KeyError, ValueError, EOFError, zipfile.BadZipFile) as err:
-        why = "it has no 'meta' entry" if isinstance(err, KeyError) else str(err)
-        raise ValueError(f"{path!r} is not a tinyattn checkpoint: {why}") from err
+        meta = _read_meta(arrays)
+    except (MemoryError, KeyboardInterrupt):
+        raise
+    except Exception as err:  # zipfile, zlib and numpy raise many kinds
+        why = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise CheckpointError(f"{path!r} is not a tinyattn checkpoint, or is damaged: "
+                              f"{why}") from err
     version = meta.get("format_version")
     if version != FORMAT_VERSION:
-        raise ValueError(f"{path!r} has checkpoint format version {version!r}, but this "
-                         f"tinyattn reads format version {FORMAT_VERSION}")
+        raise CheckpointError(f"{path!r} has checkpoint format version {version!r}, but this "
+                              f"tinyattn reads format version {FORMAT_VERSION}")
+    if not isinstance(meta.get("config"), dict):
+        raise CheckpointError(f"{path!r} is damaged: meta.config must be a JSON object, got "
+                              f"{type(meta.get('config')).__name__}")
+    if not isinstance(meta.get("has_optimizer_state"), bool):
+        raise CheckpointError(f"{path!r} is damaged: meta.has_optimizer_state must be true or "
+                              f"false, got {meta.get('has_optimizer_state')!r}")
     out = {field: {} for field in _SECTIONS.values()}
     for key, arr in arrays.items():
         section = next((s for s in _SECTIONS if key.startswith(s)), None)
         if section is None:
-            raise ValueError(f"{path!r} is not a tinyattn checkpoint (unexpected key {key!r})")
+            raise CheckpointError(f"{path!r} is not a tinyattn checkpoint (unexpected key "
+                                  f"{key!r})")
         out[_SECTIONS[section]][key[len(section):]] = arr
-    out["optimizer_state"] = out["optimizer_state"] if meta.get("has_optimizer_state") else None
+    out["optimizer_state"] = out["optimizer_state"] if meta["has_optimizer_state"] else None
     return Checkpoint(config=meta["config"], format_version=version, **out)
 
 
@@ -171,7 +230,7 @@ def load_params_into(module, params) -> None:
                         f"with the checkpoint's dtype or convert the arrays with .astype")
     bad = [n for n in own if not np.isfinite(params[n]).all()]
     if bad:
-        raise ValueError(f"params contain NaN or inf: {bad}")
+        raise NonFiniteError(f"params contain NaN or inf: {bad}")
     for name, value in own.items():
         np.copyto(value, params[name])
 
@@ -189,7 +248,7 @@ def atomic_write(path, write, *, what: str = "file") -> None:
                                 "does not exist")
     # Same directory, so os.replace is a rename on one file system; "x" mode never
     # clobbers and, unlike mkstemp's 0o600, gives the usual umask permissions.
-    tmp = os.path.join(directory, f".{base}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp = os.path.join(directory, f".{base}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")  # _TEMP
     f = open(tmp, "xb")  # outside the try: on failure there is nothing of ours to remove
     try:
         with f:
@@ -207,6 +266,41 @@ def atomic_write(path, write, *, what: str = "file") -> None:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+# The temporary files of atomic_write: ".<name>.<pid>.<8 hex>.tmp".
+_TEMP = re.compile(r"^\.(?P<base>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$")
+
+
+def _running(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # this process is not writing while it cleans up
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True  # someone else's process, or cannot tell: leave its file alone
+    return True
+
+
+def remove_stale_temps(directory) -> list[str]:
+    """Delete the temporary files `atomic_write` left in ``directory`` when
+    its process was killed mid-write; returns their names.
+
+    Only names of `atomic_write`'s own pattern whose process is no longer
+    running are touched; any other file is left alone.
+    """
+    removed = []
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        for entry in os.scandir(directory):
+            match = _TEMP.match(entry.name)
+            if match and entry.is_file(follow_symlinks=False) \
+                    and not _running(int(match["pid"])):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+                    removed.append(entry.name)
+    return sorted(removed)
 
 
 def write_text_atomic(path, text: str) -> None:
@@ -230,11 +324,18 @@ class SavesCheckpoints:
     @classmethod
     def load(cls, path):
         """Build the model a checkpoint describes and load its parameters."""
+        path = check_path(path)
         ckpt = load_checkpoint(path)
         config = dict(ckpt.config)
-        dtype = np.dtype(config.pop("dtype")).type
-        model = cls(**config, rng=np.random.default_rng(0), dtype=dtype)
-        load_params_into(model, ckpt.params)
+        try:
+            dtype = check_dtype_name(config.pop("dtype"))
+            model = cls(**config, rng=np.random.default_rng(0), dtype=dtype)
+        except KeyError:
+            raise CheckpointError(f"{path!r}: its configuration has no 'dtype'") from None
+        except (TypeError, ValueError) as err:
+            raise CheckpointError(f"{path!r}: its configuration does not build a "
+                                  f"{cls.__name__}: {err}") from None
+        _load_params(model, ckpt, path)
         return model
 
     def load_weights(self, path):
@@ -242,6 +343,7 @@ class SavesCheckpoints:
 
         Returns the `Checkpoint` (for the optimiser state and extras).
         """
+        path = check_path(path)
         ckpt = load_checkpoint(path)
         diff = {k: (self.config.get(k), ckpt.config.get(k))
                 for k in set(self.config) | set(ckpt.config)
@@ -251,5 +353,13 @@ class SavesCheckpoints:
                               sorted(diff.items()))
             raise ValueError(f"checkpoint {str(path)!r} was saved from another "
                              f"configuration ({shown})")
-        load_params_into(self, ckpt.params)
+        _load_params(self, ckpt, path)
         return ckpt
+
+
+def _load_params(model, ckpt: Checkpoint, path: str) -> None:
+    """`load_params_into`, its errors prefixed with the file's name."""
+    try:
+        load_params_into(model, ckpt.params)
+    except (TypeError, ValueError) as err:
+        raise type(err)(f"{path!r}: {err}") from None

@@ -15,18 +15,44 @@ checkpoints that resume exactly.
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
-from dataclasses import asdict, dataclass
+import warnings
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
+from tinyattn._validate import NonFiniteError, check_rng, check_size, is_int
 from tinyattn.training.batching import make_batches
 from tinyattn.training.optim import clip_grad_norm
+
+# An epoch's training loss this many times the first batch's loss means
+# training is running away even though every number is still finite.
+GROWTH_WARNING = 10.0
 
 
 class Interrupted(Exception):
     """Training stopped between two batches because `Trainer.stop_requested` was set."""
+
+
+class Diverged(NonFiniteError):
+    """The loss or the gradients became NaN or inf during training.
+
+    Raised before the optimiser touches the parameters of the failing
+    batch and before any checkpoint of the failing epoch is written, so the
+    last checkpoint (of the last finished epoch) stays good. ``epoch`` and
+    ``batch`` (1-based) say where.
+    """
+
+    def __init__(self, what: str, *, epoch: int, batch: int, lr: float):
+        super().__init__(f"{what}; the last finished epoch's checkpoint is kept. Lower the "
+                         f"learning rate (lr={lr:g}) or the clipping norm")
+        self.what, self.epoch, self.batch = what, epoch, batch
+
+
+class LossGrowthWarning(UserWarning):
+    """An epoch's training loss grew far above its starting value (finite, but diverging)."""
 
 
 @dataclass
@@ -39,6 +65,36 @@ class EpochRecord:
     seconds: float  # training time of the epoch (validation not included)
     grad_norm: float  # mean global gradient norm before clipping
     lr: float
+
+
+def _is_ids(seq) -> bool:
+    """A list, tuple or 1-d int array of non-negative ids (no bools, no floats)."""
+    if isinstance(seq, np.ndarray):
+        return seq.ndim == 1 and seq.dtype.kind in "iu" and bool((seq >= 0).all())
+    return isinstance(seq, (list, tuple)) and all(
+        (type(t) is int or is_int(t)) and t >= 0 for t in seq)
+
+
+def check_pairs(pairs, name: str) -> None:
+    """``pairs`` must be a non-empty sequence of ``(src_ids, tgt_ids)``: int ids, a
+    non-empty source (an empty target is fine: the model learns to say ``<eos>``)."""
+    if not hasattr(pairs, "__len__") or isinstance(pairs, (str, bytes, dict)):
+        raise TypeError(f"{name} must be a list of (src_ids, tgt_ids) pairs, "
+                        f"got {type(pairs).__name__}")
+    if len(pairs) == 0:
+        raise ValueError(f"{name} is empty: there is nothing to train or evaluate on")
+    for k, pair in enumerate(pairs):
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            got = f"{len(pair)} items" if isinstance(pair, (tuple, list)) else \
+                type(pair).__name__
+            raise ValueError(f"{name}[{k}] must be a pair (src_ids, tgt_ids), got {got}")
+        for side, seq in zip(("source", "target"), pair):
+            if not _is_ids(seq):
+                raise TypeError(f"{name}[{k}]: the {side} must be a list of non-negative int "
+                                f"token ids, got {seq!r:.80}")
+        if len(pair[0]) == 0:
+            raise ValueError(f"{name}[{k}] has an empty source: the encoder needs at least "
+                             "one token")
 
 
 def progress(items, desc: str, enabled: bool = True):
@@ -92,6 +148,23 @@ class Trainer:
 
     def __init__(self, model, optimizer, *, pad_id, sos_id, eos_id, batch_size=32, clip=5.0,
                  schedule=None, bucket=True, rng, show_progress=True):
+        for name, value in (("pad_id", pad_id), ("sos_id", sos_id), ("eos_id", eos_id)):
+            check_size(value, name, low=0)
+        model_pad = getattr(model, "pad_id", None)
+        if model_pad is not None and model_pad != pad_id:
+            raise ValueError(f"pad_id must be the model's pad_id {model_pad}, got {pad_id!r}")
+        check_size(batch_size, "batch_size")
+        if clip is not None and not (isinstance(clip, (int, float, np.floating)) and not
+                                     isinstance(clip, bool) and 0 < clip < math.inf):
+            raise ValueError(f"clip must be None or a positive finite number, got {clip!r}")
+        for name, value in (("bucket", bucket), ("show_progress", show_progress)):
+            if not isinstance(value, (bool, np.bool_)):
+                raise TypeError(f"{name} must be True or False, got {value!r}")
+        check_rng(rng)
+        for name in ("step", "zero_grad", "state_dict", "load_state_dict"):
+            if not callable(getattr(optimizer, name, None)):
+                raise TypeError(f"optimizer must be an optimiser of tinyattn.training.optim "
+                                f"(SGD, Adam), got {type(optimizer).__name__}")
         self.model, self.optimizer, self.schedule = model, optimizer, schedule
         self.ids = dict(pad_id=pad_id, sos_id=sos_id, eos_id=eos_id)
         self.batch_size, self.clip, self.bucket = batch_size, clip, bucket
@@ -116,20 +189,15 @@ class Trainer:
         self.rng.bit_generator.state = ep["rng"]  # the same batches after a resume
         batches = make_batches(pairs, self.batch_size, rng=self.rng, bucket=self.bucket,
                                **self.ids)
-        desc = f"epoch {len(self.history) + 1}"
+        epoch = len(self.history) + 1
         self.model.train()
         start = time.perf_counter()
         try:
-            for batch in progress(batches[ep["done"]:], desc, self.show_progress):
+            for batch in progress(batches[ep["done"]:], f"epoch {epoch}", self.show_progress):
                 if self.stop_requested:
                     raise Interrupted(f"stopped after {ep['done']} of {len(batches)} batches "
-                                      f"of epoch {len(self.history) + 1}")
-                self.model.zero_grad()
-                loss = self.model(*batch)
-                self.model.backward()
-                # max_norm = inf measures the norm without clipping
-                norm = clip_grad_norm(self.model, self.clip if self.clip else np.inf)
-                self.optimizer.step()
+                                      f"of epoch {epoch}")
+                loss, norm = self._step(batch, epoch, ep["done"] + 1, len(batches))
                 ep["loss_sum"] += loss * batch.n_tokens
                 self.batch_losses.append(float(loss))
                 ep["tokens"] += batch.n_tokens
@@ -141,10 +209,36 @@ class Trainer:
         self.last_epoch_seconds = ep["seconds"]
         return ep["loss_sum"] / ep["tokens"], ep["norm_sum"] / len(batches)
 
+    def _step(self, batch, epoch: int, k: int, n: int) -> tuple[float, float]:
+        """Forward, backward, clip and update on one batch: (loss, gradient norm).
+
+        Non-finite values raise `Diverged` before the optimiser step, so a
+        NaN never reaches the parameters; numpy's overflow warnings are
+        silenced here because these checks report the fault instead.
+        """
+        stage = "the model's activations became NaN or inf (its weights have grown too large)"
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            try:
+                self.model.zero_grad()
+                loss = self.model(*batch)
+                if not math.isfinite(loss):
+                    stage = f"the loss became {loss}"
+                    raise NonFiniteError(stage)
+                self.model.backward()
+                stage = "the gradients became NaN or inf"
+                # max_norm = inf measures the norm without clipping
+                norm = clip_grad_norm(self.model, self.clip if self.clip else np.inf)
+                self.optimizer.step()
+            except NonFiniteError as err:
+                if stage.startswith("the gradients"):
+                    stage += f" ({err})"
+                raise Diverged(f"training diverged at epoch {epoch}, batch {k} of {n}: {stage}",
+                               epoch=epoch, batch=k, lr=self.optimizer.lr) from err
+        return loss, norm
+
     def evaluate(self, pairs) -> float:
         """Mean loss per real target token over ``pairs`` (no update)."""
-        if len(pairs) == 0:
-            raise ValueError("pairs is empty: nothing to evaluate")
+        check_pairs(pairs, "pairs")
         total = tokens = 0.0
         was_training = self.model.training
         self.model.eval()
@@ -163,10 +257,42 @@ class Trainer:
 
         With ``checkpoint_path``, a checkpoint is written after every epoch;
         ``on_epoch(record)`` is called after each epoch (to print it, say).
+
+        Raises
+        ------
+        Diverged
+            When the loss or gradients become NaN or inf; nothing of the
+            failing epoch is saved. A finite loss that grows to
+            `GROWTH_WARNING` times its first batch's value gives a
+            `LossGrowthWarning` instead.
         """
+        check_pairs(train_pairs, "train_pairs")
+        if valid_pairs is not None:
+            check_pairs(valid_pairs, "valid_pairs")
+        check_size(epochs, "epochs")
+        check_size(patience, "patience", none_ok=True)
+        if on_epoch is not None and not callable(on_epoch):
+            raise TypeError(f"on_epoch must be None or a function of the epoch's record, "
+                            f"got {type(on_epoch).__name__}")
         while len(self.history) < epochs:
             train_loss, grad_norm = self.train_epoch(train_pairs)
-            valid_loss = None if valid_pairs is None else self.evaluate(valid_pairs)
+            epoch = len(self.history) + 1
+            try:
+                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                    valid_loss = None if valid_pairs is None else self.evaluate(valid_pairs)
+            except NonFiniteError:
+                valid_loss = math.nan  # an activation overflowed: the same divergence
+            if valid_loss is not None and not math.isfinite(valid_loss):
+                raise Diverged(f"training diverged at epoch {epoch}: the validation loss "
+                               f"became {valid_loss}", epoch=epoch, batch=0,
+                               lr=self.optimizer.lr)
+            first = self.batch_losses[0]
+            if train_loss > GROWTH_WARNING * first:
+                warnings.warn(LossGrowthWarning(
+                    f"epoch {epoch}: the training loss {train_loss:.4g} is "
+                    f"{train_loss / first:.3g} times the first batch's {first:.4g}; training "
+                    f"is diverging: lower the learning rate (lr={self.optimizer.lr:g})"),
+                    stacklevel=2)
             record = EpochRecord(len(self.history) + 1, train_loss, valid_loss,
                                  self.last_epoch_seconds, grad_norm, self.optimizer.lr)
             self.history.append(record)
@@ -179,7 +305,12 @@ class Trainer:
             elif valid_loss is not None:
                 self.bad_epochs += 1
             if checkpoint_path is not None:
-                self.save(checkpoint_path)
+                try:
+                    self.save(checkpoint_path)
+                except NonFiniteError as err:  # the last update overflowed a weight
+                    raise Diverged(f"training diverged at epoch {epoch}: the weights became "
+                                   f"NaN or inf ({err})", epoch=epoch, batch=0,
+                                   lr=self.optimizer.lr) from err
             if patience is not None and self.bad_epochs >= patience:
                 break
         return self.history
@@ -201,21 +332,63 @@ class Trainer:
             extra.update({f"schedule/{k}": v for k, v in self.schedule.state_dict().items()})
         self.model.save(path, optimizer=self.optimizer, extra=extra)
 
+    def _restore(self, state) -> None:
+        """Apply a `_state` dict, checking each field; nothing is changed on error."""
+        if not isinstance(state, dict):
+            raise TypeError(f"expected a JSON object, got {type(state).__name__}")
+        names = [f.name for f in fields(EpochRecord)]
+        if not isinstance(state["history"], list):
+            raise TypeError(f"history must be a list, got {type(state['history']).__name__}")
+        history = []
+        for k, r in enumerate(state["history"]):
+            if not isinstance(r, dict) or sorted(r) != sorted(names):
+                raise ValueError(f"history[{k}] must have the fields {names}, got {r!r}")
+            history.append(EpochRecord(**r))
+        rng = np.random.default_rng()
+        try:
+            rng.bit_generator.state = state["rng"]
+        except (TypeError, ValueError, KeyError) as err:
+            raise ValueError(f"rng: not a {type(self.rng.bit_generator).__name__} state "
+                             f"({err})") from None
+        best = state["best_valid"]
+        if best is not None and not (isinstance(best, (int, float)) and math.isfinite(best)):
+            raise ValueError(f"best_valid must be null or a finite number, got {best!r}")
+        if not is_int(state["bad_epochs"]) or state["bad_epochs"] < 0:
+            raise ValueError(f"bad_epochs must be an int >= 0, got {state['bad_epochs']!r}")
+        losses = state.get("batch_losses", [])
+        if not isinstance(losses, list) or not all(
+                isinstance(x, (int, float)) and math.isfinite(x) for x in losses):
+            raise ValueError("batch_losses must be a list of finite numbers")
+        epoch = state.get("epoch_in_progress")
+        keys = {"rng", "done", "loss_sum", "tokens", "norm_sum", "seconds"}
+        if epoch is not None and (not isinstance(epoch, dict) or set(epoch) != keys):
+            raise ValueError(f"epoch_in_progress must be null or an object with the keys "
+                             f"{sorted(keys)}, got {epoch!r}")
+        self.history, self.best_valid = history, np.inf if best is None else best
+        self.rng.bit_generator.state = state["rng"]
+        self.bad_epochs, self._epoch, self.batch_losses = state["bad_epochs"], epoch, list(losses)
+
     def resume(self, path) -> Trainer:
         """Load a checkpoint written by `save` and continue from it."""
         ckpt = self.model.load_weights(path)
         if ckpt.optimizer_state is None or "trainer" not in ckpt.extra:
             raise ValueError(f"{str(path)!r} is a model checkpoint without training state; "
                              "it can be loaded with Seq2Seq.load but not resumed")
-        self.optimizer.load_state_dict(ckpt.optimizer_state)
-        state = json.loads(str(ckpt.extra["trainer"]))
-        self.history = [EpochRecord(**r) for r in state["history"]]
-        self.rng.bit_generator.state = state["rng"]
-        self.best_valid = np.inf if state["best_valid"] is None else state["best_valid"]
-        self.bad_epochs = state["bad_epochs"]
-        self._epoch = state.get("epoch_in_progress")
-        self.batch_losses = list(state.get("batch_losses", []))
+        try:
+            self.optimizer.load_state_dict(ckpt.optimizer_state)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{str(path)!r}: the optimiser state is unusable: {err}") from None
+        try:
+            self._restore(json.loads(str(ckpt.extra["trainer"])))
+        except (TypeError, ValueError, KeyError) as err:
+            why = f"missing field {err}" if isinstance(err, KeyError) else err
+            raise ValueError(f"{str(path)!r}: the training state stored in it is malformed "
+                             f"({why})") from None
         if self.schedule is not None:
-            self.schedule.load_state_dict({k[len("schedule/"):]: v for k, v in ckpt.extra.items()
-                                           if k.startswith("schedule/")})
+            try:
+                self.schedule.load_state_dict({k[len("schedule/"):]: v for k, v in
+                                               ckpt.extra.items() if k.startswith("schedule/")})
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"{str(path)!r}: the schedule state is unusable: {err}") \
+                    from None
         return self
