@@ -512,7 +512,7 @@ def plot_alignment():
     ({"ax": "left"}, TypeError, "ax must be None or a matplotlib Axes, got str"),
     ({"cmap": "nonesuch"}, ValueError, "cmap must be a matplotlib colormap name"),
     ({"title": 3}, TypeError, "title must be None or a str, got int"),
-    ({"path": 3}, TypeError, "path must be a str or os.PathLike"),
+    ({"path": 3}, TypeError, r"path must be a file path \(str or os.PathLike\) ending in "),
 ])
 def test_plot_alignment_bad_input(plot_alignment, kw, error, message):
     args = {"alpha": np.full((2, 2), 0.5), "src_tokens": ["a", "b"], "tgt_tokens": ["c", "d"],

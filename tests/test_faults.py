@@ -26,7 +26,7 @@ from tinyattn.training.checkpoint import (
     save_checkpoint,
 )
 from tinyattn.training.optim import Adam
-from tinyattn.training.trainer import Diverged, LossGrowthWarning, Trainer
+from tinyattn.training.trainer import Diverged, Interrupted, LossGrowthWarning, Trainer
 
 from .cli_helpers import FIXTURES, TINY, run_cli, train_dates
 
@@ -181,6 +181,85 @@ def test_d3_every_single_byte_corruption_is_a_clear_error(tmp_path):
             assert "bad.npz" in str(err), (k, err)
 
 
+def test_d3_array_header_claiming_terabytes(tmp_path):
+    """An .npy header that claims a (4e11, 2) array: one CheckpointError naming
+    the file, never a MemoryError traceback."""
+    import io
+    path = tmp_path / "m.npz"
+    _model().save(path)
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    name = next(k for k in arrays if k.startswith("param/"))
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f8", "fortran_order": False, "shape": (400_000_000_000, 2)})
+    with zipfile.ZipFile(path, "w") as zf:
+        for key, value in arrays.items():
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, value, allow_pickle=False)
+            data = (b"\x93NUMPY\x01\x00" + header.getvalue()[8:] + b"\0" * 64
+                    if key == name else buf.getvalue())
+            zf.writestr(key + ".npy", data)
+    with pytest.raises(CheckpointError) as err:
+        Seq2Seq.load(path)
+    assert "m.npz" in str(err.value)
+
+
+def test_out_of_memory_is_one_line(tmp_path, capsys, monkeypatch):
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+    monkeypatch.setattr(Run, "build_model", no_memory)
+    code, _, err = run_cli(capsys, "train", "dates", "--out", tmp_path / "r", *TINY)
+    assert code == 2 and err.strip() == ("tinyattn train: error: out of memory; choose smaller "
+                                         "sizes (--hidden-size, --emb-size, --batch-size, "
+                                         "--beam)")
+    assert not (tmp_path / "r").exists()
+
+
+def test_older_checkpoints_with_an_ignored_attn_size_still_load(tmp_path):
+    """Earlier versions stored attn_size for attentions that ignored it; the
+    constructor now refuses that, but such checkpoints and runs still load."""
+    path = tmp_path / "m.npz"
+    model = Seq2Seq(5, 6, emb_size=3, hidden_size=4, attention="dot",
+                    rng=np.random.default_rng(0))
+    model.save(path)
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(str(arrays["meta"]))
+    meta["config"]["attn_size"] = 7
+    arrays["meta"] = np.array(json.dumps(meta))
+    np.savez(path, **arrays)
+    loaded = Seq2Seq.load(path)
+    assert loaded.config["attn_size"] is None
+    model.load_weights(path)
+
+
+def test_older_run_with_an_ignored_attn_size(trained, tmp_path, capsys):
+    run = _copy(trained, tmp_path)
+    _edit_config(run, lambda c: c["model"].update(attention="dot", attn_size=7))
+    r = Run.open(run)  # a dot model's weights, as the older run would hold
+    r.build_model(seed=0).save(run / "checkpoint.npz", extra=r.vocab_extra())
+    code, out, err = run_cli(capsys, "translate", run, "12/25/84")
+    assert code == 0, err
+
+
+@pytest.mark.parametrize("damage, why", [
+    (lambda a: np.full_like(a, np.nan), "NaN or inf"),
+    (lambda a: a.astype(np.float32), "wrong dtype"),
+    (lambda a: a[:1], "shape mismatches"),
+])
+def test_d3_parameters_that_do_not_match_the_configuration(tmp_path, damage, why):
+    path = tmp_path / "m.npz"
+    _model().save(path)
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["param/decoder.out.W"] = damage(arrays["param/decoder.out.W"])
+    np.savez(path, **arrays)
+    with pytest.raises(CheckpointError, match=f"m.npz' is damaged: its parameters do not "
+                                              f"match its configuration: .*{why}"):
+        Seq2Seq.load(path)
+
+
 def test_load_path_argument():
     with pytest.raises(TypeError, match="path must be a file path.*got NoneType"):
         Seq2Seq.load(None)
@@ -237,6 +316,44 @@ def test_d4_divergence_raises_and_keeps_the_good_checkpoint(tmp_path):
     with pytest.raises(ValueError, match="NaN or inf"):
         trainer.save(path)
     assert path.read_bytes() == good
+
+
+def test_d4_weights_overflowed_by_an_epochs_last_update(tmp_path):
+    """The last update of epoch 2 makes a weight NaN: epoch 2 is neither recorded
+    nor saved, and Diverged names epoch 2 while history (and the file) stop at 1."""
+    path = tmp_path / "ckpt.npz"
+    model = _model()
+    trainer = _trainer(model)
+    step, calls = trainer.optimizer.step, []
+
+    def poisoned_step():
+        step()
+        calls.append(1)
+        if len(calls) == 10:  # 5 batches per epoch: the last one of epoch 2
+            next(model.named_parameters())[1][0] = np.nan
+    trainer.optimizer.step = poisoned_step
+    with pytest.raises(Diverged, match=r"training diverged at epoch 2: NaN or inf in ") as err:
+        trainer.fit(_pairs(), epochs=3, checkpoint_path=path)  # no validation loss to see it
+    assert err.value.epoch == 2 and len(trainer.history) == 1
+    assert len(_trainer(_model()).resume(path).history) == 1
+
+
+def test_ctrl_c_in_the_last_batch_still_stops(tmp_path):
+    """stop_requested set during an epoch's last batch: the epoch is saved, then
+    Interrupted (a Ctrl-C is never silently ignored)."""
+    path = tmp_path / "ckpt.npz"
+    trainer = _trainer(_model())
+    step, calls = trainer.optimizer.step, []
+
+    def step_then_stop():
+        step()
+        calls.append(1)
+        if len(calls) == 5:
+            trainer.stop_requested = True
+    trainer.optimizer.step = step_then_stop
+    with pytest.raises(Interrupted, match="stopped after epoch 1"):
+        trainer.fit(_pairs(), epochs=3, checkpoint_path=path)
+    assert len(_trainer(_model()).resume(path).history) == 1
 
 
 # ----- D5: divergence in the user's terms, no numpy warning ------------------
@@ -333,15 +450,72 @@ def _rewrite(path, *, trainer=None, optim=None):
     (lambda s: json.dumps({**s, "history": [{"epoch": 1}]}), "history\\[0\\] must have"),
     (lambda s: json.dumps({k: v for k, v in s.items() if k != "bad_epochs"}),
      "missing field 'bad_epochs'"),
-    (lambda s: json.dumps({**s, "best_valid": "x"}), "best_valid must be null or a finite"),
+    (lambda s: json.dumps({**s, "best_valid": "x"}), "best_valid must be a finite number"),
+    (lambda s: json.dumps({**s, "history": [{**s["history"][0], "seconds": "x"}]}),
+     r"history\[0\]\.seconds must be a number in \[0, inf\)"),
+    (lambda s: json.dumps({**s, "history": [{**s["history"][0], "train_loss": None}]}),
+     r"history\[0\]\.train_loss must be"),
+    (lambda s: json.dumps({**s, "history": [{**s["history"][0], "epoch": 3}]}),
+     r"history\[0\]\.epoch must be 1, got 3"),
+    (lambda s: json.dumps({**s, "batch_losses": [1.0, -2.0]}), r"batch_losses\[1\] must be"),
+    (lambda s: json.dumps({**s, "epoch_in_progress": {**_EPOCH, "rng": s["rng"], "done": "x"}}),
+     "epoch_in_progress.done must be"),
+    (lambda s: json.dumps({**s, "epoch_in_progress": {**_EPOCH, "rng": 1}}),
+     "epoch_in_progress.rng: not a PCG64 state"),
+    (lambda s: json.dumps({**s, "epoch_in_progress": {**_EPOCH, "rng": s["rng"],
+                                                      "loss_sum": "a"}}),
+     "epoch_in_progress.loss_sum must be"),
+    (lambda s: json.dumps({**s, "epoch_in_progress": {**_EPOCH, "rng": s["rng"], "done": 0}}),
+     "0 batches done but 30 tokens counted"),
 ])
 def test_d8_malformed_trainer_state(tmp_path, edit, why):
     path = tmp_path / "ckpt.npz"
     _trainer(_model()).fit(_pairs(), epochs=1, checkpoint_path=path)
     _rewrite(path, trainer=edit)
+    model = Seq2Seq(7, 6, emb_size=3, hidden_size=4, attention="bahdanau",
+                    rng=np.random.default_rng(5))  # other weights than the checkpoint's
+    before = {n: v.copy() for n, v, _ in model.named_parameters()}
+    trainer = _trainer(model)
     with pytest.raises(ValueError, match=why) as err:
-        _trainer(_model()).resume(path)
+        trainer.resume(path)
     assert "ckpt.npz" in str(err.value)
+    # all or nothing: a refused resume leaves the model and the trainer as they were
+    assert all(np.array_equal(v, before[n]) for n, v, _ in model.named_parameters())
+    assert trainer.history == [] and trainer._epoch is None
+    assert all(not np.any(v) for v in trainer.optimizer.state_dict().values()
+               if isinstance(v, np.ndarray) and v.ndim)
+
+
+_EPOCH = {"done": 2, "loss_sum": 10.0, "tokens": 30, "norm_sum": 1.0, "seconds": 0.5}
+
+
+def test_d8_epoch_in_progress_beyond_the_data(tmp_path):
+    """A checkpoint's epoch in progress that has done more batches than the data
+    makes (the data or batch size changed): a clear error, not ZeroDivisionError."""
+    path = tmp_path / "ckpt.npz"
+    trainer = _trainer(_model())
+    trainer.fit(_pairs(), epochs=1, checkpoint_path=path)
+    _rewrite(path, trainer=lambda s: json.dumps(
+        {**s, "epoch_in_progress": {**_EPOCH, "rng": s["rng"], "done": 999}}))
+    trainer = _trainer(_model()).resume(path)
+    with pytest.raises(ValueError, match="had done 999 batches, but the training data makes 5"):
+        trainer.fit(_pairs(), epochs=2)
+
+
+def test_d8_rng_of_another_kind(tmp_path):
+    """A PCG64DXSM trainer saves and resumes; a generator whose state JSON cannot
+    hold is refused when the trainer is built, not when it first saves."""
+    path = tmp_path / "ckpt.npz"
+    model = _model()
+    make = lambda rng: Trainer(model, Adam(model.named_parameters(), lr=0.01),  # noqa: E731
+                               pad_id=0, sos_id=1, eos_id=2, batch_size=8, rng=rng,
+                               show_progress=False)
+    make(np.random.Generator(np.random.PCG64DXSM(0))).fit(_pairs(), epochs=1,
+                                                          checkpoint_path=path)
+    make(np.random.Generator(np.random.PCG64DXSM(1))).resume(path)
+    with pytest.raises(TypeError, match="rng must be a Generator whose state a checkpoint can "
+                                        "store.*got one on MT19937"):
+        make(np.random.Generator(np.random.MT19937(0)))
 
 
 def test_d8_nan_in_adam_state(tmp_path):
@@ -366,12 +540,27 @@ def test_d9_stale_temp_files_are_removed(trained, tmp_path, capsys):
     live.write_bytes(b"busy")
     mine = run / "checkpoint.npz.tmp"  # not our pattern: never touched
     mine.write_bytes(b"x")
-    assert remove_stale_temps(run) == [stale.name]
-    assert live.exists() and mine.exists()
+    other = run / ".notes.txt.999999999.0123abcd.tmp"  # our pattern, not a run file's
+    other.write_bytes(b"x")
+    assert remove_stale_temps(run, ["checkpoint.npz"]) == [stale.name]
+    assert live.exists() and mine.exists() and other.exists()
     stale.write_bytes(b"half")
     code, _, err = run_cli(capsys, "train", "dates", "--out", run, "--resume", "--epochs", "2",
                            "--quiet", "--plots", "0")
     assert code == 0 and "removed 1 temporary file(s)" in err and not stale.exists()
+
+
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
+def test_d9_killed_first_save_does_not_lock_the_directory(tmp_path, capsys, overwrite):
+    """A SIGKILL while the very first config.json was written leaves only its
+    temporary file: the directory is still free for a new run."""
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / ".config.json.999999999.0123abcd.tmp").write_text("{")
+    code, _, err = run_cli(capsys, "train", "dates", "--out", out, *TINY, *overwrite)
+    assert code == 0, err
+    assert "removed 1 temporary file(s)" in err
+    assert not list(out.glob(".*.tmp"))
 
 
 @pytest.mark.parametrize("where", ["start-up", "final evaluation"])
@@ -423,9 +612,9 @@ def test_zipfile_sanity():
 # ----- D10 (the Trainer's part): arguments checked when given, by name --------
 @pytest.mark.parametrize("kwargs, error, message", [
     ({"rng": None}, TypeError, "rng must be a numpy.random.Generator"),
-    ({"clip": -1}, ValueError, "clip must be None or a positive finite number, got -1"),
-    ({"clip": float("nan")}, ValueError, "clip must be None or a positive finite number"),
-    ({"clip": True}, ValueError, "clip must be None or a positive finite number, got True"),
+    ({"clip": -1}, ValueError, r"clip must be a number in \(0, inf\), got -1 \(or None"),
+    ({"clip": float("nan")}, ValueError, r"clip must be a number in \(0, inf\), got nan"),
+    ({"clip": True}, ValueError, r"clip must be a number in \(0, inf\), got True"),
     ({"pad_id": 3}, ValueError, "pad_id must be the model's pad_id 0, got 3"),
     ({"batch_size": 2.5}, ValueError, "batch_size must be a positive int, got 2.5"),
     ({"eos_id": -1}, ValueError, "eos_id must be an int >= 0, got -1"),
@@ -478,6 +667,13 @@ def _edit_config(run, change):
     (run / "config.json").write_text(json.dumps(config))
 
 
+def _swap_tokens(path):
+    vocab = json.loads(path.read_text())
+    tokens = vocab["tokens"]
+    tokens[-1], tokens[-2] = tokens[-2], tokens[-1]
+    path.write_text(json.dumps(vocab))
+
+
 @pytest.mark.parametrize("edit, message", [
     (lambda r: (r / "src_vocab.json").unlink(), "src_vocab.json is missing"),
     (lambda r: _edit_config(r, lambda c: c["train"].pop("max_decode_len")),
@@ -488,6 +684,8 @@ def _edit_config(run, change):
      "config.json: incomplete, unknown or invalid field .*colour"),
     (lambda r: _edit_config(r, lambda c: c.update(data=[])), "'data' must be a JSON object"),
     (lambda r: (r / "checkpoint.npz").write_text("x"), "not an .npz \\(zip\\) archive"),
+    (lambda r: _swap_tokens(r / "tgt_vocab.json"),
+     "the checkpoint was trained with another tgt_vocab"),
 ])
 def test_edited_run_directory(trained, tmp_path, capsys, edit, message):
     run = _copy(trained, tmp_path)

@@ -165,7 +165,8 @@ def test_load_state_dict_rejects_mismatches_and_changes_nothing():
              ({**good, "v/w": good["v/w"].astype(np.float32)}, "v/w: .* dtype float32"),
              ({**good, "t": np.array(-1)}, r"t: .*value -1"),
              ({**good, "lr": np.array(-1.0)}, r"lr must be a number in \(0, inf\), got -1.0"),
-             (SGD(m.named_parameters(), lr=0.1).state_dict(), "for optimizer 'SGD', not 'Adam'")]
+             (SGD(m.named_parameters(), lr=0.1).state_dict(),
+              "state is the state_dict of optimizer 'SGD', not of 'Adam'")]
     for state, match in cases:
         with pytest.raises(ValueError, match=match):
             other.load_state_dict(state)

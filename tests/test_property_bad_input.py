@@ -9,6 +9,7 @@ and one malformed value, and calls with every other argument valid.
 
 import math
 import os
+import re
 import traceback
 import warnings
 from typing import NamedTuple
@@ -26,6 +27,7 @@ from tinyattn.decoding import beam_search, greedy_decode
 from tinyattn.gradcheck import check_module
 from tinyattn.local_attention import LocalAttention
 from tinyattn.metrics import corpus_bleu
+from tinyattn.training.trainer import Trainer
 
 PACKAGE = os.path.dirname(os.path.abspath(ta.__file__)) + os.sep
 
@@ -232,6 +234,29 @@ def _adam_states():
     return st.one_of(_anything_but(), st.sampled_from(bad))
 
 
+def _tiny_seq2seq():
+    return ta.Seq2Seq(6, 6, emb_size=2, hidden_size=2, attention="dot", rng=R())
+
+
+def _trainer_args():
+    model = _tiny_seq2seq()
+    return {"model": model, "optimizer": ta.Adam(model.named_parameters()), "pad_id": 0,
+            "sos_id": 1, "eos_id": 2, "rng": R(), "show_progress": False}
+
+
+_PAIRS = [([3, 4], [5]), ([4], [3, 5])]
+
+
+def _fit(**kw):
+    Trainer(**_trainer_args()).fit(**kw)
+
+
+def _pairs_lists():
+    return st.one_of(_anything_but(), st.sampled_from(
+        [[], "ab", [([3], [4], [5])], [([], [4])], [([3.0], [4])], [([3], [-1])], [[3, 4]],
+         [([True], [4])], {"a": 1}]))
+
+
 def _plot_alignment(**kw):
     pytest.importorskip("matplotlib").use("Agg")
     from tinyattn.plot import plot_alignment
@@ -304,6 +329,17 @@ ENTRIES = {
                                               "step_size": 2, "gamma": 0.5},
                        {"optimizer": _anything_but(), "step_size": size(cap=None),
                         "gamma": real("(0, 1]")}),
+    "Trainer": Entry(
+        Trainer, _trainer_args,
+        {"model": _anything_but(), "optimizer": _anything_but(), "pad_id": token_id(1),
+         "sos_id": size(low=0, cap=None), "eos_id": size(low=0, cap=None),
+         "batch_size": size(cap=None), "clip": real("(0, inf)").filter(lambda v: v is not None),
+         "bucket": boolean(), "show_progress": boolean(), "rng": rng()}),
+    "Trainer.fit": Entry(
+        _fit, lambda: {"train_pairs": _PAIRS, "epochs": 1},
+        {"train_pairs": _pairs_lists(), "valid_pairs": _pairs_lists().filter(
+            lambda v: v is not None), "epochs": size(cap=None),
+         "patience": size(cap=None, none_ok=True)}),
     "clip_grad_norm": Entry(ta.clip_grad_norm,
                             lambda: {"model_or_params": _linear_params(), "max_norm": 1.0},
                             {"model_or_params": _anything_but(), "max_norm": real("(0, inf]")}),
@@ -388,7 +424,8 @@ def _clear_error(call, kwargs, arg, name):
             assert os.path.abspath(frame.filename).startswith(PACKAGE), (
                 f"{arg}={value!r:.80}: {type(err).__name__} raised outside tinyattn, at "
                 f"{where}: {err}")
-            assert name in str(err), (
+            # a whole word: "t" inside "must" or "x" inside "expected" does not count
+            assert re.search(rf"(?<![\w.]){re.escape(name)}(?!\w)", str(err)), (
                 f"{arg}={value!r:.80}: the message does not name {name!r}: {err} ({where})")
         else:
             pytest.fail(f"{arg}={value!r:.80} was accepted")

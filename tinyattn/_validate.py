@@ -7,6 +7,7 @@ was expected and what was received. Nothing is silently broadcast.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
 
 import numpy as np
@@ -140,8 +141,12 @@ MAX_DIM = 2**24  # largest layer or vocabulary size: beyond it no weight could b
 
 
 def check_dim(value, name: str, *, none_ok: bool = False) -> int | None:
-    """A layer size, vocabulary size or beam width: `check_size` with ``1..MAX_DIM``
-    (2**24), so an absurd size is refused here rather than by NumPy's allocator."""
+    """A layer size, vocabulary size or beam width: an int in ``1..MAX_DIM`` (2**24).
+
+    An absurd size is refused here rather than by NumPy's allocator. (Sizes
+    each within the limit can still multiply to more memory than the machine
+    has: that is NumPy's MemoryError, which the command line reports.)
+    """
     checked = check_size(value, name, none_ok=none_ok)
     if checked is not None and checked > MAX_DIM:
         raise ValueError(f"{name} must be a positive int of at most {MAX_DIM} (2**24), "
@@ -313,6 +318,21 @@ def check_mask(mask, name: str, batch: int, steps: int, what: str) -> np.ndarray
         raise ValueError(f"{name}[{int(np.flatnonzero(empty)[0])}] has no True entry: "
                          f"an all-pad {what} has nothing to attend to")
     return mask
+
+
+def check_path(path, name: str = "path", what: str = "") -> str:
+    """``path`` as a str; a TypeError naming ``name`` unless it is a str or
+    os.PathLike (``what`` adds what else is expected, e.g. "ending in .png")."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a file path (str or os.PathLike)"
+                        f"{' ' + what if what else ''}, got {type(path).__name__}")
+    return os.fspath(path)
+
+
+def non_finite(named) -> list[str]:
+    """The names of the float arrays among ``(name, array)`` pairs that hold NaN or inf."""
+    return [name for name, a in named
+            if np.asarray(a).dtype.kind in "fc" and not np.isfinite(a).all()]
 
 
 class NonFiniteError(ValueError):

@@ -179,6 +179,17 @@ class Seq2Seq(SavesCheckpoints, Module):
         self.attention_positions = None  # (B, T) local attention's p_t of the last forward
 
     # ----- encoder and bridge ---------------------------------------------
+    @classmethod
+    def upgrade_config(cls, config: dict) -> dict:
+        """A stored configuration as this constructor takes it: earlier versions
+        stored an ``attn_size`` that attentions without a scoring layer ignored
+        (the constructor now refuses it), so it is dropped there."""
+        config = dict(config)
+        if config.get("attention") not in SIZED_ATTENTIONS and \
+                config.get("attn_size") is not None:
+            config["attn_size"] = None
+        return config
+
     def _check_src(self, src, src_lengths):
         src = check_ids(src, "src", self.config["src_vocab"], shape=(None, None))
         lengths = check_lengths(as_array(src_lengths, "src_lengths"), src.shape[0], src.shape[1],

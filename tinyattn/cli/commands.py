@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyattn._validate import NonFiniteError
 from tinyattn.cli.evaluation import (
     decode,
     evaluate_examples,
@@ -131,6 +132,11 @@ def _print_epoch(r) -> None:
 
 def _prepare_out(args, out: Path) -> None:
     """Refuse an --out that training would damage; with --overwrite, clear our old run."""
+    # a save killed mid-write (even the first config.json's) must not lock the directory
+    stale = remove_stale_temps(out, FILES.values())
+    if stale:
+        _say(f"removed {len(stale)} temporary file(s) left by an interrupted save: "
+             + " ".join(stale))
     state = run_state(out)
     if args.resume and args.overwrite:
         raise CLIError("--resume and --overwrite contradict each other: give one")
@@ -187,12 +193,9 @@ def cmd_train(args) -> int:
     run, data = (_resumed_run if args.resume else _new_run)(args, out)
     splits, opts = data["splits"], run.train_options
     model, trainer = _build(run, args)  # every option checked before anything is written
-    if args.resume:  # a damaged checkpoint is refused before anything is printed
+    if args.resume:  # a damaged checkpoint, or edited vocabularies, refused before any output
+        run.load_model()
         trainer.resume(run.path("checkpoint"))
-    stale = remove_stale_temps(out)
-    if stale:
-        _say(f"removed {len(stale)} temporary file(s) left by an interrupted save: "
-             + " ".join(stale))
     if not args.resume:
         if args.overwrite and run_state(out) == "run":
             _say(f"--overwrite: replacing the run in {out} ("
@@ -218,19 +221,27 @@ def cmd_train(args) -> int:
             trainer.fit(train, valid, epochs=opts["epochs"], patience=opts["patience"],
                         checkpoint_path=run.path("checkpoint"), on_epoch=_print_epoch)
     except Interrupted as stop:
-        trainer.save(run.path("checkpoint"))
+        try:
+            trainer.save(run.path("checkpoint"))
+        except NonFiniteError as err:  # the batch before the stop overflowed a weight
+            return _diverged(f"training diverged before the stop: {err}", trainer, opts)
         _say(f"{stop}; saved {run.path('checkpoint')}. Continue with: "
              f"tinyattn train {args.data} --out {out} --resume")
         return 130
     except Diverged as err:
-        kept = (f"the checkpoint of epoch {len(trainer.history)} is kept"
-                if trainer.history else "no checkpoint was saved")
-        _say(f"tinyattn train: error: {err.what}; {kept}. Train again with --overwrite and a "
-             f"lower --lr (now {opts['lr']:g}) or --clip (now {opts['clip']:g})")
-        return 1
+        return _diverged(err.what, trainer, opts)
     finally:
         signal.signal(signal.SIGINT, previous)
     return _finish_training(run, model, splits, trainer, args)
+
+
+def _diverged(what: str, trainer, opts) -> int:
+    """Report a divergence in the flags' terms; exit status 1."""
+    kept = (f"the checkpoint of epoch {len(trainer.history)} is kept"
+            if trainer.history else "no checkpoint was saved")
+    _say(f"tinyattn train: error: {what}; {kept}. Train again with --overwrite and a "
+         f"lower --lr (now {opts['lr']:g}) or --clip (now {opts['clip']:g})")
+    return 1
 
 
 def _finish_training(run: Run, model, splits, trainer, args) -> int:
@@ -470,20 +481,25 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (CLIError, RunError, DataError, ValueError, TypeError, OSError) as e:
+    except (CLIError, RunError, DataError, ValueError, TypeError, OSError, MemoryError,
+            KeyboardInterrupt) as e:
         if os.environ.get("TINYATTN_DEBUG"):
             raise
-        message = str(e).splitlines()[0] if str(e) else type(e).__name__
-        print(f"tinyattn {args.command}: error: {message}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        if os.environ.get("TINYATTN_DEBUG"):
-            raise
-        # Every file tinyattn writes is replaced atomically, so what is on disk is whole.
-        print(f"\ntinyattn {args.command}: interrupted (Ctrl-C); files written so far are "
-              "complete", file=sys.stderr)
-        return 130
+        code, message = _failure(e)
+        newline = "\n" if code == 130 else ""  # a progress bar may hold the line
+        print(f"{newline}tinyattn {args.command}: {message}", file=sys.stderr)
+        return code
 
+
+def _failure(e: BaseException) -> tuple[int, str]:
+    """Exit status and the one line that reports an exception ``main`` caught."""
+    if isinstance(e, KeyboardInterrupt):
+        # Every file tinyattn writes is replaced atomically, so what is on disk is whole.
+        return 130, "interrupted (Ctrl-C); files written so far are complete"
+    if isinstance(e, MemoryError):
+        return 2, ("error: out of memory; choose smaller sizes (--hidden-size, --emb-size, "
+                   "--batch-size, --beam)")
+    return 2, "error: " + (str(e).splitlines()[0] if str(e) else type(e).__name__)
 
 if __name__ == "__main__":
     sys.exit(main())

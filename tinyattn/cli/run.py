@@ -49,7 +49,7 @@ from tinyattn.data import (
     tokenize,
 )
 from tinyattn.seq2seq import Seq2Seq
-from tinyattn.training.checkpoint import write_text_atomic
+from tinyattn.training.checkpoint import temp_of, write_text_atomic
 
 RUN_FORMAT = "tinyattn.cli.run"
 RUN_VERSION = 1
@@ -188,7 +188,9 @@ def run_state(directory: Path) -> str:
         config = None
     if isinstance(config, dict) and config.get("format") == RUN_FORMAT:
         return "run"
-    return "foreign" if any(directory.iterdir()) else "empty"
+    # a temporary file of a save killed before the first config.json landed is not "foreign"
+    others = [p for p in directory.iterdir() if temp_of(p.name) not in FILES.values()]
+    return "foreign" if others else "empty"
 
 
 def remove_run_files(directory: Path) -> list[str]:
@@ -282,7 +284,8 @@ class Run:
                                "train it again with --overwrite")
             vocabs.append(Vocab.load(directory / FILES[key]))
         try:
-            run = cls(directory, DataSpec(**config["data"]), config["model"], config["train"],
+            run = cls(directory, DataSpec(**config["data"]),
+                      Seq2Seq.upgrade_config(config["model"]), config["train"],
                       *vocabs)
             run.build_model(seed=0)  # the stored model options must build a model
         except (KeyError, TypeError, ValueError) as e:

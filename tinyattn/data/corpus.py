@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tinyattn._validate import check_options, check_size
+from tinyattn._validate import check_options, check_path, check_size
 from tinyattn.data.text import KINDS, tokenize
 
 _BOM = b"\xef\xbb\xbf"
@@ -63,8 +63,7 @@ def _read_lines(path):
     LF bytes only, never `str.splitlines`, keeps line numbers equal to
     what an editor shows even when a line holds U+2028 or a form feed.
     """
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+    check_path(path)
     try:
         with open(path, "rb") as f:
             data = f.read()

@@ -11,9 +11,10 @@ PNG or SVG by suffix. Used by `tinyattn.plot.heatmaps` and `tinyattn.plot.curves
 from __future__ import annotations
 
 import functools
-import os
 import pathlib
 import warnings
+
+from tinyattn._validate import check_path
 
 _INSTALL_HINT = 'matplotlib is needed for tinyattn.plot.heatmaps: pip install "tinyattn[viz]"'
 _NO_CJK_HINT = ("no CJK font found; Chinese tokens will show as boxes. Install one: "
@@ -141,10 +142,7 @@ def check_figure_path(path) -> pathlib.Path | None:
     """``path`` as a Path whose suffix matplotlib can write, or None for None."""
     if path is None:
         return None
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"path must be a str or os.PathLike ending in .png or .svg, "
-                        f"got {type(path).__name__}")
-    path = pathlib.Path(path)
+    path = pathlib.Path(check_path(path, "path", "ending in .png or .svg"))
     if path.suffix.lower() not in _SUFFIXES:
         got = repr(path.suffix) if path.suffix else "no suffix"
         raise ValueError(f"path must end in .png or .svg, got {got} ({str(path)!r})")

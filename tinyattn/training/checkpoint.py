@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tinyattn._validate import NonFiniteError, check_dtype_name
+from tinyattn._validate import NonFiniteError, check_dtype_name, check_path, non_finite
 
 FORMAT_VERSION = 1
 _MAGIC = "tinyattn-checkpoint"
@@ -95,8 +95,7 @@ def save_checkpoint(path, *, params, config, optimizer_state=None, extra=None,
     arrays.update(_arrays("optim/", {} if optimizer_state is None else optimizer_state,
                           "optimizer_state"))
     arrays.update(_arrays("extra/", {} if extra is None else extra, "extra"))
-    bad = [key for key, arr in arrays.items() if key.startswith(("param/", "optim/"))
-           and arr.dtype.kind in "fc" and not np.isfinite(arr).all()]
+    bad = non_finite((k, a) for k, a in arrays.items() if k.startswith(("param/", "optim/")))
     if bad:
         raise NonFiniteError(f"cannot save checkpoint {path!r}: NaN or inf in {', '.join(bad)}; "
                              "nothing was written (an earlier checkpoint there is kept)")
@@ -105,14 +104,6 @@ def save_checkpoint(path, *, params, config, optimizer_state=None, extra=None,
 
 class CheckpointError(ValueError):
     """A file that is not a readable tinyattn checkpoint; the message names the file."""
-
-
-def check_path(path, name: str = "path") -> str:
-    """``path`` as a str; a TypeError naming ``name`` unless it is a str or os.PathLike."""
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"{name} must be a file path (str or os.PathLike), "
-                        f"got {type(path).__name__}")
-    return os.fspath(path)
 
 
 def _read_meta(arrays: dict) -> dict:
@@ -161,8 +152,12 @@ def load_checkpoint(path) -> Checkpoint:
         with z:
             arrays = {k: z[k] for k in z.files}
         meta = _read_meta(arrays)
-    except (MemoryError, KeyboardInterrupt):
+    except KeyboardInterrupt:
         raise
+    except MemoryError:  # np.load allocates what an array's header claims
+        raise CheckpointError(f"{path!r} cannot be loaded: an array in it needs more memory "
+                              "than this machine has (a damaged array header, or a model too "
+                              "large for this machine)") from None
     except Exception as err:  # zipfile, zlib and numpy raise many kinds
         why = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise CheckpointError(f"{path!r} is not a tinyattn checkpoint, or is damaged: "
@@ -228,7 +223,7 @@ def load_params_into(module, params) -> None:
     if dtypes:
         raise TypeError(f"params have the wrong dtype ({'; '.join(dtypes)}); build the model "
                         f"with the checkpoint's dtype or convert the arrays with .astype")
-    bad = [n for n in own if not np.isfinite(params[n]).all()]
+    bad = non_finite((n, params[n]) for n in own)
     if bad:
         raise NonFiniteError(f"params contain NaN or inf: {bad}")
     for name, value in own.items():
@@ -284,18 +279,26 @@ def _running(pid: int) -> bool:
     return True
 
 
-def remove_stale_temps(directory) -> list[str]:
+def temp_of(name: str) -> str | None:
+    """The file an `atomic_write` temporary named ``name`` was to become, else None."""
+    match = _TEMP.match(name)
+    return match["base"] if match else None
+
+
+def remove_stale_temps(directory, names) -> list[str]:
     """Delete the temporary files `atomic_write` left in ``directory`` when
     its process was killed mid-write; returns their names.
 
-    Only names of `atomic_write`'s own pattern whose process is no longer
-    running are touched; any other file is left alone.
+    Only temporaries of the files ``names`` (e.g. ``"checkpoint.npz"``), of
+    `atomic_write`'s own pattern, whose process is no longer running are
+    touched; any other file is left alone.
     """
+    names = frozenset(names)
     removed = []
     with contextlib.suppress(FileNotFoundError, NotADirectoryError):
         for entry in os.scandir(directory):
             match = _TEMP.match(entry.name)
-            if match and entry.is_file(follow_symlinks=False) \
+            if match and match["base"] in names and entry.is_file(follow_symlinks=False) \
                     and not _running(int(match["pid"])):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(entry.path)
@@ -322,11 +325,17 @@ class SavesCheckpoints:
                         extra=extra)
 
     @classmethod
+    def upgrade_config(cls, config: dict) -> dict:
+        """A stored configuration as this version's constructor takes it (a copy);
+        subclasses drop or rename what older versions stored."""
+        return dict(config)
+
+    @classmethod
     def load(cls, path):
         """Build the model a checkpoint describes and load its parameters."""
         path = check_path(path)
         ckpt = load_checkpoint(path)
-        config = dict(ckpt.config)
+        config = cls.upgrade_config(ckpt.config)
         try:
             dtype = check_dtype_name(config.pop("dtype"))
             model = cls(**config, rng=np.random.default_rng(0), dtype=dtype)
@@ -345,9 +354,9 @@ class SavesCheckpoints:
         """
         path = check_path(path)
         ckpt = load_checkpoint(path)
-        diff = {k: (self.config.get(k), ckpt.config.get(k))
-                for k in set(self.config) | set(ckpt.config)
-                if self.config.get(k) != ckpt.config.get(k)}
+        stored = self.upgrade_config(ckpt.config)
+        diff = {k: (self.config.get(k), stored.get(k)) for k in set(self.config) | set(stored)
+                if self.config.get(k) != stored.get(k)}
         if diff:
             shown = ", ".join(f"{k}: model {a!r} vs checkpoint {b!r}" for k, (a, b) in
                               sorted(diff.items()))
@@ -361,5 +370,7 @@ def _load_params(model, ckpt: Checkpoint, path: str) -> None:
     """`load_params_into`, its errors prefixed with the file's name."""
     try:
         load_params_into(model, ckpt.params)
-    except (TypeError, ValueError) as err:
-        raise type(err)(f"{path!r}: {err}") from None
+    except (TypeError, ValueError) as err:  # the configuration matched, so the file is bad
+        why = str(err).split("; build the model")[0]  # load_params_into's advice is not ours
+        raise CheckpointError(f"{path!r} is damaged: its parameters do not match its "
+                              f"configuration: {why}") from None

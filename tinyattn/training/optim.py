@@ -11,7 +11,15 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from tinyattn._validate import NonFiniteError, _show, as_list, check_real, check_size, is_int
+from tinyattn._validate import (
+    NonFiniteError,
+    _show,
+    as_list,
+    check_real,
+    check_size,
+    is_int,
+    non_finite,
+)
 from tinyattn.module import Module
 
 _INTERVALS = {"lr": "(0, inf)", "eps": "(0, inf)", "max_norm": "(0, inf]", "gamma": "(0, 1]",
@@ -66,7 +74,7 @@ class _Optimizer:
 
     def _check_grads(self) -> None:
         """Before any parameter moves: every gradient must be finite."""
-        bad = [name for name, _, grad in self._params if not np.isfinite(grad).all()]
+        bad = non_finite((name, grad) for name, _, grad in self._params)
         if bad:
             raise NonFiniteError(
                 f"the gradient of {', '.join(map(repr, bad))} contains NaN or inf; "
@@ -94,7 +102,8 @@ class _Optimizer:
                             f"got {type(state).__name__}")
         expected, kind = self.state_dict(), str(np.asarray(state.get("optimizer", "?")))
         if kind != type(self).__name__:
-            raise ValueError(f"state_dict is for optimizer {kind!r}, not {type(self).__name__!r}")
+            raise ValueError(f"state is the state_dict of optimizer {kind!r}, not of "
+                             f"{type(self).__name__!r}")
         missing, unknown = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
         problems = [f"{what} keys {keys}" for what, keys in (("missing", missing),
                                                              ("unknown", unknown)) if keys]
@@ -110,11 +119,13 @@ class _Optimizer:
             elif key.startswith("v/") and (got < 0).any():  # Adam's second moment
                 problems.append(f"{key}: holds a negative value (a second moment is >= 0)")
         if problems:
-            raise ValueError("state_dict does not match this optimiser: " + "; ".join(problems))
+            raise ValueError("state (a state_dict) does not match this optimiser: "
+                             + "; ".join(problems))
         try:
             self._set_hyper({h: np.asarray(state[h]).item() for h in self._hyper})
         except ValueError as err:
-            raise ValueError(f"state_dict does not match this optimiser: {err}") from None
+            raise ValueError(f"state (a state_dict) does not match this optimiser: {err}") \
+                from None
         self.t = int(state["t"])
         for slot, bufs in self.state.items():
             for n, buf in bufs.items():
@@ -244,7 +255,7 @@ def clip_grad_norm(model_or_params, max_norm) -> float:
             total += float(g @ g)
     norm = math.sqrt(total)
     if not math.isfinite(norm):
-        bad = [n for n, _, g in params if not np.isfinite(g).all()]
+        bad = non_finite((n, g) for n, _, g in params)
         if bad:
             raise NonFiniteError(f"gradient norm is {norm}: the gradient of "
                                  f"{', '.join(map(repr, bad))} contains NaN or inf; "

@@ -23,13 +23,26 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from tinyattn._validate import NonFiniteError, check_rng, check_size, is_int
+from tinyattn._validate import (
+    NonFiniteError,
+    as_list,
+    check_bool,
+    check_real,
+    check_rng,
+    check_size,
+    is_int,
+    non_finite,
+)
 from tinyattn.training.batching import make_batches
 from tinyattn.training.optim import clip_grad_norm
 
 # An epoch's training loss this many times the first batch's loss means
 # training is running away even though every number is still finite.
 GROWTH_WARNING = 10.0
+
+
+# numpy's overflow warnings are silenced where Diverged reports the fault instead
+_QUIET = {"over": "ignore", "invalid": "ignore", "divide": "ignore"}
 
 
 class Interrupted(Exception):
@@ -42,10 +55,13 @@ class Diverged(NonFiniteError):
     Raised before the optimiser touches the parameters of the failing
     batch and before any checkpoint of the failing epoch is written, so the
     last checkpoint (of the last finished epoch) stays good. ``epoch`` and
-    ``batch`` (1-based) say where.
+    ``batch`` (1-based; batch 0 when the fault showed after the epoch's
+    batches, in the validation loss or the updated weights) say where.
     """
 
-    def __init__(self, what: str, *, epoch: int, batch: int, lr: float):
+    def __init__(self, cause: str, *, epoch: int, lr: float, batch: int = 0, of: int = 0):
+        where = f"epoch {epoch}" + (f", batch {batch} of {of}" if batch else "")
+        what = f"training diverged at {where}: {cause}"
         super().__init__(f"{what}; the last finished epoch's checkpoint is kept. Lower the "
                          f"learning rate (lr={lr:g}) or the clipping norm")
         self.what, self.epoch, self.batch = what, epoch, batch
@@ -78,9 +94,7 @@ def _is_ids(seq) -> bool:
 def check_pairs(pairs, name: str) -> None:
     """``pairs`` must be a non-empty sequence of ``(src_ids, tgt_ids)``: int ids, a
     non-empty source (an empty target is fine: the model learns to say ``<eos>``)."""
-    if not hasattr(pairs, "__len__") or isinstance(pairs, (str, bytes, dict)):
-        raise TypeError(f"{name} must be a list of (src_ids, tgt_ids) pairs, "
-                        f"got {type(pairs).__name__}")
+    pairs = as_list(pairs, name, "a list of (src_ids, tgt_ids) pairs")
     if len(pairs) == 0:
         raise ValueError(f"{name} is empty: there is nothing to train or evaluate on")
     for k, pair in enumerate(pairs):
@@ -154,13 +168,26 @@ class Trainer:
         if model_pad is not None and model_pad != pad_id:
             raise ValueError(f"pad_id must be the model's pad_id {model_pad}, got {pad_id!r}")
         check_size(batch_size, "batch_size")
-        if clip is not None and not (isinstance(clip, (int, float, np.floating)) and not
-                                     isinstance(clip, bool) and 0 < clip < math.inf):
-            raise ValueError(f"clip must be None or a positive finite number, got {clip!r}")
-        for name, value in (("bucket", bucket), ("show_progress", show_progress)):
-            if not isinstance(value, (bool, np.bool_)):
-                raise TypeError(f"{name} must be True or False, got {value!r}")
+        if clip is not None:
+            try:
+                clip = check_real(clip, "clip", "(0, inf)")
+            except ValueError as err:
+                raise ValueError(f"{err} (or None: no clipping)") from None
+        bucket, show_progress = check_bool(bucket, "bucket"), check_bool(show_progress,
+                                                                         "show_progress")
         check_rng(rng)
+        for method in ("__call__", "backward", "named_parameters", "zero_grad", "save",
+                       "load_weights", "train", "eval"):
+            if not callable(getattr(model, method, None)):
+                raise TypeError(f"model must be a model of the protocol in docs/models.md "
+                                f"(a Seq2Seq, say): it has no {method}(), got "
+                                f"{type(model).__name__}")
+        try:  # checkpoints store the shuffling state as JSON
+            json.dumps(rng.bit_generator.state)
+        except TypeError:
+            raise TypeError(f"rng must be a Generator whose state a checkpoint can store "
+                            f"(PCG64 or PCG64DXSM, as np.random.default_rng(seed) makes), got "
+                            f"one on {type(rng.bit_generator).__name__}") from None
         for name in ("step", "zero_grad", "state_dict", "load_state_dict"):
             if not callable(getattr(optimizer, name, None)):
                 raise TypeError(f"optimizer must be an optimiser of tinyattn.training.optim "
@@ -190,6 +217,10 @@ class Trainer:
         batches = make_batches(pairs, self.batch_size, rng=self.rng, bucket=self.bucket,
                                **self.ids)
         epoch = len(self.history) + 1
+        if ep["done"] > len(batches):
+            raise ValueError(f"the epoch in progress had done {ep['done']} batches, but the "
+                             f"training data makes {len(batches)}: it is not the data (or "
+                             "batch size) the checkpoint was trained with")
         self.model.train()
         start = time.perf_counter()
         try:
@@ -217,23 +248,22 @@ class Trainer:
         silenced here because these checks report the fault instead.
         """
         stage = "the model's activations became NaN or inf (its weights have grown too large)"
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        with np.errstate(**_QUIET):
             try:
                 self.model.zero_grad()
                 loss = self.model(*batch)
                 if not math.isfinite(loss):
                     stage = f"the loss became {loss}"
                     raise NonFiniteError(stage)
-                self.model.backward()
                 stage = "the gradients became NaN or inf"
+                self.model.backward()
                 # max_norm = inf measures the norm without clipping
                 norm = clip_grad_norm(self.model, self.clip if self.clip else np.inf)
                 self.optimizer.step()
             except NonFiniteError as err:
                 if stage.startswith("the gradients"):
                     stage += f" ({err})"
-                raise Diverged(f"training diverged at epoch {epoch}, batch {k} of {n}: {stage}",
-                               epoch=epoch, batch=k, lr=self.optimizer.lr) from err
+                raise Diverged(stage, epoch=epoch, batch=k, of=n, lr=self.optimizer.lr) from err
         return loss, norm
 
     def evaluate(self, pairs) -> float:
@@ -278,13 +308,12 @@ class Trainer:
             train_loss, grad_norm = self.train_epoch(train_pairs)
             epoch = len(self.history) + 1
             try:
-                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                with np.errstate(**_QUIET):
                     valid_loss = None if valid_pairs is None else self.evaluate(valid_pairs)
             except NonFiniteError:
                 valid_loss = math.nan  # an activation overflowed: the same divergence
             if valid_loss is not None and not math.isfinite(valid_loss):
-                raise Diverged(f"training diverged at epoch {epoch}: the validation loss "
-                               f"became {valid_loss}", epoch=epoch, batch=0,
+                raise Diverged(f"the validation loss became {valid_loss}", epoch=epoch,
                                lr=self.optimizer.lr)
             first = self.batch_losses[0]
             if train_loss > GROWTH_WARNING * first:
@@ -293,11 +322,14 @@ class Trainer:
                     f"{train_loss / first:.3g} times the first batch's {first:.4g}; training "
                     f"is diverging: lower the learning rate (lr={self.optimizer.lr:g})"),
                     stacklevel=2)
-            record = EpochRecord(len(self.history) + 1, train_loss, valid_loss,
-                                 self.last_epoch_seconds, grad_norm, self.optimizer.lr)
+            bad = non_finite([(n, v) for n, v, _ in self.model.named_parameters()]
+                             + list(self.optimizer.state_dict().items()))
+            if bad:  # the last update overflowed: this epoch is neither recorded nor saved
+                raise Diverged(f"NaN or inf in {', '.join(bad)}", epoch=epoch,
+                               lr=self.optimizer.lr)
+            record = EpochRecord(epoch, train_loss, valid_loss, self.last_epoch_seconds,
+                                 grad_norm, self.optimizer.lr)
             self.history.append(record)
-            if on_epoch is not None:
-                on_epoch(record)
             if self.schedule is not None:
                 self.schedule.step()
             if valid_loss is not None and valid_loss < self.best_valid:
@@ -305,12 +337,11 @@ class Trainer:
             elif valid_loss is not None:
                 self.bad_epochs += 1
             if checkpoint_path is not None:
-                try:
-                    self.save(checkpoint_path)
-                except NonFiniteError as err:  # the last update overflowed a weight
-                    raise Diverged(f"training diverged at epoch {epoch}: the weights became "
-                                   f"NaN or inf ({err})", epoch=epoch, batch=0,
-                                   lr=self.optimizer.lr) from err
+                self.save(checkpoint_path)
+            if on_epoch is not None:
+                on_epoch(record)
+            if self.stop_requested:  # asked during the epoch's last batch: it is saved
+                raise Interrupted(f"stopped after epoch {epoch}")
             if patience is not None and self.bad_epochs >= patience:
                 break
         return self.history
@@ -332,10 +363,22 @@ class Trainer:
             extra.update({f"schedule/{k}": v for k, v in self.schedule.state_dict().items()})
         self.model.save(path, optimizer=self.optimizer, extra=extra)
 
+    def _rng_state(self, state, name: str) -> dict:
+        """``state`` if it is a state of this trainer's kind of bit generator."""
+        probe = type(self.rng.bit_generator)()
+        try:
+            probe.state = state
+        except (TypeError, ValueError, KeyError) as err:
+            raise ValueError(f"{name}: not a {type(probe).__name__} state ({err})") from None
+        return state
+
     def _restore(self, state) -> None:
         """Apply a `_state` dict, checking each field; nothing is changed on error."""
         if not isinstance(state, dict):
             raise TypeError(f"expected a JSON object, got {type(state).__name__}")
+        # each record's fields: the interval check_real enforces, or None allowed
+        record_fields = {"epoch": None, "train_loss": "[0, inf)", "valid_loss": "[0, inf)",
+                         "seconds": "[0, inf)", "grad_norm": "[0, inf)", "lr": "(0, inf)"}
         names = [f.name for f in fields(EpochRecord)]
         if not isinstance(state["history"], list):
             raise TypeError(f"history must be a list, got {type(state['history']).__name__}")
@@ -343,33 +386,63 @@ class Trainer:
         for k, r in enumerate(state["history"]):
             if not isinstance(r, dict) or sorted(r) != sorted(names):
                 raise ValueError(f"history[{k}] must have the fields {names}, got {r!r}")
+            if r["epoch"] != k + 1 or not is_int(r["epoch"]):
+                raise ValueError(f"history[{k}].epoch must be {k + 1}, got {r['epoch']!r}")
+            for key, interval in record_fields.items():
+                if interval and not (key == "valid_loss" and r[key] is None):
+                    check_real(r[key], f"history[{k}].{key}", interval)
             history.append(EpochRecord(**r))
-        rng = np.random.default_rng()
-        try:
-            rng.bit_generator.state = state["rng"]
-        except (TypeError, ValueError, KeyError) as err:
-            raise ValueError(f"rng: not a {type(self.rng.bit_generator).__name__} state "
-                             f"({err})") from None
+        self._rng_state(state["rng"], "rng")
         best = state["best_valid"]
-        if best is not None and not (isinstance(best, (int, float)) and math.isfinite(best)):
-            raise ValueError(f"best_valid must be null or a finite number, got {best!r}")
-        if not is_int(state["bad_epochs"]) or state["bad_epochs"] < 0:
-            raise ValueError(f"bad_epochs must be an int >= 0, got {state['bad_epochs']!r}")
+        if best is not None:
+            check_real(best, "best_valid")
+        check_size(state["bad_epochs"], "bad_epochs", low=0)
         losses = state.get("batch_losses", [])
-        if not isinstance(losses, list) or not all(
-                isinstance(x, (int, float)) and math.isfinite(x) for x in losses):
-            raise ValueError("batch_losses must be a list of finite numbers")
+        if not isinstance(losses, list):
+            raise TypeError(f"batch_losses must be a list, got {type(losses).__name__}")
+        for k, x in enumerate(losses):
+            check_real(x, f"batch_losses[{k}]", "[0, inf)")
         epoch = state.get("epoch_in_progress")
         keys = {"rng", "done", "loss_sum", "tokens", "norm_sum", "seconds"}
-        if epoch is not None and (not isinstance(epoch, dict) or set(epoch) != keys):
-            raise ValueError(f"epoch_in_progress must be null or an object with the keys "
-                             f"{sorted(keys)}, got {epoch!r}")
+        if epoch is not None:
+            if not isinstance(epoch, dict) or set(epoch) != keys:
+                raise ValueError(f"epoch_in_progress must be null or an object with the keys "
+                                 f"{sorted(keys)}, got {epoch!r:.200}")
+            self._rng_state(epoch["rng"], "epoch_in_progress.rng")
+            for key in ("done", "tokens"):
+                check_size(epoch[key], f"epoch_in_progress.{key}", low=0)
+            for key in ("loss_sum", "norm_sum", "seconds"):
+                check_real(epoch[key], f"epoch_in_progress.{key}", "[0, inf)")
+            if (epoch["done"] == 0) != (epoch["tokens"] == 0):
+                raise ValueError(f"epoch_in_progress: {epoch['done']} batches done but "
+                                 f"{epoch['tokens']} tokens counted")
         self.history, self.best_valid = history, np.inf if best is None else best
         self.rng.bit_generator.state = state["rng"]
         self.bad_epochs, self._epoch, self.batch_losses = state["bad_epochs"], epoch, list(losses)
 
     def resume(self, path) -> Trainer:
-        """Load a checkpoint written by `save` and continue from it."""
+        """Load a checkpoint written by `save` and continue from it.
+
+        All or nothing: when any part of the checkpoint is unusable, the
+        model, optimiser and trainer are left as they were.
+        """
+        params = {n: v.copy() for n, v, _ in self.model.named_parameters()}
+        optim_state = {k: np.copy(v) for k, v in self.optimizer.state_dict().items()}
+        state = json.loads(json.dumps(self._state()))
+        schedule = None if self.schedule is None else dict(self.schedule.state_dict())
+        try:
+            self._resume(path)
+        except BaseException:
+            for n, v, _ in self.model.named_parameters():
+                np.copyto(v, params[n])
+            self.optimizer.load_state_dict(optim_state)
+            self._restore(state)
+            if schedule is not None:
+                self.schedule.load_state_dict(schedule)
+            raise
+        return self
+
+    def _resume(self, path) -> None:
         ckpt = self.model.load_weights(path)
         if ckpt.optimizer_state is None or "trainer" not in ckpt.extra:
             raise ValueError(f"{str(path)!r} is a model checkpoint without training state; "
@@ -391,4 +464,3 @@ class Trainer:
             except (TypeError, ValueError) as err:
                 raise ValueError(f"{str(path)!r}: the schedule state is unusable: {err}") \
                     from None
-        return self
