@@ -1,4 +1,4 @@
-"""The command line: ``tinyattn train | translate | evaluate | plot``.
+"""The command line: ``tinyattn train | translate | evaluate | plot | data``.
 
 Also ``python -m tinyattn``. Every command works on a run directory (see
 `tinyattn.cli.run`). Bad input ends with one line on stderr and exit status 2,
@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyattn._validate import NonFiniteError
+from tinyattn.cli import data_command
 from tinyattn.cli.evaluation import (
     decode,
     evaluate_examples,
@@ -472,6 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--overwrite", action="store_true",
                     help="replace heatmaps already in --out DIR")
     pl.set_defaults(func=cmd_plot)
+    data_command.add_parser(sub)
     return parser
 
 
