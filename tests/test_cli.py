@@ -128,7 +128,7 @@ def test_ctrl_c_saves_a_checkpoint(tmp_path):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["train", "nosuchtask"], "nosuchtask: no such task or file"),
+    (["train", "nosuchtask"], "nosuchtask: no such task, corpus or file"),
     (["train", FIXTURES / "bad_columns.tsv"],
      "bad_columns.tsv line 4: expected 2 or 3 tab-separated columns, got 1"),
     (["train", FIXTURES / "bad_empty.tsv"], "bad_empty.tsv line 3"),

@@ -3,6 +3,7 @@
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tinyattn.data import (
@@ -156,6 +157,37 @@ def test_split_sizes_determinism_and_partition():
     assert split_pairs(items, valid=0.1, test=0.2, seed=5) != (train, valid, test)
     assert split_pairs(items, valid=0, test=0)[0] != items  # shuffled
     assert sorted(split_pairs(items, valid=0, test=0)[0]) == items
+
+
+def test_split_by_key_keeps_each_group_whole():
+    """Pairs sharing a source go wholly to one split; groups are what the
+    fractions count; every item is kept; without a key, repeated equal items
+    are still separate (the old split by pair, unchanged)."""
+    rng = np.random.default_rng(0)
+    items = [(f"s{int(i)}", f"t{k}") for k, i in enumerate(rng.integers(0, 60, 200))]
+    parts = split_pairs(items, valid=0.1, test=0.1, seed=3, key=lambda p: p[0])
+    sources = [{p[0] for p in part} for part in parts]
+    assert not (sources[0] & sources[1] or sources[0] & sources[2] or sources[1] & sources[2])
+    n = len({p[0] for p in items})
+    assert (len(sources[1]), len(sources[2])) == (round(n * 0.1), round(n * 0.1))
+    assert sorted(p for part in parts for p in part) == sorted(items)
+    for part in parts:  # a group's items together, in their original order
+        for src in {p[0] for p in part}:
+            run = [k for k, p in enumerate(part) if p[0] == src]
+            assert run == list(range(run[0], run[0] + len(run)))
+            assert [part[k] for k in run] == [p for p in items if p[0] == src]
+    assert split_pairs([1, 1, 2] * 10, seed=0, key=None) == split_pairs([1, 1, 2] * 10, seed=0)
+    assert sum(map(len, split_pairs([7] * 30, seed=0))) == 30
+    with pytest.raises(TypeError, match="key must be None or a function"):
+        split_pairs(items, key="src")
+
+
+def test_split_without_key_is_the_old_split_by_pair():
+    """Runs trained before the split by source re-split by pair: the same lists."""
+    items = list(range(50))
+    order = np.random.default_rng(9).permutation(50)
+    picked = [items[i] for i in order]
+    assert split_pairs(items, seed=9) == (picked[10:], picked[:5], picked[5:10])
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -107,6 +107,24 @@ def test_d2_empty_hypothesis_is_plotted(trained, tmp_path, capsys):
     assert code == 0 and "exact match        0.00%" in out, err
 
 
+@pytest.mark.parametrize("emitted", [0, 1])  # <pad>, <sos>: never an <eos>
+def test_heatmap_of_an_output_of_special_tokens(trained, tmp_path, capsys, emitted):
+    """An undertrained model may emit <pad> or <sos> and never <eos>: each emitted
+    id is a labelled row of the heatmap (found by a run that failed with
+    "tgt_tokens must have one token per row of alpha (25), got 24")."""
+    run = _copy(trained, tmp_path)
+    model = Run.open(run).load_model()
+    b = {n: v for n, v, _ in model.named_parameters()}["decoder.out.b"]
+    b[:] = -50.0
+    b[emitted] = 50.0
+    model.save(run / "checkpoint.npz")
+    for argv in (["translate", run, "12/25/84", "--plot", tmp_path / "p"],
+                 ["translate", run, "12/25/84", "--beam", "2", "--plot", tmp_path / "b"],
+                 ["plot", run, "--index", "0", "--out", tmp_path / "q"]):
+        code, _, err = run_cli(capsys, *argv)
+        assert code == 0, err
+
+
 # ----- D3: damaged checkpoints are one clear error naming the file -----------
 def _central_method_offsets(data: bytes):
     """Offsets of the compression-method fields in a zip's central directory."""
@@ -402,8 +420,18 @@ def test_d6_relative_tsv_resolved_and_hashed(tmp_path, capsys, monkeypatch):
     code, _, err = run_cli(capsys, "train", "./good.tsv", "--out", "rel", "--resume",
                            "--epochs", "2", *args)
     assert code == 0, err
+    # the run reads its own copy of the split (rel/data/*.tsv): an edited or
+    # deleted data file changes nothing it evaluates or trains on
+    before = run_cli(capsys, "evaluate", "rel")[1]
     with open(work / "good.tsv", "a", encoding="utf-8") as f:
         f.write("new\t新\n")
+    assert run_cli(capsys, "evaluate", "rel")[1] == before
+    shutil.move(work / "good.tsv", work / "moved.tsv")
+    assert run_cli(capsys, "evaluate", "rel")[1] == before
+    shutil.move(work / "moved.tsv", work / "good.tsv")
+    # a run without split files (made by an earlier version) re-splits the file,
+    # so a file that changed since is refused
+    shutil.rmtree(work / "rel" / "data")
     for argv in (["evaluate", "rel"], ["train", "good.tsv", "--out", "rel", "--resume",
                                        "--epochs", "3", *args]):
         code, _, err = run_cli(capsys, *argv)

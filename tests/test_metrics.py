@@ -236,6 +236,44 @@ def test_matches_sacrebleu_with_variable_reference_counts():
         assert_same(corpus_bleu(hyps, refs), theirs)
 
 
+def _chinese_sentences():
+    """The phrasebook's and the fixtures' Chinese, with every Chinese sentence
+    of cmn-eng when TINYATTN_DATA holds it, and the hard cases of the zh rules."""
+    import os
+    from pathlib import Path
+
+    from tinyattn.data import read_pairs
+
+    root = Path(__file__).resolve().parents[1]
+    files = [root / "data" / "phrasebook_en_zh.tsv", root / "tests/fixtures/pairs_en_zh.tsv"]
+    real = Path(os.environ.get("TINYATTN_DATA", "/nonexistent")) / "cmn-eng.tsv"
+    files += [real] if real.is_file() else []
+    sentences = [p.tgt for f in files for p in read_pairs(f)[0]]
+    return sentences + ["它將花費大約10,000日元。", "能不能請你告訴我Wi-Fi的密碼呢?",
+                        "it's和its是有分别的。", "3-4点", "1,000.5元", "e-mail"]
+
+
+def test_zh_tokens_are_sacrebleus():
+    """tokenize(..., "zh") splits as sacrebleu's tokenize="zh", so BLEU on these
+    tokens is sacrebleu's BLEU with tok:zh (to 1e-9, on every sentence we have)."""
+    pytest.importorskip("sacrebleu")
+    from sacrebleu.metrics import BLEU
+    from sacrebleu.tokenizers.tokenizer_zh import TokenizerZh
+
+    from tinyattn.data import detokenize, tokenize
+
+    sentences = _chinese_sentences()
+    theirs = TokenizerZh()
+    assert [tokenize(s, "zh") for s in sentences] == [theirs(s).split() for s in sentences]
+    rng = np.random.default_rng(3)
+    refs = [tokenize(s, "zh") for s in sentences]
+    hyps = [[t for t in r if rng.random() > 0.2] for r in refs]  # ~20 % of tokens dropped
+    ours = corpus_bleu(hyps, refs).score
+    score = BLEU(tokenize="zh").corpus_score([detokenize(h, "zh") for h in hyps],
+                                             [sentences]).score
+    assert abs(ours - score) < 1e-9 and 10 < ours < 90
+
+
 def test_closest_reference_length_sets_the_brevity_penalty():
     # with several references, r is the closest reference length (as sacrebleu): an
     # almost-right BLEU that used the first reference's length would get a BP below 1 here

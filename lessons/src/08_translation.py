@@ -47,7 +47,7 @@ from IPython.display import Markdown, display
 import tinyattn as ta
 from tinyattn.training.batching import pad_batch
 from tinyattn.cli.commands import MODEL_DEFAULTS, TRAIN_DEFAULTS
-from tinyattn.data import Vocab, detokenize, read_pairs, tokenize
+from tinyattn.data import Vocab, detokenize, locate, read_pairs, tokenize
 from tinyattn.cli.evaluation import decode, evaluate_examples, format_metrics, teacher_forced
 from tinyattn.functional import softmax
 from tinyattn.gradcheck import TOL_MODEL, check_gradients
@@ -104,7 +104,9 @@ assert detokenize(["你", "很", "大", "？"], "zh") == "你很大？"
 # 1. `DataSpec(path)` describes the data; `load_examples` reads the pairs, picks the tokeniser of
 #    each side (`"zh"` when over a third of the sentences contain a CJK character, else
 #    `"word"`), tokenises, and splits the pairs **deterministically** (seed 0) into 80 % train,
-#    10 % valid, 10 % test;
+#    10 % valid, 10 % test, **by source sentence**: all translations of one English sentence go
+#    to the same split, so no held-out sentence is seen in training (the phrasebook has one
+#    translation per sentence, so here that is the same as splitting the pairs);
 # 2. `Vocab.build` makes each side's vocabulary from the **training** split only: ids 0–3 are
 #    `<pad> <sos> <eos> <unk>`, and a word never seen in training becomes `<unk>`;
 # 3. a `Run` holds the data description, the vocabularies and the model and training options,
@@ -132,32 +134,34 @@ for name in ("valid", "test"):
 # Document 003's sentence landed in the **training** split. Keep that in mind: when the model
 # translates it correctly below, it is reciting a sentence it was trained on.
 #
-# ## 3. Your own Tatoeba file
+# ## 3. The real Tatoeba corpus
 #
-# The project ships no Tatoeba data. To train on real sentences, download an English–Chinese
-# file (`cmn-eng.zip`, containing `cmn.txt`) from [manythings.org/anki](https://www.manythings.org/anki/)
-# (sentences from tatoeba.org, CC BY 2.0 FR; keep the attribution column with them). Its lines
-# have the phrasebook's three columns, so the same code reads it. From a shell:
+# The project ships no Tatoeba data, but fetches it: `tinyattn data fetch cmn-eng` downloads
+# 28,447 English–Chinese sentence pairs from tatoeba.org (CC BY 2.0 FR; each line keeps its
+# attribution column) from a pinned copy, checks its sha256 and keeps it in `~/.cache/tinyattn`
+# (or `$TINYATTN_DATA`); offline, `--from PATH` registers a copy you brought (data/README.md).
+# Its lines have the phrasebook's three columns, and the corpus name works wherever a file
+# does. From a shell:
 #
 # ```sh
-# tinyattn train cmn.txt --max-len 10 --min-freq 2 --out runs/cmn   # word -> zh picked automatically
+# tinyattn data fetch cmn-eng
+# tinyattn train cmn-eng --max-len 10 --min-freq 2 --out runs/cmn   # word -> zh picked automatically
 # tinyattn translate runs/cmn "Are you very big?" --plot runs/cmn/plots
 # ```
 #
-# and in Python the cell below does the reading, filtering and splitting; it only runs when the
-# file is there (put it next to this notebook, or change the path). Expect tens of thousands of
+# and in Python the cell below does the reading, filtering and splitting. It never downloads:
+# it runs when the corpus is already fetched (`locate` only looks). Expect tens of thousands of
 # pairs: train for longer than this lesson does, with `min_freq=2` in `Vocab.build` to keep the
 # vocabulary small.
 
 # %%
-MY_TSV = Path("cmn.txt")  # English<TAB>Chinese<TAB>attribution, from manythings.org/anki
-if MY_TSV.exists():
-    my_spec = DataSpec(str(MY_TSV), max_len=10)  # drop pairs longer than 10 tokens on a side
+if locate("cmn-eng") is not None:
+    my_spec = DataSpec("cmn-eng", max_len=10)  # drop pairs longer than 10 tokens on a side
     my_splits, my_info = load_examples(my_spec)
     print(my_info, my_spec.src_kind, "->", my_spec.tgt_kind)
     print(my_splits["train"][0].src, "->", my_splits["train"][0].tgt)
 else:
-    print(f"{MY_TSV} not found: skipped (this lesson uses the phrasebook)")
+    print("cmn-eng is not fetched: skipped (this lesson uses the phrasebook)")
 
 # %% [markdown]
 # ## 4. The model: check its gradient, then train it

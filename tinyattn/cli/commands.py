@@ -35,6 +35,8 @@ from tinyattn.cli.evaluation import (
 )
 from tinyattn.cli.run import (
     FILES,
+    SPLIT_DIR,
+    SPLIT_KINDS,
     DataSpec,
     Run,
     RunError,
@@ -44,7 +46,7 @@ from tinyattn.cli.run import (
     run_state,
     same_source,
 )
-from tinyattn.data import TASKS, DataError, Vocab, detokenize, tokenize
+from tinyattn.data import CORPORA, TASKS, DataError, Vocab, detokenize, tokenize
 from tinyattn.seq2seq import ATTENTIONS
 from tinyattn.training.checkpoint import remove_stale_temps
 from tinyattn.training.optim import Adam
@@ -80,8 +82,10 @@ def _options(args, defaults: dict) -> dict:
 
 
 def _new_run(args, out: Path) -> tuple[Run, dict]:
-    source = args.data if args.data in TASKS else str(Path(args.data).resolve())
-    spec = DataSpec(source, src_kind=args.src_kind, tgt_kind=args.tgt_kind,
+    named = args.data in TASKS or args.data in CORPORA  # else a file: its absolute path
+    source = args.data if named else str(Path(args.data).resolve())
+    spec = DataSpec(source, split=args.split or "source", src_kind=args.src_kind,
+                    tgt_kind=args.tgt_kind,
                     lowercase=not args.keep_case, max_len=args.max_len,
                     english_prefixes=args.english_prefixes, skip_bad=args.skip_bad,
                     swap=args.swap, split_seed=args.split_seed, train_size=args.train_size)
@@ -111,7 +115,9 @@ def _resumed_run(args, out: Path) -> tuple[Run, dict]:
         run.train_options["epochs"] = args.epochs
     if not same_source(args.data, run.data.source):
         raise CLIError(f"{out} was trained on {run.data.source!r}, not {args.data!r}")
-    splits, info = load_examples(run.data)
+    if args.split is not None and args.split != run.data.split:
+        raise CLIError(f"{out} was split by {run.data.split}, not --split {args.split}")
+    splits, info = run.load_splits()
     return run, {"splits": splits, "info": info}
 
 
@@ -134,7 +140,8 @@ def _print_epoch(r) -> None:
 def _prepare_out(args, out: Path) -> None:
     """Refuse an --out that training would damage; with --overwrite, clear our old run."""
     # a save killed mid-write (even the first config.json's) must not lock the directory
-    stale = remove_stale_temps(out, FILES.values())
+    stale = remove_stale_temps(out, FILES.values()) + remove_stale_temps(
+        out / SPLIT_DIR, [f"{split}.tsv" for split in ("train", "valid", "test")])
     if stale:
         _say(f"removed {len(stale)} temporary file(s) left by an interrupted save: "
              + " ".join(stale))
@@ -202,6 +209,7 @@ def cmd_train(args) -> int:
             _say(f"--overwrite: replacing the run in {out} ("
                  + ", ".join(remove_run_files(out)) + ")")
         run.save_config()
+        run.save_splits(splits)
     info = dict(data["info"])
     skipped = info.pop("skipped_lines", 0)
     _say(f"data: {args.data}: " + ", ".join(f"{k} {v}" for k, v in info.items())
@@ -328,7 +336,7 @@ def _refuse_existing(paths, flag: str, overwrite: bool) -> None:
 
 
 def _split(run: Run, name: str):
-    splits, _ = load_examples(run.data)
+    splits, _ = run.load_splits()
     return splits[name]
 
 
@@ -397,11 +405,14 @@ def build_parser() -> argparse.ArgumentParser:
         "(pure NumPy).", epilog="Example: tinyattn train dates --out runs/dates")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    t = sub.add_parser("train", help="train a model on a task or a TSV file of sentence pairs",
+    t = sub.add_parser("train", help="train a model on a task, a corpus or a TSV file of "
+                       "sentence pairs",
                        description="Train a model; writes config.json, checkpoint.npz, "
-                       "vocabularies, metrics.json, loss.png and alignment PNGs to --out.")
-    t.add_argument("data", metavar="TASK_OR_TSV",
-                   help=f"a task ({', '.join(TASKS)}) or a tab-separated file of pairs")
+                       "vocabularies, the data split (data/*.tsv), metrics.json, loss.png and "
+                       "alignment PNGs to --out.")
+    t.add_argument("data", metavar="DATA",
+                   help=f"a task ({', '.join(TASKS)}), a corpus ({', '.join(CORPORA)}: "
+                   "fetched when missing, see 'tinyattn data') or a tab-separated file of pairs")
     t.add_argument("--out", help="run directory (default runs/<task or file name>)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out")
     t.add_argument("--overwrite", action="store_true",
@@ -439,6 +450,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--skip-bad", action="store_true",
                    help="skip malformed TSV lines (and report how many) instead of stopping")
     d.add_argument("--swap", action="store_true", help="translate column 2 -> column 1")
+    d.add_argument("--split", choices=SPLIT_KINDS, default=None,
+                   help="'source' (default): each source sentence goes wholly to train, valid "
+                   "or test, so no test source is seen in training; 'pairs': each pair "
+                   "independently (the old way, for comparison)")
     d.add_argument("--split-seed", dest="split_seed", type=_non_negative, default=0)
     d.add_argument("--min-freq", dest="min_freq", type=_positive, default=1)
     t.add_argument("--plots", type=_non_negative, default=3,

@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from tinyattn.data import Vocab, detokenize
-from tinyattn.metrics.accuracy import (
+from tinyattn.metrics import (
     alignment_accuracy,
     attention_entropy,
+    bleu_signature,
     corpus_bleu,
-    exact_match,
     token_accuracy,
 )
 from tinyattn.training.batching import pad_batch, pad_ids
@@ -73,16 +73,40 @@ def teacher_forced(model, run, sources, targets, *, batch_size: int = 256):
 
 
 def evaluate_examples(model, run, examples, *, beam: int = 1) -> dict:
-    """Exact match, token accuracy and BLEU of the decoded outputs, plus
-    alignment accuracy (when gold spans exist) and mean attention entropy."""
+    """Scores of the decoded outputs, alignment accuracy (when gold spans
+    exist) and mean attention entropy.
+
+    A source that occurs in several examples (one sentence, several
+    translations) is decoded once and scored against all of its targets:
+    ``bleu`` is multi-reference corpus BLEU over the distinct sources and
+    ``exact_match`` the fraction of them whose output equals any reference.
+    ``bleu_single_ref`` (each example's output against its own target, a
+    source counted once per example, as most published numbers are) and
+    ``token_accuracy`` are per example. ``bleu_signature`` says how BLEU was
+    computed (sacrebleu's layout).
+    """
     if not examples:
         raise ValueError("no examples to evaluate")
     sources = [_src(e) for e in examples]
     refs = [list(e.tgt) for e in examples]
-    hyps = [d[0][0] for d in decode(model, run, sources, beam=beam)]
-    metrics = {"examples": len(examples), "exact_match": exact_match(hyps, refs),
+    groups: dict[tuple, list[list]] = {}  # distinct source -> its references
+    for src, ref in zip(sources, refs):
+        groups.setdefault(tuple(src), []).append(ref)
+    outputs = dict(zip(groups, (d[0][0] for d in decode(model, run, [list(s) for s in groups],
+                                                        beam=beam))))
+    hyps = [outputs[tuple(src)] for src in sources]
+    nrefs = {len(r) for r in groups.values()}
+    tokenizer = "tinyattn-" + run.data.tgt_kind
+    metrics = {"examples": len(examples), "sources": len(groups),
+               "exact_match": float(np.mean([outputs[s] in r for s, r in groups.items()])),
                "token_accuracy": token_accuracy(hyps, refs),
-               "bleu": corpus_bleu(hyps, refs).score}
+               "bleu": corpus_bleu(list(outputs.values()), list(groups.values())).score,
+               "bleu_single_ref": corpus_bleu(hyps, refs).score,
+               "bleu_signature": bleu_signature(
+                   nrefs=nrefs.pop() if len(nrefs) == 1 else "var",
+                   # a task's tokens are generated as they are: never lowercased
+                   lowercase=run.data.lowercase and not run.data.is_task,
+                   tokenizer=tokenizer)}
     if model.config["attention"] is not None:
         alphas, _ = teacher_forced(model, run, sources, refs)
         golds = [list(e.gold) for e in examples if getattr(e, "gold", None) is not None]
@@ -96,20 +120,28 @@ def evaluate_examples(model, run, examples, *, beam: int = 1) -> dict:
 
 def format_metrics(metrics: dict, title: str) -> str:
     """A small aligned table of the metrics, for the terminal."""
-    rows = [("exact match", "exact_match", "{:.2%}"), ("token accuracy", "token_accuracy",
-                                                        "{:.2%}"),
-            ("BLEU", "bleu", "{:.2f}"), ("alignment accuracy", "alignment_accuracy", "{:.2%}"),
+    rows = [("distinct sources", "sources", "{}"),
+            ("exact match", "exact_match", "{:.2%}"),
+            ("token accuracy", "token_accuracy", "{:.2%}"),
+            ("BLEU", "bleu", "{:.2f}"),
+            ("BLEU, 1 reference", "bleu_single_ref", "{:.2f}"),
+            ("BLEU signature", "bleu_signature", "{}"),
+            ("alignment accuracy", "alignment_accuracy", "{:.2%}"),
             ("attention entropy", "attention_entropy", "{:.3f} nats"),
-            ("training time", "train_seconds", "{:.1f} s"), ("decoding time",
-                                                              "decode_seconds", "{:.1f} s")]
+            ("training time", "train_seconds", "{:.1f} s"),
+            ("decoding time", "decode_seconds", "{:.1f} s")]
     lines = [title]
+    if metrics.get("sources", 0) == metrics.get("examples"):  # one reference each: the same
+        rows = [row for row in rows if row[1] not in ("sources", "bleu_single_ref")]
     lines += [f"  {label:<19}{fmt.format(metrics[key])}" for label, key, fmt in rows
               if key in metrics]
     return "\n".join(lines)
 
 
-def _words(tokens, eos: bool) -> list:
-    return list(tokens) + (["<eos>"] if eos else [])
+def _row_labels(run, hyp) -> list[str]:
+    """One label per attention row: every id the decoder emitted, the ``<eos>``
+    and any ``<pad>``/``<sos>`` an undertrained model produced included."""
+    return run.tgt_vocab.decode(hyp.tokens, strip_special=False)
 
 
 def plot_paths(out_dir, prefix: str, indices) -> list[Path]:
@@ -131,22 +163,28 @@ def plot_examples(model, run, examples, indices, out_dir, *, prefix: str, beam: 
         src = _src(item)
         results = decode(model, run, [src], beam=beam, n_best=beam)[0]
         if beam > 1:
-            labels = [_words(w, h.tokens[-1:] == [Vocab.eos_id]) for w, h in results]
+            labels = [_row_labels(run, h) for _, h in results]
             fig = plot_hypotheses([h for _, h in results], src, labels, path=path,
                                   title=f"{prefix} {i}: beam {beam}")
         else:
             words, hyp = results[0]
-            labels = _words(words, hyp.tokens[-1:] == [Vocab.eos_id])
+            labels = _row_labels(run, hyp)
             ref = list(getattr(item, "tgt", []))
             gold = None
             if getattr(item, "gold", None) is not None and words == ref:
                 gold = list(item.gold) + [None] * (len(labels) - len(ref))
-            _, positions = teacher_forced(model, run, [src], [words])
+            # the emitted tokens fed back: one row per label, as in the free-running decode
+            _, positions = teacher_forced(model, run, [src], [labels[:-1]])
             p_t = positions[0]
             window = model.config["window"] if p_t is not None else None
-            verdict = "" if not ref else (": output = reference ✓" if words == ref else
-                                          ": reference " + detokenize(ref, run.data.tgt_kind)
-                                          + " ✗")
+            # every target of this source among the examples is a reference
+            refs = [ref] + [list(e.tgt) for e in examples if e is not item and
+                            hasattr(e, "tgt") and tuple(_src(e)) == tuple(src)] if ref else []
+            more = f" (or {len(refs) - 1} more)" if len(refs) > 1 else ""
+            verdict = "" if not refs else (": output = a reference ✓" if words in refs else
+                                           ": reference " + detokenize(refs[0],
+                                                                       run.data.tgt_kind)
+                                           + more + " ✗")
             empty = " (empty output)" if not words else ""
             fig = plot_alignment(hyp.attention, src, labels, gold=gold, positions=p_t,
                                  window=window, path=path,

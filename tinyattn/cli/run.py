@@ -9,6 +9,10 @@ run directory::
         tgt_vocab.json       so a mismatched pair is caught when loading)
         checkpoint.npz       weights, optimiser and data-order state (resumable)
         metrics.json         held-out scores after training
+        data/                for a sentence-pair file or corpus: the exact split used,
+            train.tsv        source, target, origin (file:line and attribution), so
+            valid.tsv        evaluate reads the same examples and a leak can be audited
+            test.tsv
         loss.png, alignment_*.png
 
 ``config.json``'s ``"format"`` field marks a directory as a run: ``train``
@@ -16,18 +20,20 @@ writes only into a new or empty directory, or into a run with
 ``--resume`` or ``--overwrite`` (docs/design.md §5), and never into a
 directory of someone else's files.
 
-Data comes either from a generated task (`tinyattn.data.TASKS`; the same
-splits as the files under ``data/``) or from a tab-separated sentence-pair
-file, filtered, tokenised and split deterministically by ``seed``, so
-``evaluate`` and ``plot`` rebuild exactly the splits ``train`` used. A
-file is recorded by its absolute path and its sha256, so a run can be
-evaluated from any directory and a changed file is refused, not silently
-re-split.
+Data comes from a generated task (`tinyattn.data.TASKS`; the same splits as
+the files under ``data/``), a Tatoeba corpus (`tinyattn.data.CORPORA`, fetched
+when missing) or a tab-separated sentence-pair file: filtered, tokenised and
+split deterministically by ``seed``. The split is by source sentence (all
+translations of one source go to the same split, so no test source is seen in
+training) unless ``split="pairs"``. ``train`` writes the split to the run's
+``data/`` and ``evaluate``, ``plot`` and ``--resume`` read it from there. A
+file is recorded by its absolute path and its sha256: runs made before the
+split files existed re-split it, and a changed file is refused.
 """
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import json
 import unicodedata
 from dataclasses import asdict, dataclass
@@ -35,13 +41,16 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyattn._validate import check_dtype_name
+from tinyattn._validate import check_dtype_name, check_options
 from tinyattn.data import (
+    CORPORA,
     ENGLISH_PREFIXES,
     TASKS,
     DataError,
     Example,
     Vocab,
+    fetch,
+    file_sha256,
     filter_pairs,
     make_splits,
     read_pairs,
@@ -69,13 +78,17 @@ class RunError(ValueError):
 class DataSpec:
     """Where the examples come from and how text becomes tokens.
 
-    ``source`` is a task name or a path to a TSV file. ``src_kind`` and
-    ``tgt_kind`` are tokeniser kinds ("char", "word", "zh"); None picks
-    "char" for tasks and, for files, "zh" when the side is mostly Chinese,
-    else "word".
+    ``source`` is a task name, a corpus name or a path to a TSV file.
+    ``split`` is ``"source"`` (every source sentence, as tokenised, goes
+    wholly to one split) or ``"pairs"`` (pairs are split independently, so a
+    test source may occur in training with another translation; runs made
+    before the split by source were split so). ``src_kind`` and ``tgt_kind``
+    are tokeniser kinds ("char", "word", "zh"); None picks "char" for tasks
+    and, for files, "zh" when the side is mostly Chinese, else "word".
     """
 
     source: str
+    split: str = "source"  # or "pairs": see load_examples
     src_kind: str | None = None
     tgt_kind: str | None = None
     lowercase: bool = True
@@ -89,8 +102,17 @@ class DataSpec:
 
     @property
     def is_task(self) -> bool:
-        """Whether the data is a generated task (else a TSV file)."""
+        """Whether the data is a generated task (else a corpus or a TSV file)."""
         return self.source in TASKS
+
+    @property
+    def is_corpus(self) -> bool:
+        """Whether the data is a named corpus (`tinyattn.data.CORPORA`)."""
+        return self.source in CORPORA
+
+
+SPLIT_KINDS = ("source", "pairs")
+SPLIT_DIR = "data"  # in a run directory: the split files
 
 
 def _mostly_cjk(sentences) -> bool:
@@ -101,36 +123,44 @@ def _mostly_cjk(sentences) -> bool:
     return sum(cjk(s) for s in sample) * 3 > len(sample)
 
 
-def file_sha256(path) -> str:
-    """The hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def same_source(given: str, stored: str) -> bool:
-    """Whether a data argument names the same task, or the same file, as a stored source."""
-    if given in TASKS or stored in TASKS:
+    """Whether a data argument names the same task, corpus or file as a stored source."""
+    names = (*TASKS, *CORPORA)
+    if given in names or stored in names:
         return given == stored
     return Path(given).resolve() == Path(stored).resolve()
+
+
+def _tokenised(pairs, spec: DataSpec) -> list[Example]:
+    """Pairs -> examples (tokens, no gold spans, the pair kept as ``origin``);
+    a pair whose side tokenises to nothing (only spaces) is dropped."""
+    examples = []
+    for p in pairs:
+        src = tokenize(p.src, spec.src_kind, lowercase=spec.lowercase)
+        tgt = tokenize(p.tgt, spec.tgt_kind, lowercase=spec.lowercase)
+        if src and tgt:
+            examples.append(Example(src, tgt, (None,) * len(tgt), origin=p))
+    return examples
 
 
 def load_examples(spec: DataSpec) -> tuple[dict[str, list[Example]], dict]:
     """The train/valid/test examples of ``spec`` and a summary (counts, skipped lines).
 
-    ``spec.src_kind``/``tgt_kind`` are filled in when they were None.
+    A corpus name is fetched first (`tinyattn.data.fetch`: found, or
+    downloaded once). ``spec.src_kind``/``tgt_kind`` are filled in when they
+    were None, and ``spec.sha256`` with the file's.
     """
+    check_options("split", spec.split, SPLIT_KINDS)
     info: dict = {}
     if spec.is_task:
         spec.src_kind = spec.src_kind or "char"
         spec.tgt_kind = spec.tgt_kind or "char"
         splits = make_splits(spec.source)
     else:
-        path = Path(spec.source)
+        path = fetch(spec.source) if spec.is_corpus else Path(spec.source)
         if not path.is_file():
-            raise DataError(f"{spec.source}: no such task or file (tasks: {', '.join(TASKS)})")
+            raise DataError(f"{spec.source}: no such task, corpus or file (tasks: "
+                            f"{', '.join(TASKS)}; corpora: {', '.join(CORPORA)})")
         digest = file_sha256(path)
         if spec.sha256 is None:
             spec.sha256 = digest
@@ -148,13 +178,11 @@ def load_examples(spec: DataSpec) -> tuple[dict[str, list[Example]], dict]:
                              lowercase=spec.lowercase)
         if not pairs:
             raise DataError(f"{spec.source}: no pairs left after filtering")
-        examples = []
-        for p in pairs:
-            src = tokenize(p.src, spec.src_kind, lowercase=spec.lowercase)
-            tgt = tokenize(p.tgt, spec.tgt_kind, lowercase=spec.lowercase)
-            if src and tgt:  # a sentence of only spaces tokenises to nothing
-                examples.append(Example(src, tgt, (None,) * len(tgt)))
-        train, valid, test = split_pairs(examples, seed=spec.split_seed)
+        examples = _tokenised(pairs, spec)
+        # split by source: a source's translations all go to one split (its tokens
+        # are the key, so "Go." and "go ." are one source when the tokeniser says so)
+        key = (lambda e: e.src) if spec.split == "source" else None
+        train, valid, test = split_pairs(examples, seed=spec.split_seed, key=key)
         if not valid or not test:
             raise DataError(f"{spec.source}: {len(examples)} usable pairs are too few to hold "
                             "out validation and test examples (10% each); need at least 10")
@@ -196,15 +224,20 @@ def run_state(directory: Path) -> str:
 def remove_run_files(directory: Path) -> list[str]:
     """Delete the files ``train`` writes in a run directory (for ``--overwrite``);
     anything else in it is left alone. Returns the names removed."""
-    # config.json last: until it goes, the directory is still recognisably a run
     ours = [directory / name for key, name in FILES.items() if key != "config"]
+    ours += [directory / SPLIT_DIR / f"{split}.tsv" for split in ("train", "valid", "test")]
     ours += [directory / "loss.png", *sorted(directory.glob("alignment_*.png"))]
-    ours.append(directory / FILES["config"])
     removed = []
-    for path in ours:
+
+    def remove(path):
         if path.is_file():
             path.unlink()
-            removed.append(path.name)
+            removed.append(str(path.relative_to(directory)))
+    for path in ours:
+        remove(path)
+    with contextlib.suppress(OSError):  # the split files' directory, when now empty
+        (directory / SPLIT_DIR).rmdir()
+    remove(directory / FILES["config"])  # last: until then the directory is a run
     return removed
 
 
@@ -246,6 +279,44 @@ class Run:
         self.src_vocab.save(self.path("src_vocab"))
         self.tgt_vocab.save(self.path("tgt_vocab"))
 
+    def split_path(self, name: str) -> Path:
+        """The file of one split (``"train"``, ``"valid"``, ``"test"``) in the run."""
+        return self.directory / SPLIT_DIR / f"{name}.tsv"
+
+    def save_splits(self, splits: dict) -> None:
+        """Write the examples' sentence pairs, split by split, to ``data/<split>.tsv``
+        (source, target, origin); nothing for a generated task (no pairs)."""
+        if self.data.is_task:
+            return
+        (self.directory / SPLIT_DIR).mkdir(exist_ok=True)
+        name = (CORPORA[self.data.source].file_name if self.data.is_corpus
+                else Path(self.data.source).name)
+        for split, examples in splits.items():
+            lines = []
+            for e in examples:
+                p = e.origin
+                origin = f"{name}:{p.line}" + (f" {p.attribution}" if p.attribution else "")
+                lines.append(f"{p.src}\t{p.tgt}\t{origin}\n")
+            write_text_atomic(self.split_path(split), "".join(lines))
+
+    def load_splits(self) -> tuple[dict[str, list[Example]], dict]:
+        """The examples ``train`` used: read from the run's split files when it has
+        them, else rebuilt from the data (`load_examples`: tasks, and runs made
+        before the split files)."""
+        if self.data.is_task or not self.split_path("train").exists():
+            return load_examples(self.data)
+        splits = {}
+        for split in ("train", "valid", "test"):
+            path = self.split_path(split)
+            if not path.is_file():
+                raise RunError(f"{self.directory}: {SPLIT_DIR}/{split}.tsv is missing, so the "
+                               "run is incomplete; train it again with --overwrite")
+            pairs, _ = read_pairs(path)
+            splits[split] = _tokenised(pairs, self.data)
+            if len(splits[split]) != len(pairs):
+                raise RunError(f"{path}: a line tokenises to nothing; the file was edited")
+        return splits, {name: len(items) for name, items in splits.items()}
+
     def save_metrics(self, metrics: dict) -> None:
         """Write the metrics JSON atomically."""
         _write_json(self.path("metrics"), metrics)
@@ -284,7 +355,8 @@ class Run:
                                "train it again with --overwrite")
             vocabs.append(Vocab.load(directory / FILES[key]))
         try:
-            run = cls(directory, DataSpec(**config["data"]),
+            # runs made before the split by source were split by pair
+            run = cls(directory, DataSpec(**{"split": "pairs", **config["data"]}),
                       Seq2Seq.upgrade_config(config["model"]), config["train"],
                       *vocabs)
             run.build_model(seed=0)  # the stored model options must build a model

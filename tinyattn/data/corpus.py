@@ -216,8 +216,8 @@ def _check_fraction(value, name: str) -> float:
     return float(value)
 
 
-def split_pairs(items, *, valid: float = 0.1, test: float = 0.1,
-                seed: int = 0) -> tuple[list, list, list]:
+def split_pairs(items, *, valid: float = 0.1, test: float = 0.1, seed: int = 0,
+                key=None) -> tuple[list, list, list]:
     """Shuffle ``items`` and cut them into train, valid and test lists.
 
     Parameters
@@ -231,6 +231,11 @@ def split_pairs(items, *, valid: float = 0.1, test: float = 0.1,
     seed : int
         Seeds ``np.random.default_rng``; the same seed and items always
         give the same split.
+    key : callable, optional
+        Split by group instead of by item: items with equal ``key(item)``
+        (the same source sentence, say) always land in the same list, and
+        the fractions count groups. Inside a list, a group's items stay
+        together in their original order. None: every item is its own group.
 
     Returns
     -------
@@ -249,13 +254,23 @@ def split_pairs(items, *, valid: float = 0.1, test: float = 0.1,
         raise ValueError(f"valid + test must be < 1 so that some items are left to train, "
                          f"got {valid} + {test} = {valid + test}")
     check_size(seed, "seed", low=0)
+    if key is not None and not callable(key):
+        raise TypeError(f"key must be None or a function of an item, got {type(key).__name__}")
     if not items:
         raise ValueError("items is empty: nothing to split")
-    n = len(items)
+    groups: dict = {}
+    for k, item in enumerate(items):  # dicts keep first-seen order: a deterministic split
+        groups.setdefault(k if key is None else key(item), []).append(item)
+    groups = list(groups.values())
+    n = len(groups)
     n_valid, n_test = round(n * valid), round(n * test)
+    what = "items" if key is None else "groups"
     if n_valid + n_test >= n:
-        raise ValueError(f"valid={valid} and test={test} of {n} items leave no training "
-                         f"items ({n_valid} valid + {n_test} test)")
+        raise ValueError(f"valid={valid} and test={test} of {n} {what} leave no training "
+                         f"{what} ({n_valid} valid + {n_test} test)")
     order = np.random.default_rng(seed).permutation(n)
-    picked = [items[i] for i in order]
-    return (picked[n_valid + n_test:], picked[:n_valid], picked[n_valid:n_valid + n_test])
+
+    def flat(part):
+        return [item for i in part for item in groups[i]]
+    return (flat(order[n_valid + n_test:]), flat(order[:n_valid]),
+            flat(order[n_valid:n_valid + n_test]))

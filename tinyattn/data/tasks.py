@@ -19,12 +19,12 @@ against the truth. The tasks:
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from tinyattn._validate import check_options, check_size, is_int
-from tinyattn.data.corpus import DataError, _read_lines
+from tinyattn.data.corpus import DataError, Pair, _read_lines
 from tinyattn.data.dates import DateSample, sample_date
 from tinyattn.training.checkpoint import write_text_atomic
 
@@ -52,16 +52,20 @@ class Example:
         One entry per target token: the half-open span ``[start, end)``
         of source positions it comes from, or None where no source token
         explains it (the "-" of an ISO date).
+    origin : Pair or None
+        The sentence pair of a file the tokens came from (None for the
+        generated tasks); not compared.
     """
 
     src: tuple[str, ...]
     tgt: tuple[str, ...]
     gold: tuple[tuple[int, int] | None, ...]
+    origin: Pair | None = field(default=None, compare=False)
 
     def __post_init__(self):
-        for field in ("src", "tgt", "gold"):  # lists in, tuples stored: hashable, immutable
-            if not isinstance(getattr(self, field), tuple):
-                object.__setattr__(self, field, tuple(getattr(self, field)))
+        for name in ("src", "tgt", "gold"):  # lists in, tuples stored: hashable, immutable
+            if not isinstance(getattr(self, name), tuple):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
         if len(self.gold) != len(self.tgt):
             raise ValueError(f"gold must have one entry per target token ({len(self.tgt)}), "
                              f"got {len(self.gold)}")

@@ -8,7 +8,7 @@ from tinyattn.metrics.accuracy import (
     exact_match,
     token_accuracy,
 )
-from tinyattn.metrics.bleu import BleuScore, corpus_bleu
+from tinyattn.metrics.bleu import BleuScore, bleu_signature, corpus_bleu
 
-__all__ = ["BleuScore", "alignment_accuracy", "attention_entropy", "corpus_bleu",
-           "exact_match", "token_accuracy"]
+__all__ = ["BleuScore", "alignment_accuracy", "attention_entropy", "bleu_signature",
+           "corpus_bleu", "exact_match", "token_accuracy"]

@@ -237,3 +237,27 @@ def _bleu_from_stats(matches, totals, hyp_len, ref_len, smooth) -> BleuScore:
         score = 0.0  # log 0 = -inf: one empty order zeroes the geometric mean
     return BleuScore(score, tuple(precisions), bp, ratio, hyp_len, ref_len)
 
+
+
+def bleu_signature(*, nrefs, lowercase: bool, tokenizer: str, smooth: str = "exp") -> str:
+    """What a BLEU score was computed with, in sacrebleu's signature layout (Post 2018).
+
+    ``nrefs:N|case:lc|eff:no|tok:T|smooth:exp|version:tinyattn-X``. ``nrefs`` is
+    an int, or ``"var"`` when sources have different numbers of references;
+    ``tokenizer`` names how text became tokens (tinyattn's tokenisers:
+    ``"tinyattn-word"``, ``"tinyattn-zh"`` = Chinese characters, Latin runs
+    kept whole, ``"tinyattn-char"``); ``eff:no``: no effective order.
+
+    Examples
+    --------
+    >>> bleu_signature(nrefs=1, lowercase=True, tokenizer="tinyattn-word")[:50]
+    'nrefs:1|case:lc|eff:no|tok:tinyattn-word|smooth:ex'
+    """
+    from tinyattn import __version__
+
+    check_options("smooth", smooth, SMOOTH_METHODS)
+    if not (nrefs == "var" or (is_int(nrefs) and nrefs >= 1)):
+        raise ValueError(f"nrefs must be a positive int or 'var', got {_show(nrefs)}")
+    case = "lc" if lowercase else "mixed"
+    return (f"nrefs:{nrefs}|case:{case}|eff:no|tok:{tokenizer}|smooth:{smooth}|"
+            f"version:tinyattn-{__version__}")
