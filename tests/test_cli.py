@@ -192,3 +192,30 @@ def test_unknown_options_exit_2(capsys):
         cli.main(["train", "dates", "--bogus"])
     assert e.value.code == 2
     assert "unrecognized arguments: --bogus" in capsys.readouterr().err
+
+
+def test_regularisation_flags_and_the_best_checkpoint(tmp_path, capsys):
+    """--dropout, --label-smoothing and --lr-decay reach the model and the trainer;
+    best.npz holds the epoch with the lowest validation loss, which evaluate,
+    translate and plot use (checkpoint.npz is for resuming)."""
+    out = tmp_path / "reg"
+    code, _, err = run_cli(capsys, "train", "dates", "--out", out, "--train-size", "300",
+                           "--epochs", "3", "--dropout", "0.2", "--label-smoothing", "0.1",
+                           "--lr-decay", "0.5", "--decay-patience", "1", *TINY)
+    assert code == 0, err
+    config = json.loads((out / "config.json").read_text())
+    assert (config["model"]["dropout"], config["model"]["label_smoothing"]) == (0.2, 0.1)
+    assert (config["train"]["lr_decay"], config["train"]["decay_patience"]) == (0.5, 1)
+    epochs = [line for line in err.splitlines() if line.startswith("epoch ")]
+    assert len(epochs) == 3 and all(", lr " in line for line in epochs)
+    history = json.loads(str(load_checkpoint(out / "checkpoint.npz").extra["trainer"]))
+    valid = [r["valid_loss"] for r in history["history"]]
+    best = load_checkpoint(out / "best.npz")
+    assert int(best.extra["best_epoch"]) == 1 + int(np.argmin(valid))
+    (out / "checkpoint.npz").write_text("damaged")  # only resuming needs it
+    code, text, err = run_cli(capsys, "translate", out, "12/25/84")
+    assert code == 0, err
+    for bad in (["--dropout", "1"], ["--label-smoothing", "-0.1"], ["--lr-decay", "1.5"]):
+        with pytest.raises(SystemExit):
+            cli.main(["train", "dates", "--out", str(tmp_path / "x"), *bad])
+        assert "expected a number in" in capsys.readouterr().err

@@ -97,7 +97,7 @@ def test_d2_empty_hypothesis_is_plotted(trained, tmp_path, capsys):
     b = {n: v for n, v, _ in model.named_parameters()}["decoder.out.b"]
     b[:] = -50.0
     b[2] = 50.0  # <eos> first: every output is empty
-    model.save(run / "checkpoint.npz")
+    model.save(run / "best.npz")  # the weights translate and plot use
     code, out, err = run_cli(capsys, "translate", run, "12/25/84", "--plot", tmp_path / "p")
     assert code == 0 and out == "\n", err
     assert (tmp_path / "p" / "sentence_0.png").stat().st_size > 0
@@ -117,7 +117,7 @@ def test_heatmap_of_an_output_of_special_tokens(trained, tmp_path, capsys, emitt
     b = {n: v for n, v, _ in model.named_parameters()}["decoder.out.b"]
     b[:] = -50.0
     b[emitted] = 50.0
-    model.save(run / "checkpoint.npz")
+    model.save(run / "best.npz")  # the weights translate and plot use
     for argv in (["translate", run, "12/25/84", "--plot", tmp_path / "p"],
                  ["translate", run, "12/25/84", "--beam", "2", "--plot", tmp_path / "b"],
                  ["plot", run, "--index", "0", "--out", tmp_path / "q"]):
@@ -256,7 +256,8 @@ def test_older_run_with_an_ignored_attn_size(trained, tmp_path, capsys):
     run = _copy(trained, tmp_path)
     _edit_config(run, lambda c: c["model"].update(attention="dot", attn_size=7))
     r = Run.open(run)  # a dot model's weights, as the older run would hold
-    r.build_model(seed=0).save(run / "checkpoint.npz", extra=r.vocab_extra())
+    for name in ("best.npz", "checkpoint.npz"):
+        r.build_model(seed=0).save(run / name, extra=r.vocab_extra())
     code, out, err = run_cli(capsys, "translate", run, "12/25/84")
     assert code == 0, err
 
@@ -711,7 +712,8 @@ def _swap_tokens(path):
     (lambda r: _edit_config(r, lambda c: c["model"].update(colour=1)),
      "config.json: incomplete, unknown or invalid field .*colour"),
     (lambda r: _edit_config(r, lambda c: c.update(data=[])), "'data' must be a JSON object"),
-    (lambda r: (r / "checkpoint.npz").write_text("x"), "not an .npz \\(zip\\) archive"),
+    (lambda r: [(r / name).write_text("x") for name in ("best.npz", "checkpoint.npz")],
+     "not an .npz \\(zip\\) archive"),
     (lambda r: _swap_tokens(r / "tgt_vocab.json"),
      "the checkpoint was trained with another tgt_vocab"),
 ])

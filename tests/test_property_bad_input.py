@@ -329,17 +329,29 @@ ENTRIES = {
                                               "step_size": 2, "gamma": 0.5},
                        {"optimizer": _anything_but(), "step_size": size(cap=None),
                         "gamma": real("(0, 1]")}),
+    "PlateauDecay": Entry(ta.PlateauDecay, lambda: {"optimizer": ta.SGD(_linear_params(), lr=0.1)},
+                          {"optimizer": _anything_but(), "factor": real("(0, 1)"),
+                           "patience": size(cap=None), "min_lr": real("[0, inf)"),
+                           "threshold": real("[0, inf)")}),
+    "PlateauDecay.step": Entry(
+        lambda valid_loss: ta.PlateauDecay(ta.SGD(_linear_params(), lr=0.1)).step(valid_loss),
+        lambda: {"valid_loss": 1.0}, {"valid_loss": real("(-inf, inf)")}),
     "Trainer": Entry(
         Trainer, _trainer_args,
         {"model": _anything_but(), "optimizer": _anything_but(), "pad_id": token_id(1),
          "sos_id": size(low=0, cap=None), "eos_id": size(low=0, cap=None),
          "batch_size": size(cap=None), "clip": real("(0, inf)").filter(lambda v: v is not None),
-         "bucket": boolean(), "show_progress": boolean(), "rng": rng()}),
+         "bucket": boolean(), "show_progress": boolean(), "rng": rng(),
+         "schedule": st.one_of(_anything_but(None), st.sampled_from(  # on another optimiser
+             [ta.StepDecay(ta.SGD(_linear_params(), lr=0.1), step_size=1, gamma=0.5),
+              ta.PlateauDecay(ta.SGD(_linear_params(), lr=0.1))]))}),
     "Trainer.fit": Entry(
         _fit, lambda: {"train_pairs": _PAIRS, "epochs": 1},
         {"train_pairs": _pairs_lists(), "valid_pairs": _pairs_lists().filter(
             lambda v: v is not None), "epochs": size(cap=None),
-         "patience": size(cap=None, none_ok=True)}),
+         "patience": size(cap=None, none_ok=True),
+         "checkpoint_path": _anything_but(None, valid_if=lambda v: isinstance(v, str)),
+         "best_path": _anything_but(None, valid_if=lambda v: isinstance(v, str))}),
     "clip_grad_norm": Entry(ta.clip_grad_norm,
                             lambda: {"model_or_params": _linear_params(), "max_norm": 1.0},
                             {"model_or_params": _anything_but(), "max_norm": real("(0, inf]")}),
@@ -349,7 +361,8 @@ ENTRIES = {
                  "mask": np.ones((2, 3), bool)},
         {"logits": float_array((2, 3, 4), any_float=True, free_sizes=True),
          "targets": ids((2, 3), 4),
-         "mask": mask((2, 3))}),
+         "mask": mask((2, 3)), "label_smoothing": real("[0, 1)"),
+         "pad_id": token_id(4, none_ok=True)}),
     "softmax": Entry(F.softmax, lambda: {"x": np.zeros((2, 3)), "axis": -1},
                      {"x": float_array((2, 3), any_float=True).filter(
                          lambda a: not (isinstance(a, np.ndarray) and a.dtype.kind == "f"

@@ -116,6 +116,20 @@ def test_resume_continues_the_exact_loss_trajectory(tmp_path):
     assert_same_run(straight, full, resumed, rest, ("train_loss", "valid_loss", "lr"))
 
 
+def interrupt_after(trainer, n: int) -> None:
+    """Set ``stop_requested`` after the n-th optimiser step from now, as a Ctrl-C
+    handler would between two batches."""
+    calls = {"n": 0}
+    step = trainer.optimizer.step
+
+    def counting_step():
+        step()
+        calls["n"] += 1
+        trainer.stop_requested = calls["n"] == n
+
+    trainer.optimizer.step = counting_step
+
+
 def test_interrupted_mid_epoch_resumes_with_the_next_batch(tmp_path):
     """Stop after 3 of 5 batches of epoch 2, save, resume in a fresh trainer:
     the same losses and weights as a run that was never stopped."""
@@ -125,15 +139,7 @@ def test_interrupted_mid_epoch_resumes_with_the_next_batch(tmp_path):
 
     first = make_trainer(make_model(), schedule=True)
     first.fit(train, valid, epochs=1)
-    calls = {"n": 0}
-    step = first.optimizer.step
-
-    def counting_step():  # a Ctrl-C handler sets the flag between batches
-        step()
-        calls["n"] += 1
-        first.stop_requested = calls["n"] == 3
-
-    first.optimizer.step = counting_step
+    interrupt_after(first, 3)
     with pytest.raises(Interrupted, match="stopped after 3 of 5 batches of epoch 2"):
         first.fit(train, valid, epochs=3)
     first.save(tmp_path / "ckpt.npz")

@@ -15,7 +15,7 @@ from tinyattn.module import Module
 from tinyattn.rnn import RNN
 from tinyattn.self_attention import SelfAttention
 from tinyattn.seq2seq import Seq2Seq
-from tinyattn.training.optim import SGD, Adam, StepDecay, clip_grad_norm
+from tinyattn.training.optim import SGD, Adam, PlateauDecay, StepDecay, clip_grad_norm
 from tinyattn.training.trainer import Trainer
 
 __version__ = "0.1.0"
@@ -24,6 +24,7 @@ __all__ = [
     "SGD",
     "Adam",
     "Seq2Seq",
+    "PlateauDecay",
     "StepDecay",
     "Trainer",
     "clip_grad_norm",

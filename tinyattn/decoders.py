@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from tinyattn.functional import matmul_last
-from tinyattn.layers import Linear
+from tinyattn.layers import Dropout, Linear
 from tinyattn.memory import Memory, MemoryGrad
 from tinyattn.module import Module
 from tinyattn.recurrent import DeferredGrads
@@ -65,9 +65,10 @@ class PlainDecoder(Module):
     ``c`` is the same at every step, so the RNN runs as one sequence call.
     """
 
-    def __init__(self, cell, out: Linear, emb_size: int, ctx_size: int):
+    def __init__(self, cell, out: Linear, emb_size: int, ctx_size: int, *, dropout=0.0):
         super().__init__(cell.dtype)
         self.cell, self.out = cell, out
+        self.out_drop = Dropout(dropout, dtype=cell.dtype)  # on the features, before out
         self.E, self.C = emb_size, ctx_size
 
     def prepare(self, enc_hs, src_mask, c):
@@ -80,14 +81,14 @@ class PlainDecoder(Module):
         # the same c at every step: (B, C) -> (B, T, C), a broadcast view
         c_all = np.broadcast_to(memory.context[:, None, :], (B, T, self.C))
         hs, _ = self.cell(np.concatenate([emb, c_all], axis=2), state0)  # one sequence call
-        logits = self.out(np.concatenate([hs, c_all, emb], axis=2))  # (B, T, Hd + C + E)
+        logits = self.out(self.out_drop(np.concatenate([hs, c_all, emb], axis=2)))
         self._cache = hs.shape[2]
         return logits, None
 
     def backward(self, dlogits):
         """``demb (B, T, E)``, ``MemoryGrad(None, dc)``, ``dstate0``."""
         Hd = self._take_cache()
-        dfeat = self.out.backward(dlogits)  # (B, T, Hd + C + E)
+        dfeat = self.out_drop.backward(self.out.backward(dlogits))  # (B, T, Hd + C + E)
         dhs, dc_out, demb = np.split(dfeat, [Hd, Hd + self.C], axis=2)
         dx, dstate0 = self.cell.backward(np.ascontiguousarray(dhs))  # dx (B, T, E + C)
         demb = demb + dx[..., : self.E]
@@ -132,9 +133,10 @@ class BahdanauDecoder(AttentionDecoder):
         logits_i = [s_i ; c_i ; E y_{i-1}] @ W_o + b_o
     """
 
-    def __init__(self, cell, attn, out: Linear, emb_size: int):
+    def __init__(self, cell, attn, out: Linear, emb_size: int, *, dropout=0.0):
         super().__init__(cell.dtype)
         self.attn, self.cell, self.out = attn, cell, out
+        self.out_drop = Dropout(dropout, dtype=cell.dtype)  # on the features, before out
         self.E = emb_size
 
     def forward(self, emb, memory, state0):
@@ -152,14 +154,14 @@ class BahdanauDecoder(AttentionDecoder):
             alphas.append(alpha)
         hs, ctxs = np.stack(hs, axis=1), np.stack(ctxs, axis=1)  # (B, T, Hd), (B, T, Hk)
         # the output layer for all steps at once: [s_i ; c_i ; E y_{i-1}] @ W_o + b_o
-        logits = self.out(np.concatenate([hs, ctxs, emb], axis=2))
+        logits = self.out(self.out_drop(np.concatenate([hs, ctxs, emb], axis=2)))
         self._cache = (steps, memory, hs.shape[2], ctxs.shape[2], state0)
         return logits, np.stack(alphas, axis=1)
 
     def backward(self, dlogits):
         """``demb (B, T, E)``, ``MemoryGrad(denc_hs, None)``, ``dstate0``."""
         steps, memory, Hd, Hk, state0 = self._take_cache()
-        dfeat = self.out.backward(dlogits)  # (B, T, Hd + Hk + E)
+        dfeat = self.out_drop.backward(self.out.backward(dlogits))  # (B, T, Hd + Hk + E)
         dhs, dctxs, demb = np.split(dfeat, [Hd, Hd + Hk], axis=2)
         demb = demb.copy()
         dstate = zeros_like_state(state0)
@@ -221,9 +223,10 @@ class LuongDecoder(AttentionDecoder):
     """
 
     def __init__(self, cell, attn, out: Linear, emb_size: int, key_size: int, *,
-                 input_feeding: bool, rng):
+                 input_feeding: bool, rng, dropout=0.0):
         super().__init__(cell.dtype)
         self.cell, self.attn, self.out = cell, attn, out
+        self.out_drop = Dropout(dropout, dtype=cell.dtype)  # on h̃_t before out (not fed back)
         self.E, self.Hk, self.input_feeding = emb_size, key_size, input_feeding
         Hd = cell.hidden_size
         k = 1.0 / np.sqrt(key_size + Hd)
@@ -238,7 +241,7 @@ class LuongDecoder(AttentionDecoder):
             ctxs, alphas, a_cache = self.attn.attend(hs, memory)
             h_tilde, m_cache = combine_forward(ctxs, hs, self.params["W_c"])
             self._cache = (a_cache, m_cache, memory, None)
-            return self.out(h_tilde), alphas
+            return self.out(self.out_drop(h_tilde)), alphas
         B, T, _ = emb.shape
         state, h_tilde = state0, np.zeros((B, self.cell.hidden_size), self.dtype)
         steps, h_tildes, alphas = [], [], []
@@ -250,14 +253,15 @@ class LuongDecoder(AttentionDecoder):
             steps.append((c_cache, a_cache, m_cache))
             h_tildes.append(h_tilde)
             alphas.append(alpha)
-        logits = self.out(np.stack(h_tildes, axis=1))  # the output layer for all steps at once
+        # the output layer for all steps at once
+        logits = self.out(self.out_drop(np.stack(h_tildes, axis=1)))
         self._cache = (steps, None, memory, state0)
         return logits, np.stack(alphas, axis=1)
 
     def backward(self, dlogits):
         """``demb (B, T, E)``, ``MemoryGrad(denc_hs, None)``, ``dstate0``."""
         first, second, memory, state0 = self._take_cache()
-        dh_tildes = self.out.backward(dlogits)  # (B, T, Hd)
+        dh_tildes = self.out_drop.backward(self.out.backward(dlogits))  # (B, T, Hd)
         if not self.input_feeding:
             a_cache, m_cache = first, second
             dctxs, dhs, (cat, dz) = combine_backward(dh_tildes, m_cache, self.Hk)

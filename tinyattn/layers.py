@@ -1,4 +1,4 @@
-"""`Linear` and `Embedding`: the two stateless-looking layers with weights."""
+"""`Linear` and `Embedding`, the two stateless-looking layers with weights, and `Dropout`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from tinyattn._validate import (
     check_dim,
     check_id,
     check_ids,
+    check_real,
     check_rng,
 )
 from tinyattn.functional import matmul_last
@@ -119,3 +120,51 @@ class Embedding(Module):
         # plain fancy-index += would keep only one of them.
         np.add.at(self.grads["W"], flat_ids, dy2)
         return None  # integer ids have no gradient
+
+
+class Dropout(Module):
+    """Inverted dropout: in train mode each unit is kept with probability ``1 − p``
+    and scaled by ``1/(1 − p)``; in eval mode (and with ``p = 0``) the identity.
+
+    Parameters
+    ----------
+    p : float in [0, 1)
+        The probability of dropping a unit.
+    dtype : np.float32 or np.float64
+
+    Notes
+    -----
+    ``y = x ⊙ m``, ``m_i = [u_i ≥ p] / (1 − p)`` with ``u_i`` uniform in [0, 1),
+    so ``E[y] = x`` and eval mode needs no rescaling (Srivastava et al. 2014;
+    the "inverted" scaling at training time). ``dx = dy ⊙ m``. Each call draws
+    a new mask from ``rng``, which its owner sets (`tinyattn.Seq2Seq.seed_dropout`);
+    a layer used twice before a backward would keep only the last mask, so
+    every use of dropout is its own layer.
+    """
+
+    def __init__(self, p, *, dtype=np.float64):
+        super().__init__(dtype)
+        self.p = check_real(p, "p", "[0, 1)")
+        self.rng = None  # a numpy Generator, set by the owner before training
+
+    def forward(self, x):
+        """``x ⊙ m`` in train mode (a fresh mask), else ``x`` itself."""
+        if not self.training or self.p == 0.0:
+            self._cache = "identity"
+            return x
+        if self.rng is None:
+            raise ValueError("Dropout.rng is not set: seed the model's dropout first "
+                             "(model.seed_dropout(seed))")
+        mask = self._keep(np.shape(x)).astype(self.dtype)
+        mask /= 1.0 - self.p
+        self._cache = mask
+        return x * mask
+
+    def _keep(self, shape) -> np.ndarray:
+        """Which units to keep: a bool array, each True with probability 1 − p."""
+        return self.rng.random(shape) >= self.p
+
+    def backward(self, dy):
+        """``dy ⊙ m``: the gradient passes where the unit was kept."""
+        mask = self._take_cache()
+        return dy if isinstance(mask, str) else dy * mask

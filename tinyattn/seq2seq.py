@@ -30,6 +30,7 @@ from tinyattn._validate import (
     check_ids,
     check_lengths,
     check_options,
+    check_real,
     check_rng,
     check_size,
 )
@@ -39,7 +40,7 @@ from tinyattn.decoders import BahdanauDecoder, LuongDecoder, PlainDecoder, hidde
 from tinyattn.decoding import beam_search, greedy_decode
 from tinyattn.functional import length_mask, log_softmax
 from tinyattn.gru import GRU
-from tinyattn.layers import Embedding, Linear
+from tinyattn.layers import Dropout, Embedding, Linear
 from tinyattn.local_attention import LocalAttention
 from tinyattn.losses import sequence_cross_entropy
 from tinyattn.lstm import LSTM
@@ -83,6 +84,19 @@ class Seq2Seq(SavesCheckpoints, Module):
     pad_id : int
         Padding id of both vocabularies, in ``0..min(src_vocab, tgt_vocab) - 1``;
         its embedding stays 0.
+    dropout : float in [0, 1), default 0
+        Inverted dropout in train mode, each use with its own mask: on the
+        source and the target embeddings, and on the decoder's output
+        features before the output layer (`tinyattn.layers.Dropout`). Eval
+        mode (``model.eval()``, which the decoders and `Trainer.evaluate`
+        switch to) uses no dropout. Masks come from a generator set by
+        `seed_dropout` (`Trainer` seeds it before every batch, so a resumed
+        run draws the same masks).
+    label_smoothing : float in [0, 1), default 0
+        ε of the training loss's smoothed targets, spread over every class
+        but ``pad_id`` (`tinyattn.losses.sequence_cross_entropy`,
+        docs/equations.md §6.1). Train mode only: in eval mode the loss is
+        the plain cross-entropy, so validation losses stay comparable.
     rng : numpy.random.Generator
     dtype : np.float32 or np.float64
 
@@ -119,7 +133,8 @@ class Seq2Seq(SavesCheckpoints, Module):
 
     def __init__(self, src_vocab, tgt_vocab, *, emb_size, hidden_size, cell="gru",
                  bidirectional=True, attention=None, input_feeding=False, attn_size=None,
-                 window=3, pad_id=0, rng, dtype=np.float64):
+                 window=3, pad_id=0, dropout=0.0, label_smoothing=0.0, rng,
+                 dtype=np.float64):
         super().__init__(dtype)
         check_rng(rng)
         check_options("cell", cell, tuple(CELLS))
@@ -139,14 +154,19 @@ class Seq2Seq(SavesCheckpoints, Module):
                 f"{', '.join(map(repr, SIZED_ATTENTIONS))} only; attention={attention!r} "
                 f"has no such layer, so leave attn_size unset (got attn_size={attn_size})")
         window = check_size(window, "window")  # read by local attention only (see Parameters)
+        dropout = check_real(dropout, "dropout", "[0, 1)")
+        label_smoothing = check_real(label_smoothing, "label_smoothing", "[0, 1)")
         self.config = dict(src_vocab=V_src, tgt_vocab=V_tgt, emb_size=E, hidden_size=H,
                            cell=cell, bidirectional=bidirectional, attention=attention,
                            input_feeding=input_feeding, attn_size=attn_size,
-                           window=window, pad_id=pad_id, dtype=np.dtype(dtype).name)
+                           window=window, pad_id=pad_id, dropout=dropout,
+                           label_smoothing=label_smoothing,
+                           dtype=np.dtype(dtype).name)
         self.pad_id = pad_id
         Cell = CELLS[cell]
         kw = dict(rng=rng, dtype=self.dtype)
         self.src_emb = Embedding(V_src, E, pad_id=pad_id, **kw)
+        self.src_drop = Dropout(dropout, dtype=self.dtype)
         if bidirectional:
             self.encoder = Bidirectional(Cell(E, H, **kw), Cell(E, H, **kw))
         else:
@@ -156,14 +176,16 @@ class Seq2Seq(SavesCheckpoints, Module):
         if cell == "lstm":
             self.bridge_c = Linear(Hk, Hd, **kw)
         self.tgt_emb = Embedding(V_tgt, E, pad_id=pad_id, **kw)
+        self.tgt_drop = Dropout(dropout, dtype=self.dtype)
         A = Hd if attn_size is None else attn_size
         if attention is None:
             self.decoder = PlainDecoder(Cell(E + Hk, Hd, **kw), Linear(Hd + Hk + E, V_tgt, **kw),
-                                        E, Hk)
+                                        E, Hk, dropout=dropout)
         elif attention == "bahdanau":
             self.decoder = BahdanauDecoder(Cell(E + Hk, Hd, **kw),
                                            BahdanauAttention(Hd, Hk, A, **kw),
-                                           Linear(Hd + Hk + E, V_tgt, **kw), E)
+                                           Linear(Hd + Hk + E, V_tgt, **kw), E,
+                                           dropout=dropout)
         else:
             if attention.startswith("local"):
                 attn = LocalAttention(Hd, Hk, mode=attention, window=window,
@@ -174,7 +196,10 @@ class Seq2Seq(SavesCheckpoints, Module):
                                       **kw)
             self.decoder = LuongDecoder(Cell(E + (Hd if input_feeding else 0), Hd, **kw), attn,
                                         Linear(Hd, V_tgt, **kw), E, Hk,
-                                        input_feeding=input_feeding, rng=rng)
+                                        input_feeding=input_feeding, rng=rng,
+                                        dropout=dropout)
+        if dropout > 0:  # drawn after every weight, so the weights equal a dropout-free model's
+            self.seed_dropout(int(rng.integers(2**63)))
         self.attention_weights = None  # (B, T, S) of the last forward, None without attention
         self.attention_positions = None  # (B, T) local attention's p_t of the last forward
 
@@ -185,10 +210,25 @@ class Seq2Seq(SavesCheckpoints, Module):
         stored an ``attn_size`` that attentions without a scoring layer ignored
         (the constructor now refuses it), so it is dropped there."""
         config = dict(config)
+        config.setdefault("dropout", 0.0)  # stored before dropout existed
+        config.setdefault("label_smoothing", 0.0)  # and before label smoothing
         if config.get("attention") not in SIZED_ATTENTIONS and \
                 config.get("attn_size") is not None:
             config["attn_size"] = None
         return config
+
+    @property
+    def uses_dropout(self) -> bool:
+        """Whether training draws dropout masks (``dropout > 0``)."""
+        return self.config["dropout"] > 0
+
+    def seed_dropout(self, seed) -> None:
+        """Draw every later dropout mask from ``np.random.default_rng(seed)``
+        (one generator shared by the dropout layers, in the order they run)."""
+        rng = np.random.default_rng(seed)
+        for _, module in self.named_modules():
+            if isinstance(module, Dropout):
+                module.rng = rng
 
     def _check_src(self, src, src_lengths):
         src = check_ids(src, "src", self.config["src_vocab"], shape=(None, None))
@@ -200,7 +240,7 @@ class Seq2Seq(SavesCheckpoints, Module):
         """Run the encoder: ``enc_hs (B, S, Hk)``, the decoder's ``state0``,
         the context ``c`` (the encoder's final h), ``src_mask (B, S)``."""
         src, lengths = self._check_src(src, src_lengths)
-        enc_hs, final = self.encoder(self.src_emb(src), None, lengths)
+        enc_hs, final = self.encoder(self.src_drop(self.src_emb(src)), None, lengths)
         if isinstance(final, tuple):  # LSTM: bridge h and c separately
             state0 = (np.tanh(self.bridge(final[0])), np.tanh(self.bridge_c(final[1])))
         else:
@@ -219,7 +259,7 @@ class Seq2Seq(SavesCheckpoints, Module):
             if dc is not None:
                 dfin = dfin + dc  # c = the final state fed the decoder at every step
         dx, _ = self.encoder.backward(denc_hs, dfin)
-        self.src_emb.backward(dx)
+        self.src_emb.backward(self.src_drop.backward(dx))
 
     # ----- training ---------------------------------------------------------
     def forward(self, src, src_lengths, tgt_in, tgt_out, tgt_lengths):
@@ -241,9 +281,11 @@ class Seq2Seq(SavesCheckpoints, Module):
         enc_hs, state0, c, src_mask = self.encode(src, src_lengths)
         memory = self.decoder.prepare(enc_hs, src_mask, c)
         # decode with teacher forcing: the decoder reads the gold y_{i-1}
-        logits, alphas = self.decoder(self.tgt_emb(tgt_in), memory, state0)
+        logits, alphas = self.decoder(self.tgt_drop(self.tgt_emb(tgt_in)), memory, state0)
         # the loss counts only real target tokens
-        loss, dlogits = sequence_cross_entropy(logits, tgt_out, tgt_mask)
+        eps = self.config["label_smoothing"] if self.training else 0.0
+        loss, dlogits = sequence_cross_entropy(logits, tgt_out, tgt_mask, label_smoothing=eps,
+                                               pad_id=self.pad_id if eps else None)
         self.attention_weights = alphas
         self.attention_positions = self.decoder.positions
         self._cache = (dlogits, state0, enc_hs.shape)
@@ -253,7 +295,7 @@ class Seq2Seq(SavesCheckpoints, Module):
         """Fill every parameter's gradient (accumulating) from the last loss."""
         dlogits, state0, enc_shape = self._take_cache()
         demb, dmemory, dstate0 = self.decoder.backward(dlogits)
-        self.tgt_emb.backward(demb)
+        self.tgt_emb.backward(self.tgt_drop.backward(demb))
         denc_hs = dmemory.annotations
         if denc_hs is None:  # the plain decoder reads only c
             denc_hs = np.zeros(enc_shape, self.dtype)

@@ -49,14 +49,14 @@ from tinyattn.cli.run import (
 from tinyattn.data import CORPORA, TASKS, DataError, Vocab, detokenize, tokenize
 from tinyattn.seq2seq import ATTENTIONS
 from tinyattn.training.checkpoint import remove_stale_temps
-from tinyattn.training.optim import Adam
+from tinyattn.training.optim import Adam, PlateauDecay
 from tinyattn.training.trainer import Diverged, Interrupted, LossGrowthWarning, Trainer
 
 MODEL_DEFAULTS = {"cell": "gru", "attention": "bahdanau", "emb_size": 32, "hidden_size": 64,
                   "attn_size": None, "input_feeding": False, "bidirectional": True,
-                  "window": 3, "dtype": "float32"}
+                  "window": 3, "dropout": 0.0, "label_smoothing": 0.0, "dtype": "float32"}
 TRAIN_DEFAULTS = {"epochs": 2, "batch_size": 64, "lr": 0.004, "clip": 5.0, "seed": 0,
-                  "patience": None}
+                  "patience": None, "lr_decay": None, "decay_patience": 1}
 
 
 class CLIError(Exception):
@@ -132,9 +132,14 @@ def _install_stop_handler(trainer: Trainer):
     return signal.signal(signal.SIGINT, handler)
 
 
-def _print_epoch(r) -> None:
-    valid_loss = "" if r.valid_loss is None else f", valid loss {r.valid_loss:.4f}"
-    _say(f"epoch {r.epoch}: train loss {r.train_loss:.4f}{valid_loss}, {r.seconds:.1f} s")
+def _epoch_printer(show_lr: bool):
+    """``on_epoch``: one line per epoch (with the learning rate when it decays)."""
+    def show(r) -> None:
+        valid_loss = "" if r.valid_loss is None else f", valid loss {r.valid_loss:.4f}"
+        lr = f", lr {r.lr:.3g}" if show_lr else ""
+        _say(f"epoch {r.epoch}: train loss {r.train_loss:.4f}{valid_loss}{lr}, "
+             f"{r.seconds:.1f} s")
+    return show
 
 
 def _prepare_out(args, out: Path) -> None:
@@ -178,7 +183,12 @@ def _build(run: Run, args):
     opts = run.train_options
     try:
         model = run.build_model(opts["seed"])
-        trainer = Trainer(model, Adam(model.named_parameters(), lr=opts["lr"]),
+        optimizer = Adam(model.named_parameters(), lr=opts["lr"])
+        # runs made before these options existed have neither: no decay
+        decay = opts.get("lr_decay")
+        schedule = None if decay is None else PlateauDecay(
+            optimizer, factor=decay, patience=opts.get("decay_patience", 1))
+        trainer = Trainer(model, optimizer, schedule=schedule,
                           pad_id=Vocab.pad_id, sos_id=Vocab.sos_id, eos_id=Vocab.eos_id,
                           batch_size=opts["batch_size"], clip=opts["clip"],
                           rng=np.random.default_rng(opts["seed"]),
@@ -228,7 +238,8 @@ def cmd_train(args) -> int:
             warnings.simplefilter("always", LossGrowthWarning)
             warnings.showwarning = _show_warning
             trainer.fit(train, valid, epochs=opts["epochs"], patience=opts["patience"],
-                        checkpoint_path=run.path("checkpoint"), on_epoch=_print_epoch)
+                        checkpoint_path=run.path("checkpoint"), best_path=run.path("best"),
+                        on_epoch=_epoch_printer(opts.get("lr_decay") is not None))
     except Interrupted as stop:
         try:
             trainer.save(run.path("checkpoint"))
@@ -241,7 +252,8 @@ def cmd_train(args) -> int:
         return _diverged(err.what, trainer, opts)
     finally:
         signal.signal(signal.SIGINT, previous)
-    return _finish_training(run, model, splits, trainer, args)
+    # scores, pictures and later commands use the best epoch's weights (best.npz)
+    return _finish_training(run, run.load_model(), splits, trainer, args)
 
 
 def _diverged(what: str, trainer, opts) -> int:
@@ -388,14 +400,21 @@ _positive = _int_at_least(1, "a positive integer")
 _non_negative = _int_at_least(0, "an integer >= 0")
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0 < value < math.inf:
-        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
-    return value
+def _float_in(ok, expected: str):
+    """An argparse type: a float for which ``ok`` holds, else an error saying ``expected``."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not ok(value):  # NaN fails every comparison
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+    return parse
+
+
+_positive_float = _float_in(lambda v: 0 < v < math.inf, "a positive finite number")
+_probability = _float_in(lambda v: 0 <= v < 1, "a number in [0, 1)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -428,6 +447,11 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--input-feeding", dest="input_feeding", action="store_const", const=True)
     m.add_argument("--unidirectional", dest="bidirectional", action="store_const", const=False)
     m.add_argument("--window", type=_positive, help="local attention's half-width D")
+    m.add_argument("--dropout", type=_probability,
+                   help="inverted dropout on the embeddings and before the output layer, "
+                   "in training only")
+    m.add_argument("--label-smoothing", dest="label_smoothing", type=_probability,
+                   help="ε of the training loss's smoothed targets (pads excluded)")
     m.add_argument("--dtype", choices=("float32", "float64"))
     o = t.add_argument_group("training (defaults: " + ", ".join(
         f"{k}={v}" for k, v in TRAIN_DEFAULTS.items()) + ")")
@@ -436,7 +460,13 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--lr", type=_positive_float)
     o.add_argument("--clip", type=_positive_float)
     o.add_argument("--seed", type=_non_negative)
-    o.add_argument("--patience", type=_positive)
+    o.add_argument("--patience", type=_positive,
+                   help="stop when the validation loss has not improved for N epochs")
+    o.add_argument("--lr-decay", dest="lr_decay", type=_float_in(lambda v: 0 < v < 1,
+                                                                 "a number in (0, 1)"),
+                   help="multiply the learning rate by this when the validation loss has not "
+                   "improved for --decay-patience epochs")
+    o.add_argument("--decay-patience", dest="decay_patience", type=_positive)
     d = t.add_argument_group("data")
     d.add_argument("--train-size", dest="train_size", type=_positive,
                    help="use only the first N training examples")

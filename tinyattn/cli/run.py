@@ -8,6 +8,8 @@ run directory::
         src_vocab.json       the vocabularies (also stored inside the checkpoint,
         tgt_vocab.json       so a mismatched pair is caught when loading)
         checkpoint.npz       weights, optimiser and data-order state (resumable)
+        best.npz             the weights of the epoch with the lowest validation loss:
+                             what evaluate, translate and plot use
         metrics.json         held-out scores after training
         data/                for a sentence-pair file or corpus: the exact split used,
             train.tsv        source, target, origin (file:line and attribution), so
@@ -62,8 +64,8 @@ from tinyattn.training.checkpoint import temp_of, write_text_atomic
 
 RUN_FORMAT = "tinyattn.cli.run"
 RUN_VERSION = 1
-FILES = {"config": "config.json", "checkpoint": "checkpoint.npz", "src_vocab": "src_vocab.json",
-         "tgt_vocab": "tgt_vocab.json", "metrics": "metrics.json"}
+FILES = {"config": "config.json", "checkpoint": "checkpoint.npz", "best": "best.npz",
+         "src_vocab": "src_vocab.json", "tgt_vocab": "tgt_vocab.json", "metrics": "metrics.json"}
 
 
 # What `Run.open` needs in a configuration's "train" section.
@@ -365,8 +367,9 @@ class Run:
         return run
 
     def load_model(self) -> Seq2Seq:
-        """The trained model; its checkpoint must match this run's configuration."""
-        path = self.path("checkpoint")
+        """The trained model: the best epoch's weights (``best.npz``), or the last
+        checkpoint's in a run without one; it must match this run's configuration."""
+        path = self.path("best") if self.path("best").exists() else self.path("checkpoint")
         if not path.exists():
             raise RunError(f"{self.directory}: no {FILES['checkpoint']} yet (training has not "
                            "saved one; run tinyattn train ... --resume to continue)")

@@ -6,7 +6,8 @@ checkpoints that resume exactly.
     trainer = Trainer(model, Adam(model.named_parameters(), lr=3e-3),
                       pad_id=0, sos_id=1, eos_id=2, rng=np.random.default_rng(0))
     history = trainer.fit(train_pairs, valid_pairs, epochs=10, patience=2,
-                          checkpoint_path="runs/x/checkpoint.npz")
+                          checkpoint_path="runs/x/checkpoint.npz",
+                          best_path="runs/x/best.npz")
 
 ``pairs`` are lists of ``(src_ids, tgt_ids)``. Each epoch appends an
 `EpochRecord` (loss, validation loss, time, gradient norm, learning rate).
@@ -14,8 +15,10 @@ checkpoints that resume exactly.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
 import sys
 import time
 import warnings
@@ -27,6 +30,7 @@ from tinyattn._validate import (
     NonFiniteError,
     as_list,
     check_bool,
+    check_path,
     check_real,
     check_rng,
     check_size,
@@ -43,6 +47,12 @@ GROWTH_WARNING = 10.0
 
 # numpy's overflow warnings are silenced where Diverged reports the fault instead
 _QUIET = {"over": "ignore", "invalid": "ignore", "divide": "ignore"}
+
+
+def _seed_of(state: dict) -> int:
+    """A 64-bit seed that is a function of a bit generator's state alone."""
+    text = json.dumps(state, sort_keys=True).encode("utf-8")
+    return int.from_bytes(hashlib.sha256(text).digest()[:8], "little")
 
 
 class Interrupted(Exception):
@@ -145,8 +155,14 @@ class Trainer:
     clip : float or None
         Clip the global gradient norm to this (recurrent gradients explode,
         document 003 figure 4); None disables clipping.
-    schedule : StepDecay, optional
-        Stepped once per epoch.
+    schedule : StepDecay or PlateauDecay, optional
+        Built on ``optimizer``; stepped once at the end of each epoch, after
+        the epoch's record (whose ``lr`` is the rate the epoch trained with)
+        and before its checkpoint. The protocol: a schedule whose
+        ``uses_valid_loss`` is True (`PlateauDecay`) is called as
+        ``schedule.step(valid_loss)`` and needs ``valid_pairs`` in `fit`;
+        any other (`StepDecay`) as ``schedule.step()``. Its ``state_dict()``
+        goes into every checkpoint (``schedule/<key>`` extras).
     rng : numpy.random.Generator
         Shuffles the training data each epoch; its state is checkpointed,
         so a resumed run sees the same batches as an uninterrupted one.
@@ -192,6 +208,16 @@ class Trainer:
             if not callable(getattr(optimizer, name, None)):
                 raise TypeError(f"optimizer must be an optimiser of tinyattn.training.optim "
                                 f"(SGD, Adam), got {type(optimizer).__name__}")
+        if schedule is not None:
+            for name in ("step", "state_dict", "load_state_dict"):
+                if not callable(getattr(schedule, name, None)):
+                    raise TypeError(f"schedule must be None or an lr schedule of "
+                                    f"tinyattn.training.optim (StepDecay, PlateauDecay), got "
+                                    f"{type(schedule).__name__}")
+            if getattr(schedule, "optimizer", optimizer) is not optimizer:
+                raise ValueError(f"schedule must be built on this trainer's optimizer, got a "
+                                 f"{type(schedule).__name__} of another optimiser (its lr "
+                                 f"changes would not reach training)")
         self.model, self.optimizer, self.schedule = model, optimizer, schedule
         self.ids = dict(pad_id=pad_id, sos_id=sos_id, eos_id=eos_id)
         self.batch_size, self.clip, self.bucket = batch_size, clip, bucket
@@ -217,6 +243,10 @@ class Trainer:
         batches = make_batches(pairs, self.batch_size, rng=self.rng, bucket=self.bucket,
                                **self.ids)
         epoch = len(self.history) + 1
+        # dropout masks from (the epoch's shuffling state, batch number) alone, so a
+        # resumed run draws the same ones and the shuffling stream is not consumed
+        dropout_seed = _seed_of(ep["rng"]) if getattr(self.model, "uses_dropout", False) \
+            else None
         if ep["done"] > len(batches):
             raise ValueError(f"the epoch in progress had done {ep['done']} batches, but the "
                              f"training data makes {len(batches)}: it is not the data (or "
@@ -228,6 +258,8 @@ class Trainer:
                 if self.stop_requested:
                     raise Interrupted(f"stopped after {ep['done']} of {len(batches)} batches "
                                       f"of epoch {epoch}")
+                if dropout_seed is not None:
+                    self.model.seed_dropout([dropout_seed, ep["done"]])
                 loss, norm = self._step(batch, epoch, ep["done"] + 1, len(batches))
                 ep["loss_sum"] += loss * batch.n_tokens
                 self.batch_losses.append(float(loss))
@@ -281,12 +313,47 @@ class Trainer:
         return total / tokens
 
     def fit(self, train_pairs, valid_pairs=None, *, epochs, patience=None,
-            checkpoint_path=None, on_epoch=None) -> list[EpochRecord]:
+            checkpoint_path=None, best_path=None, on_epoch=None) -> list[EpochRecord]:
         """Train until ``epochs`` epochs in all (counting resumed ones) or
         until the validation loss has not improved for ``patience`` epochs.
 
-        With ``checkpoint_path``, a checkpoint is written after every epoch;
-        ``on_epoch(record)`` is called after each epoch (to print it, say).
+        Parameters
+        ----------
+        train_pairs, valid_pairs : list of (src_ids, tgt_ids)
+            ``valid_pairs`` is optional, except with ``best_path`` or a
+            schedule that steps on the validation loss (`PlateauDecay`).
+        epochs : int
+            The number of epochs in all, resumed ones included.
+        patience : int, optional
+            Stop early after this many epochs in a row whose validation
+            loss is not below the best so far (`best_valid`).
+        checkpoint_path : str or os.PathLike, optional
+            A checkpoint (model, optimiser, schedule and data-order state,
+            `save`) is written here atomically after every epoch.
+        best_path : str or os.PathLike, optional
+            After each epoch whose validation loss is below every earlier
+            one, the model is written here atomically as
+            ``model.save(best_path, extra=...)``: its weights and
+            configuration, the arrays of ``checkpoint_extra`` (the
+            vocabularies, say) and ``best_epoch`` (0-d int64) and
+            ``best_valid_loss`` (0-d float64), but no optimiser or trainer
+            state: it is a model to load (``Seq2Seq.load``), not a run to
+            resume. A diverged epoch never writes it; an epoch that is not
+            the best leaves it as it is. It is written before the epoch's
+            checkpoint, so a run stopped between the two redoes the epoch on
+            `resume` and writes the same file. Its directory must exist, and
+            it must differ from ``checkpoint_path``; an existing file there is
+            refused while this trainer has finished no epoch (a user's file
+            is never overwritten), and taken as this run's own after that
+            (a `resume`, or another `fit` call).
+        on_epoch : callable, optional
+            Called as ``on_epoch(record)`` after each epoch (to print it, say),
+            once its files are written.
+
+        Returns
+        -------
+        list of EpochRecord
+            `history`, every epoch so far.
 
         Raises
         ------
@@ -304,6 +371,15 @@ class Trainer:
         if on_epoch is not None and not callable(on_epoch):
             raise TypeError(f"on_epoch must be None or a function of the epoch's record, "
                             f"got {type(on_epoch).__name__}")
+        if checkpoint_path is not None:
+            check_path(checkpoint_path, "checkpoint_path")
+        if best_path is not None:
+            best_path = self._check_best_path(best_path, checkpoint_path, valid_pairs)
+        plateau = self.schedule is not None and bool(getattr(self.schedule, "uses_valid_loss",
+                                                             False))
+        if plateau and valid_pairs is None:
+            raise ValueError(f"valid_pairs is needed: the schedule {type(self.schedule).__name__}"
+                             f" steps on the validation loss, got valid_pairs=None")
         while len(self.history) < epochs:
             train_loss, grad_norm = self.train_epoch(train_pairs)
             epoch = len(self.history) + 1
@@ -330,12 +406,19 @@ class Trainer:
             record = EpochRecord(epoch, train_loss, valid_loss, self.last_epoch_seconds,
                                  grad_norm, self.optimizer.lr)
             self.history.append(record)
-            if self.schedule is not None:
+            if plateau:
+                self.schedule.step(valid_loss)
+            elif self.schedule is not None:
                 self.schedule.step()
-            if valid_loss is not None and valid_loss < self.best_valid:
+            best = valid_loss is not None and valid_loss < self.best_valid
+            if best:
                 self.best_valid, self.bad_epochs = valid_loss, 0
             elif valid_loss is not None:
                 self.bad_epochs += 1
+            if best and best_path is not None:  # before the checkpoint (see the docstring)
+                self.model.save(best_path, extra={
+                    **self.checkpoint_extra, "best_epoch": np.array(epoch, dtype=np.int64),
+                    "best_valid_loss": np.array(valid_loss, dtype=np.float64)})
             if checkpoint_path is not None:
                 self.save(checkpoint_path)
             if on_epoch is not None:
@@ -345,6 +428,30 @@ class Trainer:
             if patience is not None and self.bad_epochs >= patience:
                 break
         return self.history
+
+    def _check_best_path(self, best_path, checkpoint_path, valid_pairs) -> str:
+        """`fit`'s ``best_path``, checked before any training."""
+        best_path = check_path(best_path, "best_path")
+        if valid_pairs is None:
+            raise ValueError("best_path needs valid_pairs: the best epoch is the one with the "
+                             "lowest validation loss, got valid_pairs=None")
+        full = os.path.abspath(best_path)
+        if checkpoint_path is not None and (
+                full == os.path.abspath(checkpoint_path)
+                or (os.path.exists(full) and os.path.exists(checkpoint_path)
+                    and os.path.samefile(full, checkpoint_path))):
+            raise ValueError(f"best_path must be another file than checkpoint_path, got "
+                             f"{best_path!r} for both")
+        if not os.path.isdir(os.path.dirname(full)):
+            raise FileNotFoundError(f"best_path {best_path!r}: directory "
+                                    f"{os.path.dirname(full)!r} does not exist")
+        if os.path.isdir(full):
+            raise IsADirectoryError(f"best_path {best_path!r} is a directory, not a file path")
+        if os.path.lexists(full) and not self.history:
+            raise FileExistsError(f"best_path {best_path!r} already exists and this trainer "
+                                  "has finished no epoch, so it is not this run's: remove it or "
+                                  "choose another path (it is never overwritten)")
+        return best_path
 
     # ----- checkpoints ------------------------------------------------------
     def _state(self) -> dict:
