@@ -447,6 +447,7 @@ def test_d6_relative_tsv_resolved_and_hashed(tmp_path, capsys, monkeypatch):
     (["--split-seed", "-5"], "argument --split-seed: expected an integer >= 0"),
     (["--plots", "-1"], "argument --plots: expected an integer >= 0"),
     (["--input-feeding"], "--input-feeding applies to Luong --attention only"),
+    (["--split", "pairs"], "--split applies to sentence pairs; the task 'dates' has fixed"),
     (["--attention", "dot", "--attn-size", "4"],
      "--attn-size sizes the scoring layer of --attention 'bahdanau', 'concat', 'local-p' only; "
      "--attention='dot' has no such layer"),

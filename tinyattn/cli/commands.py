@@ -82,6 +82,9 @@ def _options(args, defaults: dict) -> dict:
 
 
 def _new_run(args, out: Path) -> tuple[Run, dict]:
+    if args.data in TASKS and args.split is not None:
+        raise CLIError(f"--split applies to sentence pairs; the task {args.data!r} has fixed "
+                       "splits (data/README.md)")
     named = args.data in TASKS or args.data in CORPORA  # else a file: its absolute path
     source = args.data if named else str(Path(args.data).resolve())
     spec = DataSpec(source, split=args.split or "source", src_kind=args.src_kind,
