@@ -165,3 +165,27 @@ def test_trainer_resumes_dropout_training_exactly(tmp_path):
     resumed.resume(tmp_path / "ckpt.npz")
     rest = resumed.fit(train, valid, epochs=3)
     assert_same_run(straight, full, resumed, rest, ("train_loss", "grad_norm", "valid_loss"))
+
+
+def test_alignment_reads_the_model_without_dropout():
+    """The heatmaps' and alignment scores' teacher-forced attention
+    (`tinyattn.cli.evaluation.teacher_forced`) is the trained model's, without
+    dropout, whatever mode the model was in; the mode is given back."""
+    from types import SimpleNamespace
+
+    from tinyattn.cli.evaluation import teacher_forced
+    from tinyattn.data import Vocab
+
+    vocab = Vocab.build([list("abcdef")], min_freq=1)
+    run = SimpleNamespace(src_vocab=vocab, tgt_vocab=vocab)
+    sources, targets = [list("abc"), list("fed")], [list("ab"), list("ddd")]
+    with_dropout = Seq2Seq(len(vocab), len(vocab), emb_size=4, hidden_size=5,
+                           attention="bahdanau", dropout=0.5, rng=np.random.default_rng(3))
+    without = Seq2Seq(len(vocab), len(vocab), emb_size=4, hidden_size=5,
+                      attention="bahdanau", rng=np.random.default_rng(3))
+    want, _ = teacher_forced(without, run, sources, targets)
+    for mode in (True, False):
+        got, _ = teacher_forced(with_dropout.train(mode), run, sources, targets)
+        assert with_dropout.training is mode
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_array_equal(g, w)

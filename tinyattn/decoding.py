@@ -27,6 +27,7 @@ from tinyattn._validate import (
     check_real,
     check_size,
 )
+from tinyattn.module import eval_mode
 
 LENGTH_PENALTY_RANGE = "[0, 10]"  # GNMT tuned α in 0.6..1; past 10 only length counts
 
@@ -109,14 +110,8 @@ def _in_eval_mode(decode):
     table of probabilities, say) is decoded as it is."""
     @functools.wraps(decode)
     def wrapper(model, *args, **kwargs):
-        if not hasattr(model, "training"):
+        with eval_mode(model):
             return decode(model, *args, **kwargs)
-        was_training = model.training
-        model.eval()
-        try:
-            return decode(model, *args, **kwargs)
-        finally:
-            model.train(was_training)
     return wrapper
 
 

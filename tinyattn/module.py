@@ -13,6 +13,7 @@ A sequence module's ``forward`` keeps exactly one cache and its
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 
 import numpy as np
@@ -20,6 +21,22 @@ import numpy as np
 from tinyattn._validate import check_dtype_name
 
 FLOAT_DTYPES = (np.float32, np.float64)
+
+
+@contextlib.contextmanager
+def eval_mode(model):
+    """Run the ``with`` body with ``model`` in eval mode (no dropout), then give
+    it back the mode it had. A model without modes (no ``training``
+    attribute: a hand-made table of probabilities, say) is left as it is."""
+    if not hasattr(model, "training"):
+        yield model
+        return
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 class Module:

@@ -22,6 +22,7 @@ from tinyattn.metrics import (
     corpus_bleu,
     token_accuracy,
 )
+from tinyattn.module import eval_mode
 from tinyattn.training.batching import pad_batch, pad_ids
 
 
@@ -58,16 +59,17 @@ def teacher_forced(model, run, sources, targets, *, batch_size: int = 256):
     the target (the last row is the step that predicts ``<eos>``), and local
     attention's predicted centres ``p_t`` (or None)."""
     alphas, positions = [], []
-    for idx in _chunks(len(sources), batch_size):
-        batch = pad_batch([(run.src_vocab.encode(sources[i]), run.tgt_vocab.encode(targets[i]))
-                           for i in idx], pad_id=Vocab.pad_id, sos_id=Vocab.sos_id,
-                          eos_id=Vocab.eos_id)
-        model(*batch)
-        p_t = model.attention_positions
-        for row, i in enumerate(idx):
-            T, S = len(targets[i]) + 1, len(sources[i])
-            alphas.append(np.asarray(model.attention_weights[row, :T, :S], dtype=np.float64))
-            positions.append(None if p_t is None else np.asarray(p_t[row, :T], np.float64))
+    with eval_mode(model):  # the trained model's attention, without dropout
+        for idx in _chunks(len(sources), batch_size):
+            batch = pad_batch([(run.src_vocab.encode(sources[i]), run.tgt_vocab.encode(targets[i]))
+                               for i in idx], pad_id=Vocab.pad_id, sos_id=Vocab.sos_id,
+                              eos_id=Vocab.eos_id)
+            model(*batch)
+            p_t = model.attention_positions
+            for row, i in enumerate(idx):
+                T, S = len(targets[i]) + 1, len(sources[i])
+                alphas.append(np.asarray(model.attention_weights[row, :T, :S], dtype=np.float64))
+                positions.append(None if p_t is None else np.asarray(p_t[row, :T], np.float64))
     model._cache = None  # no backward follows
     return alphas, positions
 

@@ -380,4 +380,4 @@ class Run:
             if stored is not None and Vocab.from_json(str(stored)) != vocab:
                 raise RunError(f"{path}: the checkpoint was trained with another {key} than "
                                f"{self.path(key)}")
-        return model
+        return model.eval()  # evaluated and decoded, never trained here: no dropout

@@ -37,6 +37,7 @@ from tinyattn._validate import (
     is_int,
     non_finite,
 )
+from tinyattn.module import eval_mode
 from tinyattn.training.batching import make_batches
 from tinyattn.training.optim import clip_grad_norm
 
@@ -302,14 +303,10 @@ class Trainer:
         """Mean loss per real target token over ``pairs`` (no update)."""
         check_pairs(pairs, "pairs")
         total = tokens = 0.0
-        was_training = self.model.training
-        self.model.eval()
-        try:
+        with eval_mode(self.model):
             for batch in make_batches(pairs, self.batch_size, **self.ids):
                 total += self.model(*batch) * batch.n_tokens
                 tokens += batch.n_tokens
-        finally:
-            self.model.train(was_training)
         return total / tokens
 
     def fit(self, train_pairs, valid_pairs=None, *, epochs, patience=None,
