@@ -11,7 +11,7 @@ import pytest
 
 import tinyattn.cli.evaluation as evaluation
 from tinyattn.cli.run import DataSpec, Run, load_examples
-from tinyattn.data import Example, split_pairs, tokenize
+from tinyattn.data import Example, read_pairs, split_pairs, tokenize
 from tinyattn.metrics import corpus_bleu
 
 from .cli_helpers import TINY, run_cli
@@ -71,16 +71,23 @@ def test_split_by_source_is_kept_in_the_run_and_read_back(tmp_path, capsys):
 
 def test_split_pairs_keeps_the_old_split(tmp_path, capsys):
     data = tmp_path / "many.tsv"
-    _many_translations(data)
+    pairs = _many_translations(data)
     out = tmp_path / "run"
     code, _, err = run_cli(capsys, "train", data, "--out", out, "--epochs", "1",
                            "--split", "pairs", *TINY)
     assert code == 0, err
     assert json.loads((out / "config.json").read_text())["data"]["split"] == "pairs"
-    spec = DataSpec(str(data))
-    examples = load_examples(DataSpec(str(data), split="pairs"))[0]
-    by_pair = split_pairs([e for part in load_examples(spec)[0].values() for e in part])
-    assert sum(map(len, examples.values())) == sum(map(len, by_pair))
+    # the split is the one every run made before the split by source had: the
+    # tokenised pairs, in file order, shuffled and cut without grouping
+    def tokens(s, t):
+        return tuple(tokenize(s, "word", lowercase=True)), tuple(tokenize(t, "word",
+                                                                          lowercase=True))
+    by_pair = split_pairs([tokens(s, t) for s, t in pairs], seed=0)
+    splits = load_examples(DataSpec(str(data), split="pairs"))[0]
+    for name, want in zip(("train", "valid", "test"), by_pair, strict=True):
+        assert [(tuple(e.src), tuple(e.tgt)) for e in splits[name]] == want
+        stored, _ = read_pairs(out / "data" / f"{name}.tsv")
+        assert [tokens(p.src, p.tgt) for p in stored] == want
     # by pair, some test source is also a training source (the leak --split source closes)
     assert set(_sources(out / "data" / "test.tsv")) & set(_sources(out / "data" / "train.tsv"))
     code, _, err = run_cli(capsys, "train", data, "--out", out, "--resume", "--epochs", "2",
@@ -106,6 +113,36 @@ def test_runs_before_the_split_files_re_split_by_pair(tmp_path, capsys):
     run = Run.open(out)
     assert run.data.split == "pairs"
     assert run.load_splits()[0] == kept
+    code, _, err = run_cli(capsys, "evaluate", out)
+    assert code == 0, err
+
+
+def test_chinese_runs_before_the_split_files_keep_their_tokeniser(tmp_path, capsys):
+    """A Chinese run of an earlier version was tokenised by the first "zh"
+    ("10,000" -> 10 , 000); re-split with today's, its split and vocabulary
+    would silently differ. It is rebuilt with that tokeniser, "zh-v1"."""
+    rng = np.random.default_rng(0)
+    lines = [f"i have {k} cats.\t我有{k:,}只猫。" for k in rng.integers(0, 20000, 60)]
+    lines.append("it's wi-fi.\t那是Wi-Fi。")
+    data = tmp_path / "zh.tsv"
+    data.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "run"
+    assert run_cli(capsys, "train", data, "--out", out, "--epochs", "1", "--split", "pairs",
+                   *TINY)[0] == 0
+    assert Run.open(out).data.tgt_kind == "zh"
+    config = json.loads((out / "config.json").read_text())
+    del config["data"]["split"]  # as an earlier version wrote it, without data/
+    (out / "config.json").write_text(json.dumps(config))
+    for path in (out / "data").iterdir():
+        path.unlink()
+    (out / "data").rmdir()
+    run = Run.open(out)
+    assert (run.data.src_kind, run.data.tgt_kind) == ("word", "zh-v1")
+    targets = {"".join(e.tgt): list(e.tgt) for part in run.load_splits()[0].values() for e in part}
+    assert targets["那是wi-fi。"] == ["那", "是", "wi", "-", "fi", "。"]
+    assert any(t[2:5] == [str(k // 1000), ",", f"{k % 1000:03d}"]
+               for k in range(1000, 20000) for t in targets.values() if len(t) > 5)
+    assert tokenize("那是Wi-Fi，10,000。", "zh") == ["那", "是", "Wi-Fi", "，", "10,000", "。"]
     code, _, err = run_cli(capsys, "evaluate", out)
     assert code == 0, err
 

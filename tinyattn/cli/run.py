@@ -114,6 +114,21 @@ class DataSpec:
 
 
 SPLIT_KINDS = ("source", "pairs")
+
+
+def _upgrade_data(data: dict) -> dict:
+    """A stored data specification as `DataSpec` takes it. Runs made before the
+    split by source (their spec has no ``split``) were split by pair and, on a
+    Chinese side, tokenised by the first "zh" tokeniser ("zh-v1",
+    `tinyattn.data.tokenize`): kept so, they rebuild the split and the
+    vocabulary they were trained with."""
+    if not isinstance(data, dict) or "split" in data:
+        return data
+    data = {"split": "pairs", **data}
+    for side in ("src_kind", "tgt_kind"):
+        if data.get(side) == "zh":
+            data[side] = "zh-v1"
+    return data
 SPLIT_DIR = "data"  # in a run directory: the split files
 
 
@@ -357,8 +372,7 @@ class Run:
                                "train it again with --overwrite")
             vocabs.append(Vocab.load(directory / FILES[key]))
         try:
-            # runs made before the split by source were split by pair
-            run = cls(directory, DataSpec(**{"split": "pairs", **config["data"]}),
+            run = cls(directory, DataSpec(**_upgrade_data(config["data"])),
                       Seq2Seq.upgrade_config(config["model"]), config["train"],
                       *vocabs)
             run.build_model(seed=0)  # the stored model options must build a model

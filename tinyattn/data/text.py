@@ -16,7 +16,7 @@ from collections import Counter
 from tinyattn._validate import check_ids, check_options, check_size
 from tinyattn.training.checkpoint import write_text_atomic
 
-KINDS = ("char", "word", "zh")
+KINDS = ("char", "word", "zh", "zh-v1")  # zh-v1: runs made before 2026-12-05 (see tokenize)
 
 _LETTER = r"[\w\u0300-\u036f]"  # word characters plus stray combining accents
 _WORD_RE = re.compile(
@@ -31,6 +31,7 @@ _ELISION_RE = re.compile(r"(?i)(?:qu|jusqu|lorsqu|puisqu|quoiqu|presqu|[cdjlmnst
 _LATIN = "0-9A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\uff10-\uff19\uff21-\uff3a\uff41-\uff5a"
 _ZH_RE = re.compile(  # as sacrebleu's "zh" tokeniser: 10,000, Wi-Fi and it's stay whole
     rf"\d+(?:[.,]\d+)+|[{_LATIN}]+(?:(?<=[^\W\d_])-[{_LATIN}]+|'[{_LATIN}]+)*|\S")
+_ZH_V1_RE = re.compile(rf"[{_LATIN}]+|\S")  # the first "zh": "10,000" -> 10 , 000
 _LATIN_CHAR = re.compile(rf"[{_LATIN}]")
 _CLOSERS = {".", ",", "!", "?", ";", ":", ")", "...", "…"}
 
@@ -52,14 +53,17 @@ def tokenize(text: str, kind: str = "word", *, lowercase: bool = False) -> list[
     Parameters
     ----------
     text : str
-    kind : {"char", "word", "zh"}
+    kind : {"char", "word", "zh", "zh-v1"}
         ``"char"``: ``list(text)``, spaces kept. ``"word"``: English or
         French words and punctuation (rules below). ``"zh"``: Chinese,
         one token per character except runs of Latin letters/digits
         (with inner apostrophes, and hyphens after a letter: "it's",
         "Wi-Fi") and numbers with inner "," or "." ("10,000"), as
         sacrebleu's ``tokenize="zh"`` splits them (equal on every Chinese
-        sentence of the cmn-eng corpus; a test checks).
+        sentence of the cmn-eng corpus; a test checks). ``"zh-v1"``: the
+        first "zh", kept so that runs trained with it rebuild their
+        vocabulary and split exactly: runs of Latin letters/digits and
+        every other character alone ("10,000" -> "10", ",", "000").
     lowercase : bool
         Apply ``str.lower`` after NFC normalisation.
 
@@ -98,6 +102,8 @@ def tokenize(text: str, kind: str = "word", *, lowercase: bool = False) -> list[
         return list(text)
     if kind == "zh":
         return _ZH_RE.findall(text)
+    if kind == "zh-v1":
+        return _ZH_V1_RE.findall(text)
     tokens = []
     for tok in _WORD_RE.findall(text):
         m = _ELISION_RE.match(tok)
@@ -114,7 +120,7 @@ def detokenize(tokens, kind: str = "word") -> str:
     Parameters
     ----------
     tokens : sequence of str
-    kind : {"char", "word", "zh"}
+    kind : {"char", "word", "zh", "zh-v1"}
 
     Returns
     -------
@@ -123,7 +129,7 @@ def detokenize(tokens, kind: str = "word") -> str:
     Notes
     -----
     ``"char"`` joins with nothing, so it inverts `tokenize` exactly (up
-    to NFC). ``"zh"`` joins with nothing except one space between two
+    to NFC). ``"zh"`` (and ``"zh-v1"``) joins with nothing except one space between two
     adjacent tokens that both start/end with a Latin letter or digit
     ("I", "love", "you" -> "I love you"). ``"word"`` joins with spaces
     but attaches closing punctuation (``. , ! ? ; : )`` and ``...``) to
@@ -141,7 +147,7 @@ def detokenize(tokens, kind: str = "word") -> str:
     for k, tok in enumerate(tokens):
         if k and tok:
             prev = tokens[k - 1]
-            if kind == "zh":
+            if kind in ("zh", "zh-v1"):
                 glue = bool(prev) and _LATIN_CHAR.match(prev[-1]) and _LATIN_CHAR.match(tok[0])
             else:
                 glue = not (tok in _CLOSERS or prev == "(" or prev.endswith(("'", "’")))
