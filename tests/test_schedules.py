@@ -369,3 +369,46 @@ def test_a_step_decay_checkpoint_does_not_resume_a_plateau_schedule(tmp_path):
         make_trainer(make_model()).resume(path)
     state = json.loads(str(load_checkpoint(path).extra["trainer"]))
     assert len(state["history"]) == 1
+
+
+def test_a_crash_in_the_first_epoch_after_a_resume_is_redone(tmp_path):
+    """Stopped in epoch 1 (a checkpoint, no finished epoch), resumed, then killed
+    between the best file and the checkpoint of epoch 1: the best file exists while
+    the history is empty. A resumed trainer owns it, so a second resume finishes."""
+    train, valid = reversal_pairs(24, 0), reversal_pairs(8, 1)
+    straight = make_trainer(make_model(), schedule=None)
+    straight.fit(train, valid, epochs=2, best_path=tmp_path / "best_straight.npz")
+
+    first = make_trainer(make_model(), schedule=None)
+    step = first.optimizer.step
+
+    def interrupting_step():  # a Ctrl-C in the middle of epoch 1
+        step()
+        first.stop_requested = True
+
+    first.optimizer.step = interrupting_step
+    with pytest.raises(Interrupted, match="of epoch 1"):
+        first.fit(train, valid, epochs=2, best_path=tmp_path / "best.npz")
+    first.save(tmp_path / "ckpt.npz")
+
+    second = make_trainer(make_model(seed=9), seed=9, schedule=None)
+    second.resume(tmp_path / "ckpt.npz")
+    save = second.save
+
+    def dying_save(path):  # killed while saving epoch 1's checkpoint
+        raise KeyboardInterrupt
+
+    second.save = dying_save
+    with pytest.raises(KeyboardInterrupt):
+        second.fit(train, valid, epochs=2, checkpoint_path=tmp_path / "ckpt.npz",
+                   best_path=tmp_path / "best.npz")
+    second.save = save
+    assert (tmp_path / "best.npz").exists()
+    third = make_trainer(make_model(seed=8), seed=8, schedule=None)
+    third.resume(tmp_path / "ckpt.npz")
+    assert not third.history
+    third.fit(train, valid, epochs=2, best_path=tmp_path / "best.npz")
+    _assert_same_model_file(tmp_path / "best.npz", tmp_path / "best_straight.npz")
+    fresh = make_trainer(make_model(), schedule=None)  # not resumed: still refused
+    with pytest.raises(FileExistsError, match="resumed no checkpoint"):
+        fresh.fit(train, valid, epochs=1, best_path=tmp_path / "best.npz")

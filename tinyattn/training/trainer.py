@@ -230,6 +230,7 @@ class Trainer:
         self.stop_requested = False
         self.checkpoint_extra = {}  # arrays every checkpoint also stores (e.g. vocabularies)
         self.last_epoch_seconds = None  # training time of the last finished epoch
+        self.resumed = False  # continued from a checkpoint (`resume`): owns fit's best_path
         # The epoch in progress: the rng state its batches were drawn from,
         # batches done, running sums (saved on interruption, for resume).
         self._epoch = None
@@ -444,10 +445,11 @@ class Trainer:
                                     f"{os.path.dirname(full)!r} does not exist")
         if os.path.isdir(full):
             raise IsADirectoryError(f"best_path {best_path!r} is a directory, not a file path")
-        if os.path.lexists(full) and not self.history:
+        if os.path.lexists(full) and not self.history and not self.resumed:
             raise FileExistsError(f"best_path {best_path!r} already exists and this trainer "
-                                  "has finished no epoch, so it is not this run's: remove it or "
-                                  "choose another path (it is never overwritten)")
+                                  "has finished no epoch and resumed no checkpoint, so it is not "
+                                  "this run's: remove it or choose another path (it is never "
+                                  "overwritten)")
         return best_path
 
     # ----- checkpoints ------------------------------------------------------
@@ -544,6 +546,9 @@ class Trainer:
             if schedule is not None:
                 self.schedule.load_state_dict(schedule)
             raise
+        # a run's best file may exist before its first epoch is in the history:
+        # stopped in epoch 1, resumed, then killed between best file and checkpoint
+        self.resumed = True
         return self
 
     def _resume(self, path) -> None:
