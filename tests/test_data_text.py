@@ -82,7 +82,8 @@ def test_char_round_trip(text):
 
 
 def test_tokenize_bad_arguments():
-    with pytest.raises(ValueError, match="kind must be one of 'char', 'word', 'zh', 'zh-v1'; got 'en'"):
+    with pytest.raises(ValueError,
+                       match="kind must be one of 'char', 'word', 'zh', 'zh-v1'; got 'en'"):
         tokenize("hi", "en")
     with pytest.raises(TypeError, match="text must be a str, got list"):
         tokenize(["hi"])

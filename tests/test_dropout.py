@@ -129,6 +129,17 @@ def test_config_and_older_checkpoints(tmp_path):
     assert model.config["dropout"] == 0.2 and model.uses_dropout
     model.save(tmp_path / "m.npz")
     assert Seq2Seq.load(tmp_path / "m.npz").config["dropout"] == 0.2
+    # dropout and label smoothing are how a model trains, not what it is: weights
+    # load across them (to fine-tune without dropout, say); the model keeps its own
+    plain = make(dropout=0.0, seed=5)
+    assert not np.array_equal(next(plain.named_parameters())[1],
+                              next(model.named_parameters())[1])
+    plain.load_weights(tmp_path / "m.npz")
+    assert plain.config["dropout"] == 0.0 and not plain.uses_dropout
+    for (n, a, _), (_, b, _) in zip(plain.named_parameters(), model.named_parameters()):
+        np.testing.assert_array_equal(a, b, err_msg=n)
+    with pytest.raises(ValueError, match="hidden_size: model 6 vs checkpoint"):
+        make(hidden_size=6).load_weights(tmp_path / "m.npz")
     # a configuration stored before dropout existed has no "dropout": it means 0
     assert Seq2Seq.upgrade_config({"attention": "dot"})["dropout"] == 0.0
     with pytest.raises(ValueError, match="dropout must be a number in \\[0, 1\\), got 1"):

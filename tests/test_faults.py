@@ -462,6 +462,18 @@ def test_d7_bad_options_write_nothing(tmp_path, capsys, option, message):
     assert not out.exists()
 
 
+def test_d7_split_with_a_task_is_refused_on_resume_too(tmp_path, capsys):
+    out = tmp_path / "r"
+    args = ("train", "dates", "--out", out, "--train-size", "100", "--epochs", "1", *TINY)
+    assert cli.main([str(a) for a in args]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["data"]["split"] is None  # a task's splits are generated, not cut
+    before = sorted(p.name for p in out.iterdir())
+    code = cli.main([str(a) for a in (*args, "--resume", "--epochs", "2", "--split", "source")])
+    assert code == 2 and "--split applies to sentence pairs" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == before and Run.open(out).data.split is None
+
+
 # ----- D8: damaged training state names the file and the field ----------------
 def _rewrite(path, *, trainer=None, optim=None):
     with np.load(path) as z:

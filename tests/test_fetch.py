@@ -291,6 +291,9 @@ def test_cli_fetch_prints_the_path(registered, capsys, tmp_path):
     code, out, err = run_cli(capsys, "data", "fetch", "tiny", "--quiet")
     assert code == 0 and out == f"{tmp_path / 'data' / 'tiny.tsv'}\n"
     assert "Licence: CC0 (test data)" in err
+    # present now: quiet says nothing, otherwise one line names the file and licence
+    assert run_cli(capsys, "data", "fetch", "tiny", "--quiet")[2] == ""
+    assert "tiny: using" in run_cli(capsys, "data", "fetch", "tiny")[2]
     code, out, _ = run_cli(capsys, "data", "list")
     assert code == 0 and f"present: {tmp_path / 'data' / 'tiny.tsv'}" in out
     assert "not fetched: tinyattn data fetch gone" in out

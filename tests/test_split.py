@@ -67,6 +67,14 @@ def test_split_by_source_is_kept_in_the_run_and_read_back(tmp_path, capsys):
     assert code == 0, err
     assert "distinct sources" in text and "BLEU, 1 reference" in text
     assert "nrefs:var|case:lc|eff:no|tok:tinyattn-word|smooth:exp|version:tinyattn-" in text
+    # --limit counts distinct sources and keeps all their references
+    first_two = set(list(dict.fromkeys(src["test"]))[:2])
+    n = sum(s in first_two for s in src["test"])
+    assert n > 2
+    code, text, err = run_cli(capsys, "evaluate", out, "--limit", "2")
+    assert code == 0, err
+    assert f"test ({n} examples)" in text
+    assert [line.split()[-1] for line in text.splitlines() if "distinct sources" in line] == ["2"]
 
 
 def test_split_pairs_keeps_the_old_split(tmp_path, capsys):

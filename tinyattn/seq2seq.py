@@ -203,6 +203,8 @@ class Seq2Seq(SavesCheckpoints, Module):
         self.attention_weights = None  # (B, T, S) of the last forward, None without attention
         self.attention_positions = None  # (B, T) local attention's p_t of the last forward
 
+    TRAINING_OPTIONS = ("dropout", "label_smoothing")  # load_weights lets these differ
+
     # ----- encoder and bridge ---------------------------------------------
     @classmethod
     def upgrade_config(cls, config: dict) -> dict:

@@ -29,6 +29,7 @@ from tinyattn.cli import data_command
 from tinyattn.cli.evaluation import (
     decode,
     evaluate_examples,
+    first_sources,
     format_metrics,
     plot_examples,
     plot_paths,
@@ -47,6 +48,7 @@ from tinyattn.cli.run import (
     same_source,
 )
 from tinyattn.data import CORPORA, TASKS, DataError, Vocab, detokenize, tokenize
+from tinyattn.data.tasks import SPLIT_NAMES
 from tinyattn.seq2seq import ATTENTIONS
 from tinyattn.training.checkpoint import remove_stale_temps
 from tinyattn.training.optim import Adam, PlateauDecay
@@ -82,17 +84,15 @@ def _options(args, defaults: dict) -> dict:
 
 
 def _new_run(args, out: Path) -> tuple[Run, dict]:
-    if args.data in TASKS and args.split is not None:
-        raise CLIError(f"--split applies to sentence pairs; the task {args.data!r} has fixed "
-                       "splits (data/README.md)")
     named = args.data in TASKS or args.data in CORPORA  # else a file: its absolute path
     source = args.data if named else str(Path(args.data).resolve())
-    spec = DataSpec(source, split=args.split or "source", src_kind=args.src_kind,
+    spec = DataSpec(source, split=None if args.data in TASKS else args.split or "source",
+                    src_kind=args.src_kind,
                     tgt_kind=args.tgt_kind,
                     lowercase=not args.keep_case, max_len=args.max_len,
                     english_prefixes=args.english_prefixes, skip_bad=args.skip_bad,
                     swap=args.swap, split_seed=args.split_seed, train_size=args.train_size)
-    splits, info = load_examples(spec)
+    splits, info = load_examples(spec, progress=not args.quiet)
     vocabs = (Vocab.build([e.src for e in splits["train"]], min_freq=args.min_freq),
               Vocab.build([e.tgt for e in splits["train"]], min_freq=args.min_freq))
     model_opts = _options(args, MODEL_DEFAULTS)
@@ -120,7 +120,7 @@ def _resumed_run(args, out: Path) -> tuple[Run, dict]:
         raise CLIError(f"{out} was trained on {run.data.source!r}, not {args.data!r}")
     if args.split is not None and args.split != run.data.split:
         raise CLIError(f"{out} was split by {run.data.split}, not --split {args.split}")
-    splits, info = run.load_splits()
+    splits, info = run.load_splits(progress=not args.quiet)
     return run, {"splits": splits, "info": info}
 
 
@@ -149,7 +149,7 @@ def _prepare_out(args, out: Path) -> None:
     """Refuse an --out that training would damage; with --overwrite, clear our old run."""
     # a save killed mid-write (even the first config.json's) must not lock the directory
     stale = remove_stale_temps(out, FILES.values()) + remove_stale_temps(
-        out / SPLIT_DIR, [f"{split}.tsv" for split in ("train", "valid", "test")])
+        out / SPLIT_DIR, [f"{split}.tsv" for split in SPLIT_NAMES])
     if stale:
         _say(f"removed {len(stale)} temporary file(s) left by an interrupted save: "
              + " ".join(stale))
@@ -210,6 +210,9 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 def cmd_train(args) -> int:
     """``tinyattn train``: build or resume a run, fit, evaluate, draw; exit status."""
     out = Path(args.out) if args.out else Path("runs") / Path(args.data).stem
+    if args.data in TASKS and args.split is not None:
+        raise CLIError(f"--split applies to sentence pairs; the task {args.data!r} has fixed "
+                       "splits (data/README.md)")
     _prepare_out(args, out)
     run, data = (_resumed_run if args.resume else _new_run)(args, out)
     splits, opts = data["splits"], run.train_options
@@ -359,7 +362,9 @@ def cmd_evaluate(args) -> int:
     """``tinyattn evaluate``: a run's scores on one of its splits."""
     run = Run.open(args.run)
     model = run.load_model()
-    examples = _split(run, args.split)[: args.limit]
+    examples = _split(run, args.split)
+    if args.limit is not None:
+        examples = first_sources(examples, args.limit)
     metrics = evaluate_examples(model, run, examples, beam=args.beam)
     print(format_metrics(metrics, f"{args.split} ({len(examples)} examples)"))
     return 0
@@ -491,7 +496,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--min-freq", dest="min_freq", type=_positive, default=1)
     t.add_argument("--plots", type=_non_negative, default=3,
                    help="alignment PNGs of test examples")
-    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--quiet", action="store_true",
+                   help="no progress bar (a corpus download still prints its licence)")
     t.set_defaults(func=cmd_train)
 
     tr = sub.add_parser("translate", help="translate sentences with a trained run")
@@ -506,14 +512,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate", help="exact match, BLEU, alignment accuracy on a split")
     ev.add_argument("run", metavar="RUN_DIR")
-    ev.add_argument("--split", choices=("train", "valid", "test"), default="test")
+    ev.add_argument("--split", choices=SPLIT_NAMES, default="test")
     ev.add_argument("--beam", type=_positive, default=1)
-    ev.add_argument("--limit", type=_positive, help="only the first N examples")
+    ev.add_argument("--limit", type=_positive,
+                    help="only the first N distinct sources, each with all its references")
     ev.set_defaults(func=cmd_evaluate)
 
     pl = sub.add_parser("plot", help="alignment heatmaps for chosen examples of a split")
     pl.add_argument("run", metavar="RUN_DIR")
-    pl.add_argument("--split", choices=("train", "valid", "test"), default="test")
+    pl.add_argument("--split", choices=SPLIT_NAMES, default="test")
     pl.add_argument("--index", type=int, nargs="+", default=[0, 1, 2])
     pl.add_argument("--beam", type=_positive, default=1,
                     help="with a beam > 1, one heatmap per hypothesis")

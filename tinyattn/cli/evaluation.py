@@ -74,6 +74,23 @@ def teacher_forced(model, run, sources, targets, *, batch_size: int = 256):
     return alphas, positions
 
 
+def references_by_source(examples) -> dict[tuple, list[list]]:
+    """Each distinct source (a tuple of tokens, in order of first occurrence) ->
+    the targets of every example with that source: its references."""
+    groups: dict[tuple, list[list]] = {}
+    for e in examples:
+        if hasattr(e, "tgt"):
+            groups.setdefault(tuple(_src(e)), []).append(list(e.tgt))
+    return groups
+
+
+def first_sources(examples, n: int) -> list:
+    """The examples of the first ``n`` distinct sources, each with all of its
+    references (a limit never cuts a source's references short)."""
+    keep = set(list(references_by_source(examples))[:n])
+    return [e for e in examples if tuple(_src(e)) in keep]
+
+
 def evaluate_examples(model, run, examples, *, beam: int = 1) -> dict:
     """Scores of the decoded outputs, alignment accuracy (when gold spans
     exist) and mean attention entropy.
@@ -91,9 +108,7 @@ def evaluate_examples(model, run, examples, *, beam: int = 1) -> dict:
         raise ValueError("no examples to evaluate")
     sources = [_src(e) for e in examples]
     refs = [list(e.tgt) for e in examples]
-    groups: dict[tuple, list[list]] = {}  # distinct source -> its references
-    for src, ref in zip(sources, refs):
-        groups.setdefault(tuple(src), []).append(ref)
+    groups = references_by_source(examples)
     outputs = dict(zip(groups, (d[0][0] for d in decode(model, run, [list(s) for s in groups],
                                                         beam=beam))))
     hyps = [outputs[tuple(src)] for src in sources]
@@ -160,6 +175,7 @@ def plot_examples(model, run, examples, indices, out_dir, *, prefix: str, beam: 
     from tinyattn.plot.heatmaps import plot_alignment, plot_hypotheses
 
     paths = []
+    references = references_by_source(examples)
     for i, path in zip(indices, plot_paths(out_dir, prefix, indices)):
         item = examples[i]
         src = _src(item)
@@ -180,8 +196,10 @@ def plot_examples(model, run, examples, indices, out_dir, *, prefix: str, beam: 
             p_t = positions[0]
             window = model.config["window"] if p_t is not None else None
             # every target of this source among the examples is a reference
-            refs = [ref] + [list(e.tgt) for e in examples if e is not item and
-                            hasattr(e, "tgt") and tuple(_src(e)) == tuple(src)] if ref else []
+            refs = []
+            if ref:  # its own target first: the one a wrong output is shown beside
+                refs = list(references[tuple(src)])
+                refs.insert(0, refs.pop(refs.index(ref)))
             more = f" (or {len(refs) - 1} more)" if len(refs) > 1 else ""
             verdict = "" if not refs else (": output = a reference ✓" if words in refs else
                                            ": reference " + detokenize(refs[0],

@@ -59,6 +59,7 @@ from tinyattn.data import (
     split_pairs,
     tokenize,
 )
+from tinyattn.data.tasks import SPLIT_NAMES
 from tinyattn.seq2seq import Seq2Seq
 from tinyattn.training.checkpoint import temp_of, write_text_atomic
 
@@ -84,13 +85,14 @@ class DataSpec:
     ``split`` is ``"source"`` (every source sentence, as tokenised, goes
     wholly to one split) or ``"pairs"`` (pairs are split independently, so a
     test source may occur in training with another translation; runs made
-    before the split by source were split so). ``src_kind`` and ``tgt_kind``
+    before the split by source were split so); None for a task, whose
+    splits are generated. ``src_kind`` and ``tgt_kind``
     are tokeniser kinds ("char", "word", "zh"); None picks "char" for tasks
     and, for files, "zh" when the side is mostly Chinese, else "word".
     """
 
     source: str
-    split: str = "source"  # or "pairs": see load_examples
+    split: str | None = "source"  # or "pairs"; None for a task: see load_examples
     src_kind: str | None = None
     tgt_kind: str | None = None
     lowercase: bool = True
@@ -124,7 +126,7 @@ def _upgrade_data(data: dict) -> dict:
     vocabulary they were trained with."""
     if not isinstance(data, dict) or "split" in data:
         return data
-    data = {"split": "pairs", **data}
+    data = {"split": None if data.get("source") in TASKS else "pairs", **data}
     for side in ("src_kind", "tgt_kind"):
         if data.get(side) == "zh":
             data[side] = "zh-v1"
@@ -160,25 +162,28 @@ def _tokenised(pairs, spec: DataSpec) -> list[Example]:
     return examples
 
 
-def load_examples(spec: DataSpec) -> tuple[dict[str, list[Example]], dict]:
+def load_examples(spec: DataSpec, *, progress: bool = True) -> tuple[dict[str, list[Example]],
+                                                                      dict]:
     """The train/valid/test examples of ``spec`` and a summary (counts, skipped lines).
 
     A corpus name is fetched first (`tinyattn.data.fetch`: found, or
-    downloaded once). ``spec.src_kind``/``tgt_kind`` are filled in when they
+    downloaded once; ``progress`` as there). ``spec.src_kind``/``tgt_kind`` are filled in when they
     were None, and ``spec.sha256`` with the file's.
     """
-    check_options("split", spec.split, SPLIT_KINDS)
     info: dict = {}
+    if not spec.is_task:
+        check_options("split", spec.split, SPLIT_KINDS)
     if spec.is_task:
         spec.src_kind = spec.src_kind or "char"
         spec.tgt_kind = spec.tgt_kind or "char"
         splits = make_splits(spec.source)
     else:
-        path = fetch(spec.source) if spec.is_corpus else Path(spec.source)
+        path = fetch(spec.source, progress=progress) if spec.is_corpus else Path(spec.source)
         if not path.is_file():
             raise DataError(f"{spec.source}: no such task, corpus or file (tasks: "
                             f"{', '.join(TASKS)}; corpora: {', '.join(CORPORA)})")
-        digest = file_sha256(path)
+        # fetch has checked a corpus's file against its pinned sha256
+        digest = CORPORA[spec.source].file_sha256 if spec.is_corpus else file_sha256(path)
         if spec.sha256 is None:
             spec.sha256 = digest
         elif spec.sha256 != digest:
@@ -242,7 +247,7 @@ def remove_run_files(directory: Path) -> list[str]:
     """Delete the files ``train`` writes in a run directory (for ``--overwrite``);
     anything else in it is left alone. Returns the names removed."""
     ours = [directory / name for key, name in FILES.items() if key != "config"]
-    ours += [directory / SPLIT_DIR / f"{split}.tsv" for split in ("train", "valid", "test")]
+    ours += [directory / SPLIT_DIR / f"{split}.tsv" for split in SPLIT_NAMES]
     ours += [directory / "loss.png", *sorted(directory.glob("alignment_*.png"))]
     removed = []
 
@@ -308,22 +313,23 @@ class Run:
         (self.directory / SPLIT_DIR).mkdir(exist_ok=True)
         name = (CORPORA[self.data.source].file_name if self.data.is_corpus
                 else Path(self.data.source).name)
-        for split, examples in splits.items():
+        # train.tsv last: its presence is what says the run has its split files
+        for split in ("valid", "test", "train"):
             lines = []
-            for e in examples:
+            for e in splits[split]:
                 p = e.origin
                 origin = f"{name}:{p.line}" + (f" {p.attribution}" if p.attribution else "")
                 lines.append(f"{p.src}\t{p.tgt}\t{origin}\n")
             write_text_atomic(self.split_path(split), "".join(lines))
 
-    def load_splits(self) -> tuple[dict[str, list[Example]], dict]:
+    def load_splits(self, *, progress: bool = True) -> tuple[dict[str, list[Example]], dict]:
         """The examples ``train`` used: read from the run's split files when it has
         them, else rebuilt from the data (`load_examples`: tasks, and runs made
-        before the split files)."""
+        before the split files; ``progress`` as there)."""
         if self.data.is_task or not self.split_path("train").exists():
-            return load_examples(self.data)
+            return load_examples(self.data, progress=progress)
         splits = {}
-        for split in ("train", "valid", "test"):
+        for split in SPLIT_NAMES:
             path = self.split_path(split)
             if not path.is_file():
                 raise RunError(f"{self.directory}: {SPLIT_DIR}/{split}.tsv is missing, so the "

@@ -275,7 +275,10 @@ def fetch(name_or_corpus, *, source=None, directory=None, progress=True) -> Path
         Where the corpus is stored (default `data_dir`); created if needed.
     progress : bool
         Show the download's progress on stderr (tqdm when installed and not
-        disabled by ``TQDM_DISABLE``, else a plain line every 10 %).
+        disabled by ``TQDM_DISABLE``, else a plain line every 10 %) and, for
+        a corpus already here, the line naming the file used and its
+        licence. ``False`` (``--quiet``) leaves those out; a download's
+        licence and attribution are printed whatever it is.
 
     Returns
     -------
@@ -315,8 +318,8 @@ def fetch(name_or_corpus, *, source=None, directory=None, progress=True) -> Path
     stored = locate(corpus, directory=directory)
     if stored is not None:
         ignored = f"; --from {source} was not needed" if source is not None else ""
-        _say(f"{corpus.name}: using {stored} (sha256 checked){ignored}. Licence "
-             f"{corpus.licence}; attribution: {corpus.attribution}")
+        _say_if(progress, f"{corpus.name}: using {stored} (sha256 checked){ignored}. Licence "
+                f"{corpus.licence}; attribution: {corpus.attribution}")
         return stored
     target = directory / corpus.file_name
     if source is not None:

@@ -317,6 +317,11 @@ class SavesCheckpoints:
     keyword arguments (``dtype`` as a name) gets them by inheriting this.
     """
 
+    # configuration keys that change how the model trains, not its weights:
+    # load_weights accepts a checkpoint that differs in them (fine-tuning
+    # without dropout, say) and keeps the model's own
+    TRAINING_OPTIONS: tuple[str, ...] = ()
+
     def save(self, path, *, optimizer=None, extra=None) -> None:
         """Write parameters, configuration and (optionally) optimiser state to
         one ``.npz`` atomically (temp file + rename); no pickle."""
@@ -348,7 +353,8 @@ class SavesCheckpoints:
         return model
 
     def load_weights(self, path):
-        """Load a checkpoint into this model; its configuration must match.
+        """Load a checkpoint into this model; its configuration must match, but
+        for the ``TRAINING_OPTIONS`` (the model keeps its own).
 
         Returns the `Checkpoint` (for the optimiser state and extras).
         """
@@ -356,7 +362,7 @@ class SavesCheckpoints:
         ckpt = load_checkpoint(path)
         stored = self.upgrade_config(ckpt.config)
         diff = {k: (self.config.get(k), stored.get(k)) for k in set(self.config) | set(stored)
-                if self.config.get(k) != stored.get(k)}
+                if self.config.get(k) != stored.get(k) and k not in self.TRAINING_OPTIONS}
         if diff:
             shown = ", ".join(f"{k}: model {a!r} vs checkpoint {b!r}" for k, (a, b) in
                               sorted(diff.items()))
