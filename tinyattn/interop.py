@@ -1,4 +1,11 @@
-"""Optional PyTorch bridge: copy RNN, GRU and LSTM weights to and from `torch.nn`.
+"""Optional PyTorch bridge: a tinyattn RNN, GRU or LSTM layer or a whole
+`tinyattn.Seq2Seq`, to and from PyTorch.
+
+`to_torch` builds the PyTorch module computing the same function and copies
+the weights in; `from_torch` takes one (trained there, say) back. A layer
+becomes `torch.nn.RNN`/`GRU`/`LSTM`; a `Seq2Seq` becomes a
+`tinyattn.torch_model.TorchSeq2Seq`, whose ``model(src, src_lengths,
+tgt_in, tgt_out, tgt_lengths)`` is the same loss.
 
 PyTorch is imported only inside the functions, so ``import tinyattn.interop``
 works without it; calling `to_torch` or `from_torch` then raises ImportError.
@@ -47,20 +54,25 @@ def _import(layer, w_ih, w_hh, b_ih, b_hh):
 
 
 def to_torch(layer):
-    """Build the PyTorch module computing the same function as a tinyattn layer.
+    """Build the PyTorch module computing the same function as a tinyattn layer
+    or model.
 
     Parameters
     ----------
-    layer : RNN, GRU, LSTM or Bidirectional
+    layer : RNN, GRU, LSTM, Bidirectional or Seq2Seq
         A ``GRU`` must have ``reset_after=True``.
 
     Returns
     -------
-    torch.nn.RNN, torch.nn.GRU or torch.nn.LSTM
-        ``batch_first=True``, ``num_layers=1``, ``bias=True`` (``nonlinearity='tanh'``
-        for RNN), ``bidirectional=True`` for a `Bidirectional`; dtype float64 for a
-        float64 layer, float32 otherwise. Takes ``x (B, T, D)`` and states of shape
-        ``(num_directions, B, H)``.
+    torch.nn.RNN, torch.nn.GRU, torch.nn.LSTM or tinyattn.torch_model.TorchSeq2Seq
+        For a layer: ``batch_first=True``, ``num_layers=1``, ``bias=True``
+        (``nonlinearity='tanh'`` for RNN), ``bidirectional=True`` for a
+        `Bidirectional`; dtype float64 for a float64 layer, float32 otherwise.
+        Takes ``x (B, T, D)`` and states of shape ``(num_directions, B, H)``.
+        For a `Seq2Seq`: the same model in PyTorch, in the tinyattn model's
+        mode (``train()`` or ``eval()``), its loss and gradients equal to
+        tinyattn's (in eval mode, or without dropout: the two draw their
+        dropout masks differently).
 
     Raises
     ------
@@ -87,6 +99,10 @@ def to_torch(layer):
     (torch.Size([18, 4]), torch.float64)
     """
     torch = _torch()
+    from tinyattn.seq2seq import Seq2Seq
+
+    if isinstance(layer, Seq2Seq):
+        return _seq2seq_to_torch(layer)
     bidirectional = isinstance(layer, Bidirectional)
     directions = (layer.fwd, layer.bwd) if bidirectional else (layer,)
     inner = directions[0]
@@ -120,16 +136,18 @@ def from_torch(module, *, rng=None):
 
     Parameters
     ----------
-    module : torch.nn.RNN, torch.nn.GRU or torch.nn.LSTM
+    module : torch.nn.RNN, torch.nn.GRU, torch.nn.LSTM or TorchSeq2Seq
         One layer, with biases, a tanh RNN, no LSTM projection. ``batch_first`` may
         be either value: the weights do not depend on it (tinyattn is batch-first).
+        A `tinyattn.torch_model.TorchSeq2Seq` (from `to_torch`, trained in
+        PyTorch, say) gives back a `Seq2Seq` of its configuration.
     rng : numpy.random.Generator, optional
         Passed to the layer constructors; the values it draws are overwritten.
         Default ``np.random.default_rng(0)``.
 
     Returns
     -------
-    RNN, GRU, LSTM or Bidirectional
+    RNN, GRU, LSTM, Bidirectional or Seq2Seq
         A ``Bidirectional(fwd, bwd)`` when ``module.bidirectional``; a ``GRU`` has
         ``reset_after=True``. dtype float64 for float64 parameters, else float32.
 
@@ -157,6 +175,10 @@ def from_torch(module, *, rng=None):
     """
     torch = _torch()
     nn = torch.nn
+    from tinyattn.torch_model import TorchSeq2Seq
+
+    if isinstance(module, TorchSeq2Seq):
+        return _seq2seq_from_torch(module, rng)
     if not isinstance(module, (nn.RNN, nn.GRU, nn.LSTM)):
         raise ValueError(f"from_torch needs a torch.nn.RNN, GRU or LSTM, "
                          f"got {type(module).__name__}")
@@ -191,3 +213,52 @@ def from_torch(module, *, rng=None):
                   for name in _TORCH_NAMES]
         _import(layer, *arrays)
     return Bidirectional(*layers) if module.bidirectional else layers[0]
+
+
+def _seq2seq_to_torch(model):
+    """`to_torch` of a `Seq2Seq`: a TorchSeq2Seq with the model's weights and mode."""
+    torch = _torch()
+    from tinyattn.torch_model import TorchSeq2Seq, parameter_map
+
+    if model.config.get("num_layers", 1) != 1:
+        raise ValueError(f"to_torch converts one-layer Seq2Seq models, got "
+                         f"num_layers={model.config['num_layers']}")
+    if model.config["cell"] == "gru" and any(
+            not m.reset_after for _, m in model.named_modules() if isinstance(m, GRU)):
+        raise ValueError("to_torch cannot convert GRU(reset_after=False) (see to_torch)")
+    twin = TorchSeq2Seq(model.config)
+    params = dict((n, v) for n, v, _ in model.named_parameters())
+    theirs = dict(twin.named_parameters())
+    mapping = parameter_map(model.config)
+    assert sorted(n for n, _, _ in mapping) == sorted(params), "parameter_map is incomplete"
+    with torch.no_grad():
+        for name, target, how in mapping:
+            value = torch.from_numpy(np.array(params[name]))
+            if how == "sum":  # one bias: all of it in bias_ih, bias_hh = 0
+                theirs[target[0]].copy_(value)
+                theirs[target[1]].zero_()
+            else:
+                theirs[target].copy_(value.T if how == "T" else value)
+    return twin.train(model.training)
+
+
+def _seq2seq_from_torch(twin, rng):
+    """`from_torch` of a TorchSeq2Seq: a Seq2Seq with its weights and mode."""
+    from tinyattn.seq2seq import Seq2Seq
+    from tinyattn.torch_model import parameter_map
+
+    rng = np.random.default_rng(0) if rng is None else rng
+    model = Seq2Seq(**{**twin.config, "rng": rng,
+                       "dtype": np.dtype(twin.config["dtype"]).type})
+    params = dict((n, v) for n, v, _ in model.named_parameters())
+    theirs = {n: p.detach().cpu().numpy() for n, p in twin.named_parameters()}
+    for name, source, how in parameter_map(twin.config):
+        if how == "sum":
+            value = theirs[source[0]] + theirs[source[1]]
+        else:
+            value = theirs[source].T if how == "T" else theirs[source]
+        if value.shape != params[name].shape:
+            raise ValueError(f"{source}: shape {value.shape} does not fit {name} "
+                             f"{params[name].shape} of the configuration")
+        params[name][...] = value
+    return model.train(twin.training)
