@@ -7,16 +7,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_quick(script: str, *args) -> subprocess.CompletedProcess:
-    """``benchmarks/<script> --quick --repeats 1 ARGS``, which must succeed.
+def run_script(script: str, *args) -> subprocess.CompletedProcess:
+    """``benchmarks/<script> ARGS``, which must succeed.
 
     A subprocess keeps torch's import and set_num_threads out of the test process.
     """
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / script), "--quick", "--repeats", "1", *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     return proc
+
+
+def run_quick(script: str, *args) -> subprocess.CompletedProcess:
+    """``benchmarks/<script> --quick --repeats 1 ARGS`` (`run_script`)."""
+    return run_script(script, "--quick", "--repeats", "1", *args)
 
 
 def markdown_rows(stdout: str, header: str) -> list[list[str]]:

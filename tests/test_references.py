@@ -170,6 +170,9 @@ def _check_link(target: str, base: str, root: Path) -> str | None:
     return None
 
 
+OPTIONAL = ("torch",)  # what a module of tinyattn may import without requiring it
+
+
 @cache
 def _resolve(dotted: str) -> str | None:
     """None when ``tinyattn.a.b`` names a module, or an attribute of one (a
@@ -180,7 +183,11 @@ def _resolve(dotted: str) -> str | None:
         try:
             module = importlib.import_module(".".join(parts[:k]))
             break
-        except ModuleNotFoundError:
+        except ModuleNotFoundError as err:
+            if err.name in OPTIONAL and any(
+                    (ROOT / "/".join(parts[:j])).with_suffix(".py").is_file()
+                    for j in range(1, k + 1)):
+                return None  # the module exists; its optional dependency is not installed
             k -= 1
     obj = module
     for name in parts[k:]:
