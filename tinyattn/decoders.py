@@ -15,7 +15,10 @@ which one it holds:
   time.
 
 ``state`` is a (B, Hd) array for a GRU and a pair ``(h, c)`` for an LSTM;
-the query is always its ``h``.
+with stacked layers (``Seq2Seq(num_layers=L)``, the cell a
+`tinyattn.stacked.StackedRNN`) a `tinyattn.recurrent.StackState` of L
+such states. The query and the output features always read
+``hidden(state)``: the ``h``, of the top layer when stacked.
 
 Everything that does not depend on the previous step runs outside the
 time loop: the embeddings, the key projection (in ``prepare``), and the
@@ -32,26 +35,12 @@ from tinyattn.functional import matmul_last
 from tinyattn.layers import Dropout, Linear
 from tinyattn.memory import Memory, MemoryGrad
 from tinyattn.module import Module
-from tinyattn.recurrent import DeferredGrads
-
-
-def hidden(state):
-    """The h part of a decoder state (the state itself for GRU/RNN)."""
-    return state[0] if isinstance(state, tuple) else state
-
-
-def add_hidden(dstate, dh):
-    """``dstate`` with ``dh`` added to its h part (a new object)."""
-    if isinstance(dstate, tuple):
-        return (dstate[0] + dh, dstate[1])
-    return dstate + dh
-
-
-def zeros_like_state(state):
-    """Zeros shaped like a decoder state (an array or a pair of arrays)."""
-    if isinstance(state, tuple):
-        return tuple(np.zeros_like(s) for s in state)
-    return np.zeros_like(state)
+from tinyattn.recurrent import (  # hidden & co. lived here once: still importable from here
+    DeferredGrads,
+    add_hidden,
+    hidden,
+    zeros_like_state,
+)
 
 
 class PlainDecoder(Module):
