@@ -1,8 +1,10 @@
 """Stacked recurrent layers (issue 12 §3): `StackedRNN` alone, then
 ``Seq2Seq(num_layers=2)`` through the model API: float64 gradient checks of
 every input and parameter (dropout with fixed masks), each shown able to
-fail; padding invariance; decoding; ``num_layers=1`` unchanged; bad values."""
+fail; padding invariance; decoding; ``num_layers=1`` unchanged; bad values;
+the command line."""
 
+import json
 import re
 from pathlib import Path
 
@@ -535,3 +537,33 @@ def test_checkpoints_from_before_num_layers_load_and_agree(name):
     fresh = Seq2Seq(**{k: v for k, v in model.config.items() if k != "dtype"},
                     rng=np.random.default_rng(0))
     fresh.load_weights(path)  # the upgraded stored config equals the model's
+
+
+# ----- the command line ------------------------------------------------------------
+def test_cli_num_layers(tmp_path, capsys):
+    """--num-layers is checked before anything is written, stored in the run,
+    and rebuilt by evaluate and --resume."""
+    pytest.importorskip("matplotlib")
+    from .cli_helpers import TINY, run_cli
+
+    for bad, why in (("0", "expected an integer in 1..16, got 0"),
+                     ("17", "expected an integer in 1..16, got 17"),
+                     ("two", "expected an integer in 1..16, got 'two'")):
+        with pytest.raises(SystemExit):
+            run_cli(capsys, "train", "dates", "--out", tmp_path / "bad", "--num-layers", bad)
+        assert f"argument --num-layers: {why}" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+    out = tmp_path / "two"
+    args = ["dates", "--out", out, "--train-size", "96", "--num-layers", "2", "--dropout",
+            "0.2", "--plots", "0", *TINY]
+    code, _, err = run_cli(capsys, "train", *args, "--epochs", "1")
+    assert code == 0, err
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"]["num_layers"] == 2 and "num_layers=2" in err
+    code, text, err = run_cli(capsys, "evaluate", out, "--limit", "8", "--beam", "2")
+    assert code == 0 and "exact match" in text, err
+    code, _, err = run_cli(capsys, "train", *args, "--epochs", "2", "--resume")
+    assert code == 0 and "resumed" in err and "epoch 2:" in err, err
+    code, _, err = run_cli(capsys, "train", "dates", "--out", out, "--resume",
+                           "--num-layers", "1")
+    assert code == 2 and "--num-layers 1 (run has 2)" in err
