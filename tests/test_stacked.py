@@ -452,6 +452,29 @@ def test_beam_of_one_is_greedy_and_beams_are_consistent(attention, cell):
                                             rel=1e-10)
 
 
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_decode_step_has_no_dropout_in_any_mode(num_layers):
+    """The inference path never drops units (as with one layer, whose step has
+    no dropout at all): decode_step in train mode equals eval mode's, and
+    draws nothing from the dropout generator."""
+    model = make2("bahdanau", "lstm", 0.5, num_layers=num_layers)
+
+    def decode(train):
+        model.seed_dropout(3)
+        memory, carry = model.eval().start(SRC, SRC_LEN)  # the encoder alike in both
+        model.train(train)  # only the steps run in train mode
+        logps = []
+        for t in range(3):
+            logp, carry, _ = model.decode_step(TGT[:, t], memory, carry, t)
+            logps.append(logp)
+        return logps, model.src_drop.rng.random()
+
+    (train_logps, train_next), (eval_logps, eval_next) = decode(True), decode(False)
+    for a, b in zip(train_logps, eval_logps):
+        np.testing.assert_array_equal(a, b)
+    assert train_next == eval_next  # the generator is where seed_dropout left it
+
+
 def test_decode_step_refuses_a_flattened_carry():
     model = make2("bahdanau", "lstm")
     memory, carry = model.start(SRC, SRC_LEN)

@@ -41,6 +41,20 @@ from tinyattn.recurrent import (  # hidden & co. lived here once: still importab
     hidden,
     zeros_like_state,
 )
+from tinyattn.stacked import StackedRNN
+
+
+def inference_step(cell, x_t, state):
+    """The new state after one inference step of a decoder's cell (``decode_step``).
+
+    Like the rest of the inference path (``decoder.step``), never any dropout,
+    whatever the mode: a stack (`tinyattn.stacked.StackedRNN`) is stepped with
+    ``dropout=False``, so decoding in train mode neither drops units nor draws
+    from the dropout generator.
+    """
+    if isinstance(cell, StackedRNN):
+        return cell.step(x_t, state, dropout=False)[0]
+    return cell.step(x_t, state)[0]
 
 
 class PlainDecoder(Module):
@@ -93,7 +107,7 @@ class PlainDecoder(Module):
     def step(self, emb_t, memory, carry, t):
         """One inference step: ``logits_t (B, V)``, the new state, None."""
         c = memory.context
-        state, _ = self.cell.step(np.concatenate([emb_t, c], axis=1), carry)
+        state = inference_step(self.cell, np.concatenate([emb_t, c], axis=1), carry)
         feat = np.concatenate([hidden(state), c, emb_t], axis=1)  # (B, Hd + C + E)
         return self.out.apply(feat), state, None
 
@@ -174,7 +188,7 @@ class BahdanauDecoder(AttentionDecoder):
     def step(self, emb_t, memory, carry, t):
         """One inference step: ``logits_t (B, V)``, the new state, ``alpha (B, S)``."""
         ctx, alpha, _ = self.attn.step(hidden(carry), memory, t)
-        state, _ = self.cell.step(np.concatenate([emb_t, ctx], axis=1), carry)
+        state = inference_step(self.cell, np.concatenate([emb_t, ctx], axis=1), carry)
         feat = np.concatenate([hidden(state), ctx, emb_t], axis=1)
         return self.out.apply(feat), state, alpha
 
@@ -283,7 +297,7 @@ class LuongDecoder(AttentionDecoder):
         """One inference step: ``logits_t (B, V)``, ``(state, h̃_t)``, ``alpha (B, S)``."""
         state, h_tilde = carry
         x = np.concatenate([emb_t, h_tilde], axis=1) if self.input_feeding else emb_t
-        state, _ = self.cell.step(x, state)
+        state = inference_step(self.cell, x, state)
         ctx, alpha, _ = self.attn.step(hidden(state), memory, t)
         h_tilde, _ = combine_forward(ctx, hidden(state), self.params["W_c"])
         return self.out.apply(h_tilde), (state, h_tilde), alpha

@@ -62,7 +62,7 @@ class StackedRNN(Module):
     states, each None or what that layer takes.
     ``dx, dstate0 = stack.backward(dhs, dh_T=None)`` mirrors it.
 
-    ``state, cache = stack.step(x_t, state_prev)`` runs one time step
+    ``state, cache = stack.step(x_t, state_prev, dropout=True)`` runs one time step
     through every layer (not for `Bidirectional` layers, which read whole
     sequences); ``dx_t, dstate_prev = stack.step_backward(dstate, cache,
     defer=None)``. A step draws its own dropout masks and keeps them in its
@@ -146,11 +146,13 @@ class StackedRNN(Module):
         return d, StackState(dstate0)
 
     # ----- one step, for decoders -----------------------------------------
-    def step(self, x_t, state_prev):
+    def step(self, x_t, state_prev, *, dropout=True):
         """One time step through every layer: the new `StackState` and a cache.
 
         Each gap draws a fresh dropout mask (in train mode) and keeps it in
-        the cache, not in its `Dropout` module.
+        the cache, not in its `Dropout` module. ``dropout=False`` draws none
+        in any mode (a decoder's inference step,
+        `tinyattn.decoders.inference_step`).
         """
         if not self._steps:
             raise TypeError("a stack of Bidirectional layers has no step: the backward "
@@ -159,7 +161,7 @@ class StackedRNN(Module):
         x = x_t
         for k, layer in enumerate(self.layers):
             if k:
-                mask = self.drops[k - 1].mask(x.shape)
+                mask = self.drops[k - 1].mask(x.shape) if dropout else None
                 masks.append(mask)
                 if mask is not None:
                     x = x * mask
