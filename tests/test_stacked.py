@@ -90,7 +90,7 @@ def check_sequence(stack, x, state0, lengths, seed=3):
         return stack(x, state0, lengths)
 
     def backward(douts):
-        dhs, dfinal = douts  # dfinal: a plain tuple of per-layer gradients
+        dhs, dfinal = douts  # dfinal: a StackState, as check_gradients keeps the type
         stack.zero_grad()
         forward()
         dx, dstate0 = stack.backward(dhs, dfinal)
@@ -123,7 +123,7 @@ def check_steps(stack, x, state0, seed=3):
         dhs, dfinal = douts
         stack.zero_grad()
         _, _, caches = run()
-        dstate, dx, defer = StackState(dfinal), np.zeros_like(x), DeferredGrads()
+        dstate, dx, defer = dfinal, np.zeros_like(x), DeferredGrads()
         for t in reversed(range(x.shape[1])):
             dstate = add_hidden(dstate, dhs[:, t])  # h_t fed the output and step t+1
             dx[:, t], dstate = stack.step_backward(dstate, caches[t], defer)
@@ -292,8 +292,17 @@ def test_stack_names_sizes_and_bad_stacks():
         StackedRNN([])
     with pytest.raises(ValueError, match=r"dropout must be a number in \[0, 1\), got 1"):
         StackedRNN([gru], dropout=1)
-    with pytest.raises(TypeError, match=r"h0 must be None or a tuple of 2 per-layer states"):
+    with pytest.raises(TypeError, match=r"h0 must be None or a StackState of 2 per-layer "
+                                        r"states \(bottom layer first\), got array"):
         make_stack("gru")(np.zeros((B, T, D)), np.zeros((B, H)))
+    lstms = make_stack("lstm")
+    pair = (np.zeros((B, H)), np.zeros((B, H)))  # one LSTM's (h, c): not a stack's state
+    with pytest.raises(TypeError, match=r"h0 must be None or a StackState of 2"):
+        lstms(np.zeros((B, T, D)), pair)
+    with pytest.raises(ValueError, match=r"state0\[1\] \(c\) must have shape \(3, 3\), "
+                                         r"got \(3, 4\)") as err:  # the LSTM's own name
+        lstms(np.zeros((B, T, D)), StackState([pair, (pair[0], np.zeros((B, H + 1)))]))
+    assert "raised by layers[1] of the StackedRNN" in str(err.value.__notes__)
     with pytest.raises(TypeError, match="Bidirectional layers has no step"):
         make_stack("bi_gru").step(np.zeros((B, D)), None)
     with pytest.raises(TypeError, match="ModuleList needs one or more Modules"):
@@ -336,7 +345,7 @@ MODELS = [(None, "gru", 0.0, {}), (None, "lstm", 0.3, {}),
 
 def _id(cfg):
     attention, cell, p, kw = cfg
-    return "-".join([str(attention), cell, f"p{p}", *kw])
+    return "-".join([str(attention), cell, f"p{p}", *(f"{k}={v}" for k, v in kw.items())])
 
 
 @pytest.mark.parametrize("cfg", MODELS, ids=_id)

@@ -65,9 +65,12 @@ def _flatten(tree) -> list:
 
 
 def _like(tree, make):
-    """A structure shaped like ``tree`` with ``make(leaf)`` at each array."""
+    """A structure shaped like ``tree`` with ``make(leaf)`` at each array; a tuple
+    subclass (a stack's `tinyattn.recurrent.StackState`) keeps its type."""
     if isinstance(tree, (tuple, list)):
-        return tuple(_like(item, make) for item in tree)
+        items = tuple(_like(item, make) for item in tree)
+        keep = isinstance(tree, tuple) and type(tree) is not tuple and not hasattr(tree, "_fields")
+        return type(tree)(items) if keep else items  # (a namedtuple becomes a tuple)
     return None if tree is None else make(tree)
 
 

@@ -58,8 +58,9 @@ class StackedRNN(Module):
     are the top layer's outputs, ``final`` a `StackState` of each layer's
     final state (after each sequence's last real token with ``lengths``:
     every layer runs with the same lengths, so padding behaves exactly as
-    in one layer). ``h0`` is None (zeros) or a tuple of L per-layer
-    states, each None or what that layer takes.
+    in one layer). ``h0`` is None (zeros) or a `StackState` of L per-layer
+    states, each None or what that layer takes (a plain tuple is refused:
+    two arrays could be one LSTM's ``(h, c)``).
     ``dx, dstate0 = stack.backward(dhs, dh_T=None)`` mirrors it.
 
     ``state, cache = stack.step(x_t, state_prev, dropout=True)`` runs one time step
@@ -112,13 +113,20 @@ class StackedRNN(Module):
         return f"StackedRNN({list(self.layers)!r}, dropout={self.dropout})"
 
     def _per_layer(self, state, name: str) -> list:
-        """A stack's state (None, or one entry per layer) as a list of L entries."""
+        """A stack's state (None, or a StackState of L) as a list of L entries.
+
+        Only a `StackState`: a plain tuple of two could be one LSTM's (h, c)."""
         if state is None:
             return [None] * self.num_layers
-        if not isinstance(state, (tuple, list)) or len(state) != self.num_layers:
-            raise TypeError(f"{name} must be None or a tuple of {self.num_layers} per-layer "
-                            f"states (a StackState, bottom layer first), got {_show(state)}")
+        if not isinstance(state, StackState) or len(state) != self.num_layers:
+            raise TypeError(f"{name} must be None or a StackState of {self.num_layers} "
+                            f"per-layer states (bottom layer first), got {_show(state)}")
         return list(state)
+
+    @staticmethod
+    def _name_layer(err: Exception, k: int) -> None:
+        """Say which layer refused its input (the message names the argument)."""
+        err.add_note(f"(raised by layers[{k}] of the StackedRNN)")
 
     # ----- whole sequences ------------------------------------------------
     def forward(self, x, h0=None, lengths=None):
@@ -128,7 +136,11 @@ class StackedRNN(Module):
         for k, layer in enumerate(self.layers):
             if k:  # each gap has its own Dropout module: its own mask
                 out = self.drops[k - 1](out)
-            out, final = layer(out, states[k], lengths)
+            try:
+                out, final = layer(out, states[k], lengths)
+            except (TypeError, ValueError) as err:
+                self._name_layer(err, k)
+                raise
             finals.append(final)
         self._cache = "sequence"
         return out, StackState(finals)
@@ -140,7 +152,11 @@ class StackedRNN(Module):
         dstate0 = [None] * self.num_layers
         d = dhs
         for k in reversed(range(self.num_layers)):
-            d, dstate0[k] = self.layers[k].backward(d, dfinals[k])
+            try:
+                d, dstate0[k] = self.layers[k].backward(d, dfinals[k])
+            except (TypeError, ValueError) as err:
+                self._name_layer(err, k)
+                raise
             if k:
                 d = self.drops[k - 1].backward(d)
         return d, StackState(dstate0)
