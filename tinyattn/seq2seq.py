@@ -288,11 +288,10 @@ class Seq2Seq(SavesCheckpoints, Module):
 
     def _bridges(self, k: int) -> tuple:
         """Layer k's bridges: ``(h's,)``, or ``(h's, c's)`` for an LSTM."""
+        lstm = self.config["cell"] == "lstm"
         if k == 0:
-            return (self.bridge, self.bridge_c) if self.config["cell"] == "lstm" \
-                else (self.bridge,)
-        return (self.bridges[k - 1], self.bridges_c[k - 1]) if self.config["cell"] == "lstm" \
-            else (self.bridges[k - 1],)
+            return (self.bridge, self.bridge_c) if lstm else (self.bridge,)
+        return (self.bridges[k - 1], self.bridges_c[k - 1]) if lstm else (self.bridges[k - 1],)
 
     def _bridge(self, k: int, final):
         """``s_0 = tanh(final @ W_s + b_s)`` for layer k; an LSTM's h and c separately."""
