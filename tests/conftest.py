@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 
 import tinyattn as ta
+from tinyattn.recurrent import StackState
+from tinyattn.stacked import StackedRNN
 
 B, T, D, H = 2, 4, 5, 6
 
@@ -31,16 +33,28 @@ LAYERS = {
         ta.GRU(D, H, reset_after=False, rng=rng, dtype=dt)),
     "bi_lstm": lambda rng, dt: ta.Bidirectional(ta.LSTM(D, H, rng=rng, dtype=dt),
                                                 ta.LSTM(D, H, rng=rng, dtype=dt)),
+    # stacks (tinyattn.stacked): the state is a StackState, one state per layer
+    "stacked_gru": lambda rng, dt: StackedRNN([ta.GRU(D, H, rng=rng, dtype=dt),
+                                               ta.GRU(H, H, rng=rng, dtype=dt)]),
+    "stacked_bi_lstm": lambda rng, dt: StackedRNN([
+        ta.Bidirectional(ta.LSTM(D, H, rng=rng, dtype=dt), ta.LSTM(D, H, rng=rng, dtype=dt)),
+        ta.Bidirectional(ta.LSTM(2 * H, H, rng=rng, dtype=dt),
+                         ta.LSTM(2 * H, H, rng=rng, dtype=dt))]),
 }
 
 
 def is_lstm(layer) -> bool:
+    if isinstance(layer, StackedRNN):
+        return is_lstm(layer.layers[0])
     inner = getattr(layer, "fwd", layer)
     return isinstance(inner, ta.LSTM)
 
 
 def make_state(layer, rng, batch=B, dtype=np.float64):
-    """A random initial state: (B, H') array, or a (h, c) pair for LSTMs."""
+    """A random initial state: (B, H') array, or a (h, c) pair for LSTMs; for a
+    stack, a StackState of one such state per layer."""
+    if isinstance(layer, StackedRNN):
+        return StackState(make_state(lay, rng, batch, dtype) for lay in layer.layers)
     Hs = layer.hidden_size
     if is_lstm(layer):
         return (rng.standard_normal((batch, Hs)).astype(dtype),

@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 import tinyattn as ta
+from tinyattn.recurrent import StackState
+from tinyattn.stacked import StackedRNN
 
-from .conftest import LAYERS, B, D, T, is_lstm
+from .conftest import LAYERS, B, D, T, is_lstm, make_state
 
 
 @pytest.fixture
@@ -52,6 +54,14 @@ def test_nan_inf_inputs(layer, rng, bad):
 def test_initial_state_wrong_shape(layer, rng):
     Hs = layer.hidden_size
     bad = np.zeros((B, Hs + 1))
+    if isinstance(layer, StackedRNN):  # a StackState; each layer checks its own state
+        state = make_state(layer, rng)
+        with pytest.raises(TypeError, match=f"h0 must be None or a StackState of {len(state)}"):
+            layer(_x(rng), tuple(state))  # a plain tuple could be one LSTM's (h, c)
+        top = (state[-1][0], bad) if is_lstm(layer) else bad
+        with pytest.raises(ValueError, match=rf"\(2, {Hs}\), got \(2, {Hs + 1}\)"):
+            layer(_x(rng), StackState([*state[:-1], top]))
+        return
     if is_lstm(layer):
         with pytest.raises(ValueError, match=rf"\(2, {Hs}\), got \(2, {Hs + 1}\)"):
             layer(_x(rng), (np.zeros((B, Hs)), bad))  # c0 wrong

@@ -22,8 +22,9 @@ def _run(layer, x, state0, lengths, dhs, dfinal):
 
 
 def _slice_state(state, b):
+    """Row b of a state: an array, a pair, or a StackState (whose type is kept)."""
     if isinstance(state, tuple):
-        return tuple(s[b:b + 1] for s in state)
+        return type(state)(_slice_state(s, b) for s in state)
     return state[b:b + 1]
 
 

@@ -17,6 +17,8 @@ torch = pytest.importorskip("torch")
 
 import tinyattn as ta  # noqa: E402
 from tinyattn.interop import from_torch, to_torch  # noqa: E402
+from tinyattn.recurrent import StackState  # noqa: E402
+from tinyattn.stacked import StackedRNN  # noqa: E402
 
 pytestmark = pytest.mark.torch
 
@@ -199,16 +201,104 @@ def test_from_torch_float32_and_rng():
 
 
 @pytest.mark.parametrize("make, match", [
-    (lambda: torch.nn.GRU(D, H, num_layers=2), "num_layers=2"),
     (lambda: torch.nn.RNN(D, H, nonlinearity="relu"), "tanh only"),
     (lambda: torch.nn.LSTM(D, H, bias=False), "bias=False"),
     (lambda: torch.nn.LSTM(D, H, proj_size=3), "proj_size=3"),
     (lambda: torch.nn.Linear(D, H), "got Linear"),
     (lambda: torch.nn.GRU(D, H, dtype=torch.float16), "float32 or float64"),
-], ids=["num_layers", "relu", "no_bias", "proj", "not_rnn", "float16"])
+], ids=["relu", "no_bias", "proj", "not_rnn", "float16"])
 def test_from_torch_refuses(make, match):
     with pytest.raises(ValueError, match=match):
         from_torch(make())
+
+
+def make_stack(kind, bidirectional, seed, num_layers=3, dropout=0.0):
+    rng = np.random.default_rng(seed)
+    cls = {"rnn": ta.RNN, "gru": ta.GRU, "lstm": ta.LSTM}[kind]
+    nd = 2 if bidirectional else 1
+
+    def one(d):
+        return ta.Bidirectional(cls(d, H, rng=rng), cls(d, H, rng=rng)) if bidirectional \
+            else cls(d, H, rng=rng)
+
+    return StackedRNN([one(D if k == 0 else nd * H) for k in range(num_layers)],
+                      dropout=dropout)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_stacked_parity(kind, bidirectional):
+    """A StackedRNN of three layers next to to_torch's ``num_layers=3`` module, in
+    eval mode (no dropout), on a ragged batch: outputs, every layer's final and
+    initial state (and gradient), dx and every parameter gradient to 1e-10."""
+    L, lstm, nd = 3, kind == "lstm", 2 if bidirectional else 1
+    stack = make_stack(kind, bidirectional, seed=11, dropout=0.3).eval()
+    module = to_torch(stack).eval()
+    assert module.num_layers == L and module.dropout == 0.3
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((B, T, D))
+    lengths = [5, 2, 4]
+    n_states = 2 if lstm else 1
+    # per state kind (h, c): every layer's (B, nd·H), side by side = torch's (L·nd, B, H)
+    state0 = [rng.standard_normal((B, L * nd * H)) for _ in range(n_states)]
+    dfinal = [rng.standard_normal((B, L * nd * H)) for _ in range(n_states)]
+    dhs = rng.standard_normal((B, T, nd * H))
+
+    def per_layer(states):  # [h (B, L·nd·H), c] -> StackState of per-layer states
+        split = [np.split(s, L, axis=1) for s in states]
+        return StackState(tuple(s[k] for s in split) if lstm else split[0][k]
+                          for k in range(L))
+
+    def joined(stack_state):  # the inverse
+        parts = [s if lstm else (s,) for s in stack_state]
+        return [np.concatenate([p[i] for p in parts], axis=1) for i in range(n_states)]
+
+    stack.zero_grad()
+    hs, final = stack(x, per_layer(state0), np.array(lengths))
+    dx, dstate0 = stack.backward(dhs, per_layer(dfinal))
+    out, t_finals, x_t, states_t = run_torch(module, x, state0, lengths, L * nd, lstm)
+    loss = (out * torch.tensor(dhs)).sum()
+    for f, df in zip(t_finals, dfinal):
+        loss = loss + (f * torch.tensor(to_torch_state(df, L * nd))).sum()
+    module.zero_grad()
+    loss.backward()
+    errors = {"out": max_err(hs, out.detach().numpy()), "dx": max_err(dx, x_t.grad.numpy())}
+    for i, (f, tf, ds, st) in enumerate(zip(joined(final), t_finals, joined(dstate0),
+                                            states_t)):
+        errors[f"final{i}"] = max_err(f, from_torch_state(tf.detach().numpy(), L * nd))
+        errors[f"dstate0_{i}"] = max_err(ds, from_torch_state(st.grad.numpy(), L * nd))
+    for k, layer in enumerate(stack.layers):
+        for suffix, child in directions(layer):
+            for key, (names, transposed) in PARAM_MAP[kind].items():
+                for name in names:
+                    g = getattr(module, f"{name}_l{k}{suffix}").grad.numpy()
+                    errors[f"l{k}.d{key}{suffix}<-{name}"] = max_err(
+                        child.grads[key], g.T if transposed else g)
+    worst = max(errors, key=errors.get)
+    print(f"\n[parity] stacked {kind:4s} {'bi' if bidirectional else 'uni':3s} "
+          f"max abs err {errors[worst]:.2e} ({worst})")
+    bad = {k: v for k, v in errors.items() if not v <= ATOL}
+    assert not bad, f"mismatch beyond {ATOL}: {bad}"
+
+
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
+def test_stacked_round_trip(bidirectional):
+    stack = make_stack("lstm", bidirectional, seed=2, num_layers=2, dropout=0.25)
+    back = from_torch(to_torch(stack))
+    assert isinstance(back, StackedRNN) and back.dropout == 0.25 and back.num_layers == 2
+    for (n, a, _), (m, b, _) in zip(stack.named_parameters(), back.named_parameters()):
+        assert n == m
+        np.testing.assert_array_equal(a, b, err_msg=n)
+    torch.manual_seed(0)
+    native = torch.nn.GRU(D, H, num_layers=2, dropout=0.5, bidirectional=bidirectional,
+                          batch_first=True, dtype=torch.float64).eval()
+    layer = from_torch(native)
+    assert isinstance(layer, StackedRNN) and layer.layers[1].input_size == H * (1 +
+                                                                              bidirectional)
+    x = np.random.default_rng(3).standard_normal((B, T, D))
+    with torch.no_grad():
+        want = native(torch.tensor(x))[0].numpy()
+    np.testing.assert_allclose(layer.eval()(x)[0], want, rtol=0, atol=ATOL)
 
 
 def test_to_torch_refuses_cho_gru():
@@ -220,6 +310,9 @@ def test_to_torch_refuses_cho_gru():
                                               rng=np.random.default_rng(1))))
     with pytest.raises(TypeError, match="RNN, GRU, LSTM"):
         to_torch(ta.Linear(D, H, rng=np.random.default_rng(0)))
+    rng = np.random.default_rng(2)
+    with pytest.raises(ValueError, match="reset-after"):  # any layer of a stack
+        to_torch(StackedRNN([ta.GRU(D, H, rng=rng), ta.GRU(H, H, reset_after=False, rng=rng)]))
 
 
 def test_import_without_torch(monkeypatch):

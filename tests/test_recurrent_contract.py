@@ -6,6 +6,7 @@ import pytest
 import tinyattn as ta
 from tinyattn.gradcheck import TOL_LAYER, check_module
 from tinyattn.gradcheck import _flatten as flatten
+from tinyattn.recurrent import zeros_like_state
 
 from .conftest import LAYERS, B, D, T, is_lstm, make_state
 
@@ -13,9 +14,7 @@ LENGTHS = [None, np.array([4, 2]), np.array([1, 3])]
 
 
 def _zeros_like_out(layer, out_state):
-    if is_lstm(layer):
-        return tuple(np.zeros_like(s) for s in out_state)
-    return np.zeros_like(out_state)
+    return zeros_like_state(out_state)  # an array, a pair, or a StackState
 
 
 @pytest.mark.parametrize("lengths", LENGTHS, ids=["full", "len42", "len13"])

@@ -15,7 +15,10 @@ which one it holds:
   time.
 
 ``state`` is a (B, Hd) array for a GRU and a pair ``(h, c)`` for an LSTM;
-the query is always its ``h``.
+with stacked layers (``Seq2Seq(num_layers=L)``, the cell a
+`tinyattn.stacked.StackedRNN`) a `tinyattn.recurrent.StackState` of L
+such states. The query and the output features always read
+``hidden(state)``: the ``h``, of the top layer when stacked.
 
 Everything that does not depend on the previous step runs outside the
 time loop: the embeddings, the key projection (in ``prepare``), and the
@@ -32,26 +35,26 @@ from tinyattn.functional import matmul_last
 from tinyattn.layers import Dropout, Linear
 from tinyattn.memory import Memory, MemoryGrad
 from tinyattn.module import Module
-from tinyattn.recurrent import DeferredGrads
+from tinyattn.recurrent import (  # hidden & co. lived here once: still importable from here
+    DeferredGrads,
+    add_hidden,
+    hidden,
+    zeros_like_state,
+)
+from tinyattn.stacked import StackedRNN
 
 
-def hidden(state):
-    """The h part of a decoder state (the state itself for GRU/RNN)."""
-    return state[0] if isinstance(state, tuple) else state
+def inference_step(cell, x_t, state):
+    """The new state after one inference step of a decoder's cell (``decode_step``).
 
-
-def add_hidden(dstate, dh):
-    """``dstate`` with ``dh`` added to its h part (a new object)."""
-    if isinstance(dstate, tuple):
-        return (dstate[0] + dh, dstate[1])
-    return dstate + dh
-
-
-def zeros_like_state(state):
-    """Zeros shaped like a decoder state (an array or a pair of arrays)."""
-    if isinstance(state, tuple):
-        return tuple(np.zeros_like(s) for s in state)
-    return np.zeros_like(state)
+    Like the rest of the inference path (``decoder.step``), never any dropout,
+    whatever the mode: a stack (`tinyattn.stacked.StackedRNN`) is stepped with
+    ``dropout=False``, so decoding in train mode neither drops units nor draws
+    from the dropout generator.
+    """
+    if isinstance(cell, StackedRNN):
+        return cell.step(x_t, state, dropout=False)[0]
+    return cell.step(x_t, state)[0]
 
 
 class PlainDecoder(Module):
@@ -104,7 +107,7 @@ class PlainDecoder(Module):
     def step(self, emb_t, memory, carry, t):
         """One inference step: ``logits_t (B, V)``, the new state, None."""
         c = memory.context
-        state, _ = self.cell.step(np.concatenate([emb_t, c], axis=1), carry)
+        state = inference_step(self.cell, np.concatenate([emb_t, c], axis=1), carry)
         feat = np.concatenate([hidden(state), c, emb_t], axis=1)  # (B, Hd + C + E)
         return self.out.apply(feat), state, None
 
@@ -185,7 +188,7 @@ class BahdanauDecoder(AttentionDecoder):
     def step(self, emb_t, memory, carry, t):
         """One inference step: ``logits_t (B, V)``, the new state, ``alpha (B, S)``."""
         ctx, alpha, _ = self.attn.step(hidden(carry), memory, t)
-        state, _ = self.cell.step(np.concatenate([emb_t, ctx], axis=1), carry)
+        state = inference_step(self.cell, np.concatenate([emb_t, ctx], axis=1), carry)
         feat = np.concatenate([hidden(state), ctx, emb_t], axis=1)
         return self.out.apply(feat), state, alpha
 
@@ -294,7 +297,7 @@ class LuongDecoder(AttentionDecoder):
         """One inference step: ``logits_t (B, V)``, ``(state, h̃_t)``, ``alpha (B, S)``."""
         state, h_tilde = carry
         x = np.concatenate([emb_t, h_tilde], axis=1) if self.input_feeding else emb_t
-        state, _ = self.cell.step(x, state)
+        state = inference_step(self.cell, x, state)
         ctx, alpha, _ = self.attn.step(hidden(state), memory, t)
         h_tilde, _ = combine_forward(ctx, hidden(state), self.params["W_c"])
         return self.out.apply(h_tilde), (state, h_tilde), alpha

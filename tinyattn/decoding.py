@@ -79,11 +79,15 @@ class BeamStep:
 
 
 def _take(carry, rows):
-    """Select rows of every array in a (nested tuple) decoder carry; None stays None."""
+    """Select rows of every array in a (nested tuple) decoder carry; None stays None.
+
+    A tuple subclass keeps its type (a stacked decoder's
+    `tinyattn.recurrent.StackState` must stay one)."""
     if carry is None:
         return None
     if isinstance(carry, tuple):
-        return tuple(_take(c, rows) for c in carry)
+        parts = tuple(_take(c, rows) for c in carry)
+        return parts if type(carry) is tuple else type(carry)(parts)
     return carry[rows]
 
 

@@ -65,9 +65,12 @@ def _flatten(tree) -> list:
 
 
 def _like(tree, make):
-    """A structure shaped like ``tree`` with ``make(leaf)`` at each array."""
+    """A structure shaped like ``tree`` with ``make(leaf)`` at each array; a tuple
+    subclass (a stack's `tinyattn.recurrent.StackState`) keeps its type."""
     if isinstance(tree, (tuple, list)):
-        return tuple(_like(item, make) for item in tree)
+        items = tuple(_like(item, make) for item in tree)
+        keep = isinstance(tree, tuple) and type(tree) is not tuple and not hasattr(tree, "_fields")
+        return type(tree)(items) if keep else items  # (a namedtuple becomes a tuple)
     return None if tree is None else make(tree)
 
 
@@ -239,14 +242,15 @@ def check_function(forward_fn, backward_fn, *args, tol: float = TOL_STEP,
 
 
 def _arg_names(module, args) -> list:
-    params = list(inspect.signature(module.forward).parameters)
-    names = []
-    for pname, arg in zip(params, args):
+    """``x``, ``state0[0]``, ...: a tuple argument's arrays by index, nested
+    tuples (a stack of LSTM states) by index path, ``h0[1][0]``."""
+    def name(prefix, arg):
         if isinstance(arg, tuple):
-            names.append(tuple(f"{pname}[{i}]" for i in range(len(arg))))
-        else:
-            names.append(pname)
-    return names
+            return tuple(name(f"{prefix}[{i}]", a) for i, a in enumerate(arg))
+        return prefix
+
+    params = list(inspect.signature(module.forward).parameters)
+    return [name(pname, arg) for pname, arg in zip(params, args)]
 
 
 def check_module(module, *args, tol: float = TOL_LAYER, names=None,
@@ -312,6 +316,8 @@ def check_all_layers(seed: int = 0, verbose: bool = True) -> dict[str, GradCheck
     layer: a quick way to see what a passing check looks like.
     """
     import tinyattn as ta  # imported here: the layers do not depend on the checker
+    from tinyattn.recurrent import StackState
+    from tinyattn.stacked import StackedRNN
 
     rng = np.random.default_rng(seed)
     B, T, D, H = 2, 4, 5, 6
@@ -322,6 +328,8 @@ def check_all_layers(seed: int = 0, verbose: bool = True) -> dict[str, GradCheck
         "LSTM": lambda: ta.LSTM(D, H, rng=rng),
         "Bidirectional(LSTM)": lambda: ta.Bidirectional(ta.LSTM(D, H, rng=rng),
                                                         ta.LSTM(D, H, rng=rng)),
+        "StackedRNN(2 x LSTM)": lambda: StackedRNN([ta.LSTM(D, H, rng=rng),
+                                                    ta.LSTM(H, H, rng=rng)]),
     }
     results = {}
     for name, make in makers.items():
@@ -330,6 +338,10 @@ def check_all_layers(seed: int = 0, verbose: bool = True) -> dict[str, GradCheck
         h0 = rng.standard_normal((B, layer.hidden_size))
         state0 = (h0, rng.standard_normal(h0.shape)) if "LSTM" in name else h0
         names = ["x", ("h0", "c0") if "LSTM" in name else "h0"]
+        if isinstance(layer, StackedRNN):  # a state per layer: (h0, c0) of layers 0 and 1
+            state0 = StackState([state0, (rng.standard_normal(h0.shape),
+                                          rng.standard_normal(h0.shape))])
+            names = ["x", (("h0[0]", "c0[0]"), ("h0[1]", "c0[1]"))]
         result = check_module(layer, x, state0, lengths=np.array([T, 2]), names=names)
         results[name] = result
         if verbose:

@@ -1,5 +1,6 @@
-"""Optional PyTorch bridge: a tinyattn RNN, GRU or LSTM layer or a whole
-`tinyattn.Seq2Seq`, to and from PyTorch.
+"""Optional PyTorch bridge: a tinyattn RNN, GRU or LSTM layer (one layer, a
+`Bidirectional` pair, or a `tinyattn.stacked.StackedRNN` of them: PyTorch's
+``num_layers``) or a whole `tinyattn.Seq2Seq`, to and from PyTorch.
 
 `to_torch` builds the PyTorch module computing the same function and copies
 the weights in; `from_torch` takes one (trained there, say) back. A layer
@@ -19,6 +20,7 @@ from tinyattn.bidirectional import Bidirectional
 from tinyattn.gru import GRU
 from tinyattn.lstm import LSTM
 from tinyattn.rnn import RNN
+from tinyattn.stacked import StackedRNN
 
 _TORCH_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 _SUFFIXES = ("", "_reverse")  # forward direction, then PyTorch's reverse one
@@ -59,20 +61,21 @@ def to_torch(layer):
 
     Parameters
     ----------
-    layer : RNN, GRU, LSTM, Bidirectional or Seq2Seq
+    layer : RNN, GRU, LSTM, Bidirectional, a StackedRNN of them, or Seq2Seq
         A ``GRU`` must have ``reset_after=True``.
 
     Returns
     -------
     torch.nn.RNN, torch.nn.GRU, torch.nn.LSTM or tinyattn.torch_model.TorchSeq2Seq
-        For a layer: ``batch_first=True``, ``num_layers=1``, ``bias=True``
+        For a layer: ``batch_first=True``, ``num_layers=1`` (L and the stack's
+        ``dropout`` for a `StackedRNN` of L layers), ``bias=True``
         (``nonlinearity='tanh'`` for RNN), ``bidirectional=True`` for a
         `Bidirectional`; dtype float64 for a float64 layer, float32 otherwise.
-        Takes ``x (B, T, D)`` and states of shape ``(num_directions, B, H)``.
-        For a `Seq2Seq`: the same model in PyTorch, in the tinyattn model's
-        mode (``train()`` or ``eval()``), its loss and gradients equal to
-        tinyattn's (in eval mode, or without dropout: the two draw their
-        dropout masks differently).
+        Takes ``x (B, T, D)`` and states of shape ``(num_layers · num_directions,
+        B, H)``. For a `Seq2Seq`: the same model in PyTorch, in the tinyattn
+        model's mode (``train()`` or ``eval()``), its loss and gradients equal to
+        tinyattn's (in eval mode, or without dropout: the two draw their dropout
+        masks differently).
 
     Raises
     ------
@@ -88,7 +91,9 @@ def to_torch(layer):
     Gate orders agree (LSTM i, f, g, o; GRU r, z, n). PyTorch has two biases;
     RNN and LSTM have one, copied to ``bias_ih`` with ``bias_hh = 0``. A GRU's
     ``b_x`` and ``b_h`` map onto ``bias_ih`` and ``bias_hh`` exactly.
-    The backward direction of a `Bidirectional` goes to the ``_reverse`` parameters.
+    The backward direction of a `Bidirectional` goes to the ``_reverse`` parameters,
+    layer k of a stack to the ``_l{k}`` ones. Both put dropout on every layer's
+    output but the top one's, in train mode (the masks are not shared).
 
     Examples
     --------
@@ -103,15 +108,19 @@ def to_torch(layer):
 
     if isinstance(layer, Seq2Seq):
         return _seq2seq_to_torch(layer)
-    bidirectional = isinstance(layer, Bidirectional)
-    directions = (layer.fwd, layer.bwd) if bidirectional else (layer,)
-    inner = directions[0]
+    stacked = isinstance(layer, StackedRNN)
+    layers = list(layer.layers) if stacked else [layer]
+    bidirectional = isinstance(layers[0], Bidirectional)
+    directions = [(lay.fwd, lay.bwd) if bidirectional else (lay,) for lay in layers]
+    inner = directions[0][0]
     if not isinstance(inner, (RNN, GRU, LSTM)):
-        raise TypeError(f"to_torch needs a tinyattn RNN, GRU, LSTM or Bidirectional, "
-                        f"got {type(layer).__name__}")
+        raise TypeError(f"to_torch needs a tinyattn RNN, GRU, LSTM, Bidirectional or "
+                        f"StackedRNN, got {type(layer).__name__}")
     kwargs = {}
+    if stacked and len(layers) > 1:
+        kwargs["dropout"] = layer.dropout
     if isinstance(inner, GRU):
-        if not inner.reset_after:
+        if not all(child.reset_after for pair in directions for child in pair):
             raise ValueError("to_torch cannot convert GRU(reset_after=False): PyTorch only has "
                              "the reset-after form (r ⊙ (h @ W_hn + b_hn)); train with "
                              "reset_after=True to export")
@@ -119,15 +128,16 @@ def to_torch(layer):
     elif isinstance(inner, LSTM):
         cls = torch.nn.LSTM
     else:
-        cls, kwargs = torch.nn.RNN, {"nonlinearity": "tanh"}
+        cls, kwargs = torch.nn.RNN, {**kwargs, "nonlinearity": "tanh"}
     dtype = torch.float64 if np.dtype(inner.dtype) == np.float64 else torch.float32
-    module = cls(inner.input_size, inner.hidden_size, num_layers=1, bias=True,
+    module = cls(inner.input_size, inner.hidden_size, num_layers=len(layers), bias=True,
                  batch_first=True, bidirectional=bidirectional, dtype=dtype, **kwargs)
     with torch.no_grad():
-        for suffix, child in zip(_SUFFIXES, directions):
-            for name, array in zip(_TORCH_NAMES, _export(child)):
-                getattr(module, f"{name}_l0{suffix}").copy_(
-                    torch.from_numpy(np.ascontiguousarray(array)))
+        for k, pair in enumerate(directions):
+            for suffix, child in zip(_SUFFIXES, pair):
+                for name, array in zip(_TORCH_NAMES, _export(child)):
+                    getattr(module, f"{name}_l{k}{suffix}").copy_(
+                        torch.from_numpy(np.ascontiguousarray(array)))
     return module
 
 
@@ -137,24 +147,27 @@ def from_torch(module, *, rng=None):
     Parameters
     ----------
     module : torch.nn.RNN, torch.nn.GRU, torch.nn.LSTM or TorchSeq2Seq
-        One layer, with biases, a tanh RNN, no LSTM projection. ``batch_first`` may
-        be either value: the weights do not depend on it (tinyattn is batch-first).
-        A `tinyattn.torch_model.TorchSeq2Seq` (from `to_torch`, trained in
-        PyTorch, say) gives back a `Seq2Seq` of its configuration.
+        With biases, a tanh RNN, no LSTM projection, any ``num_layers``.
+        ``batch_first`` may be either value: the weights do not depend on it
+        (tinyattn is batch-first). A `tinyattn.torch_model.TorchSeq2Seq` (from
+        `to_torch`, trained in PyTorch, say) gives back a `Seq2Seq` of its
+        configuration.
     rng : numpy.random.Generator, optional
         Passed to the layer constructors; the values it draws are overwritten.
         Default ``np.random.default_rng(0)``.
 
     Returns
     -------
-    RNN, GRU, LSTM, Bidirectional or Seq2Seq
+    RNN, GRU, LSTM, Bidirectional, StackedRNN or Seq2Seq
         A ``Bidirectional(fwd, bwd)`` when ``module.bidirectional``; a ``GRU`` has
-        ``reset_after=True``. dtype float64 for float64 parameters, else float32.
+        ``reset_after=True``; with ``num_layers = L > 1``, a `StackedRNN` of L such
+        layers with the module's ``dropout``. dtype float64 for float64 parameters,
+        else float32.
 
     Raises
     ------
     ValueError
-        For anything else: another module, ``num_layers != 1``, ``proj_size != 0``,
+        For anything else: another module, ``proj_size != 0``,
         ``nonlinearity='relu'``, ``bias=False``, or a parameter dtype other than
         float32 or float64.
 
@@ -183,9 +196,6 @@ def from_torch(module, *, rng=None):
         raise ValueError(f"from_torch needs a torch.nn.RNN, GRU or LSTM, "
                          f"got {type(module).__name__}")
     kind = type(module).__name__
-    if module.num_layers != 1:
-        raise ValueError(f"from_torch converts single-layer modules only, got {kind} with "
-                         f"num_layers={module.num_layers}; stack tinyattn layers instead")
     if getattr(module, "proj_size", 0) != 0:
         raise ValueError(f"tinyattn's LSTM has no projection, got proj_size={module.proj_size}")
     if getattr(module, "nonlinearity", "tanh") != "tanh":
@@ -198,21 +208,25 @@ def from_torch(module, *, rng=None):
         raise ValueError(f"from_torch needs float32 or float64 parameters, got {tdtype}")
     dtype = np.float64 if tdtype == torch.float64 else np.float32
     rng = np.random.default_rng(0) if rng is None else rng
-    D, H = module.input_size, module.hidden_size
+    H, nd = module.hidden_size, 2 if module.bidirectional else 1
     if isinstance(module, nn.GRU):
-        def make():
+        def make(D):
             return GRU(D, H, reset_after=True, rng=rng, dtype=dtype)
     else:
         cls = LSTM if isinstance(module, nn.LSTM) else RNN
 
-        def make():
+        def make(D):
             return cls(D, H, rng=rng, dtype=dtype)
-    layers = [make() for _ in range(2 if module.bidirectional else 1)]
-    for suffix, layer in zip(_SUFFIXES, layers):
-        arrays = [getattr(module, f"{name}_l0{suffix}").detach().cpu().numpy()
-                  for name in _TORCH_NAMES]
-        _import(layer, *arrays)
-    return Bidirectional(*layers) if module.bidirectional else layers[0]
+    stack = []
+    for k in range(module.num_layers):
+        D = module.input_size if k == 0 else nd * H  # layer k reads layer k−1's outputs
+        pair = [make(D) for _ in range(nd)]
+        for suffix, layer in zip(_SUFFIXES, pair):
+            arrays = [getattr(module, f"{name}_l{k}{suffix}").detach().cpu().numpy()
+                      for name in _TORCH_NAMES]
+            _import(layer, *arrays)
+        stack.append(Bidirectional(*pair) if module.bidirectional else pair[0])
+    return stack[0] if len(stack) == 1 else StackedRNN(stack, dropout=module.dropout)
 
 
 def _seq2seq_to_torch(model):

@@ -149,16 +149,26 @@ class Dropout(Module):
 
     def forward(self, x):
         """``x ⊙ m`` in train mode (a fresh mask), else ``x`` itself."""
-        if not self.training or self.p == 0.0:
+        mask = self.mask(np.shape(x))
+        if mask is None:
             self._cache = "identity"
             return x
+        self._cache = mask
+        return x * mask
+
+    def mask(self, shape):
+        """A fresh mask ``m`` for an input of ``shape``, or None where dropout is
+        the identity (eval mode, ``p = 0``). Nothing is cached: for a caller that
+        applies the mask and keeps it itself, such as a stacked decoder's
+        per-step dropout (`tinyattn.stacked.StackedRNN.step`)."""
+        if not self.training or self.p == 0.0:
+            return None
         if self.rng is None:
             raise ValueError("Dropout.rng is not set: seed the model's dropout first "
                              "(model.seed_dropout(seed))")
-        mask = self._keep(np.shape(x)).astype(self.dtype)
+        mask = self._keep(shape).astype(self.dtype)
         mask /= 1.0 - self.p
-        self._cache = mask
-        return x * mask
+        return mask
 
     def _keep(self, shape) -> np.ndarray:
         """Which units to keep: a bool array, each True with probability 1 − p."""

@@ -5,7 +5,8 @@ same keys and shapes, ``params`` and ``grads``; gradients accumulate
 (``+=``) because a recurrent weight is used at every time step, and
 `zero_grad` resets them. Child modules are plain attributes; they are
 found in definition order, so `named_parameters` walks the tree in a
-fixed order with dotted names (``fwd.W_x``, ``bwd.W_x``, ...).
+fixed order with dotted names (``fwd.W_x``, ``bwd.W_x``, ...). A list of
+modules is not a child: `ModuleList` holds numbered ones (``layers.0.W_x``).
 
 A sequence module's ``forward`` keeps exactly one cache and its
 ``backward`` consumes it (docs/design.md §2, "one forward, one backward").
@@ -123,3 +124,45 @@ class Module:
     def __call__(self, *args, **kwargs):
         """``module(...)`` is ``module.forward(...)``."""
         return self.forward(*args, **kwargs)
+
+
+class ModuleList(Module):
+    """Numbered children: a list of modules that `named_parameters` walks.
+
+    A plain list attribute is not a child (`Module.children` finds only
+    `Module` attributes), so a stack of layers keeps them here. Child ``k``
+    of the list is named ``str(start + k)``: ``layers.0.W_x``, ``layers.1.W_x``,
+    ... (``start=1`` when the list holds the layers from 1 on, e.g.
+    ``bridges.1`` beside a ``bridge`` for layer 0).
+
+    Parameters
+    ----------
+    modules : iterable of Module
+        At least one; their dtype is the list's.
+    start : int, default 0
+        The name of the first child.
+    """
+
+    def __init__(self, modules, *, start: int = 0):
+        modules = list(modules)
+        if not modules or not all(isinstance(m, Module) for m in modules):
+            raise TypeError(f"ModuleList needs one or more Modules, got "
+                            f"{[type(m).__name__ for m in modules]}")
+        super().__init__(modules[0].dtype)
+        self._modules = modules
+        self.start = start
+
+    def children(self) -> Iterator[tuple[str, Module]]:
+        """Yield ``(str(start + k), module)`` for the k-th module."""
+        for k, module in enumerate(self._modules):
+            yield str(self.start + k), module
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules)
+
+    def __getitem__(self, k: int) -> Module:
+        """The k-th module of the list (its position, whatever ``start`` is)."""
+        return self._modules[k]

@@ -23,6 +23,58 @@ from tinyattn._validate import check_array, check_bool, check_dim, check_lengths
 from tinyattn.module import Module
 
 
+class StackState(tuple):
+    """The state of a stack of recurrent layers (`tinyattn.stacked.StackedRNN`):
+    one state per layer, bottom layer first.
+
+    Each layer's state is what that layer's own state is: ``h (B, H)`` for
+    an RNN or GRU, the pair ``(h, c)`` for an LSTM. A plain tuple already
+    means an LSTM's pair, so a stack's state is this tuple subclass, and
+    `hidden`, `add_hidden` and `zeros_like_state` tell the two apart by
+    type, never by length. Functions that rebuild a state must keep the
+    type (``type(state)(parts)``), as beam search's row selection does.
+
+    Examples
+    --------
+    >>> h = np.zeros((2, 3)); top = (np.ones((2, 3)), np.zeros((2, 3)))
+    >>> state = StackState([(h, h), top])  # two LSTM layers
+    >>> hidden(state) is top[0]  # the top layer's h
+    True
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"StackState({tuple.__repr__(self)})"
+
+
+def hidden(state):
+    """The h that a decoder reads of a state: the state itself (RNN, GRU), the
+    h of an LSTM's ``(h, c)``, the top layer's h of a `StackState`."""
+    if isinstance(state, StackState):
+        return hidden(state[-1])
+    return state[0] if isinstance(state, tuple) else state
+
+
+def add_hidden(dstate, dh):
+    """``dstate`` with ``dh`` added to the part `hidden` reads (a new object;
+    for a `StackState`, the top layer's h)."""
+    if isinstance(dstate, StackState):
+        return StackState((*dstate[:-1], add_hidden(dstate[-1], dh)))
+    if isinstance(dstate, tuple):
+        return (dstate[0] + dh, dstate[1])
+    return dstate + dh
+
+
+def zeros_like_state(state):
+    """Zeros shaped like a state: an array, a pair of arrays, or a `StackState`."""
+    if isinstance(state, StackState):
+        return StackState(zeros_like_state(s) for s in state)
+    if isinstance(state, tuple):
+        return tuple(np.zeros_like(s) for s in state)
+    return np.zeros_like(state)
+
+
 class DeferredGrads:
     """Gradient products postponed until after a step loop.
 

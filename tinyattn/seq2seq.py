@@ -13,6 +13,12 @@ every score function, dot product included, can compare a decoder state
 with an encoder annotation. The bridge reads the encoder's final states
 ``[→h_S ; ←h_1]`` (each direction's state after its last real token); an
 LSTM's cell state gets a bridge of its own.
+
+With ``num_layers = L > 1`` the encoder and the decoder are stacks of L
+layers (`tinyattn.stacked.StackedRNN`, docs/equations.md §3.1): decoder
+layer l starts from the bridge of encoder layer l's final state (one
+bridge per layer), attention and the output read the top layer, and the
+plain decoder's c is the encoder's top layer.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from tinyattn._validate import (
 )
 from tinyattn.attention import BahdanauAttention, LuongAttention
 from tinyattn.bidirectional import Bidirectional
-from tinyattn.decoders import BahdanauDecoder, LuongDecoder, PlainDecoder, hidden
+from tinyattn.decoders import BahdanauDecoder, LuongDecoder, PlainDecoder
 from tinyattn.decoding import beam_search, greedy_decode
 from tinyattn.functional import length_mask, log_softmax
 from tinyattn.gru import GRU
@@ -45,12 +51,15 @@ from tinyattn.local_attention import LocalAttention
 from tinyattn.losses import sequence_cross_entropy
 from tinyattn.lstm import LSTM
 from tinyattn.memory import Memory
-from tinyattn.module import Module
+from tinyattn.module import Module, ModuleList
+from tinyattn.recurrent import StackState, add_hidden, hidden
+from tinyattn.stacked import StackedRNN
 from tinyattn.training.checkpoint import SavesCheckpoints
 
 ATTENTIONS = (None, "bahdanau", "dot", "general", "concat", "scaled_dot", "local-m", "local-p")
 SIZED_ATTENTIONS = ("bahdanau", "concat", "local-p")  # the ones with an attention layer size A
 CELLS = {"gru": GRU, "lstm": LSTM}
+MAX_LAYERS = 16  # num_layers is 1..MAX_LAYERS
 
 
 class Seq2Seq(SavesCheckpoints, Module):
@@ -67,6 +76,17 @@ class Seq2Seq(SavesCheckpoints, Module):
         bidirectional).
     cell : {"gru", "lstm"}
     bidirectional : bool
+    num_layers : int in 1..16, default 1
+        L, the recurrent layers of the encoder and of the decoder
+        (docs/equations.md §3.1). Layer l > 1 reads layer l − 1's outputs
+        (the 2H concatenation when bidirectional), with dropout between
+        layers when ``dropout > 0``. Decoder layer l starts from the bridge
+        of encoder layer l's final state, one bridge per layer (``bridge``
+        for the first layer, as with one layer, then ``bridges.1``, ...);
+        attention and the output layer read the top layer's h, and the
+        plain decoder's c is the encoder's top layer. With 1, the model,
+        its parameter names and its numbers are those of a model built
+        before this option existed.
     attention : {None, "bahdanau", "dot", "general", "concat", "scaled_dot",
                  "local-m", "local-p"}
         None is the documents' plain seq2seq with one context vector.
@@ -86,8 +106,9 @@ class Seq2Seq(SavesCheckpoints, Module):
         its embedding stays 0.
     dropout : float in [0, 1), default 0
         Inverted dropout in train mode, each use with its own mask: on the
-        source and the target embeddings, and on the decoder's output
-        features before the output layer (`tinyattn.layers.Dropout`). Eval
+        source and the target embeddings, between stacked layers
+        (``num_layers > 1``), and on the decoder's output features before
+        the output layer (`tinyattn.layers.Dropout`). Eval
         mode (``model.eval()``, which the decoders and `Trainer.evaluate`
         switch to) uses no dropout. Masks come from a generator set by
         `seed_dropout` (`Trainer` seeds it before every batch, so a resumed
@@ -132,14 +153,15 @@ class Seq2Seq(SavesCheckpoints, Module):
     """
 
     def __init__(self, src_vocab, tgt_vocab, *, emb_size, hidden_size, cell="gru",
-                 bidirectional=True, attention=None, input_feeding=False, attn_size=None,
-                 window=3, pad_id=0, dropout=0.0, label_smoothing=0.0, rng,
+                 bidirectional=True, num_layers=1, attention=None, input_feeding=False,
+                 attn_size=None, window=3, pad_id=0, dropout=0.0, label_smoothing=0.0, rng,
                  dtype=np.float64):
         super().__init__(dtype)
         check_rng(rng)
         check_options("cell", cell, tuple(CELLS))
         check_options("attention", attention, ATTENTIONS)
         bidirectional = check_bool(bidirectional, "bidirectional")
+        L = check_size(num_layers, "num_layers", high=MAX_LAYERS)
         input_feeding = check_bool(input_feeding, "input_feeding")
         if input_feeding and attention in (None, "bahdanau"):
             raise ValueError(
@@ -157,7 +179,8 @@ class Seq2Seq(SavesCheckpoints, Module):
         dropout = check_real(dropout, "dropout", "[0, 1)")
         label_smoothing = check_real(label_smoothing, "label_smoothing", "[0, 1)")
         self.config = dict(src_vocab=V_src, tgt_vocab=V_tgt, emb_size=E, hidden_size=H,
-                           cell=cell, bidirectional=bidirectional, attention=attention,
+                           cell=cell, bidirectional=bidirectional, num_layers=L,
+                           attention=attention,
                            input_feeding=input_feeding, attn_size=attn_size,
                            window=window, pad_id=pad_id, dropout=dropout,
                            label_smoothing=label_smoothing,
@@ -165,24 +188,37 @@ class Seq2Seq(SavesCheckpoints, Module):
         self.pad_id = pad_id
         Cell = CELLS[cell]
         kw = dict(rng=rng, dtype=self.dtype)
+
+        def stack(input_size, make):
+            """``make(input_size)``, or L of them, each reading the one below."""
+            layers = [make(input_size)]
+            while len(layers) < L:
+                layers.append(make(layers[-1].hidden_size))
+            return layers[0] if L == 1 else StackedRNN(layers, dropout=dropout)
+
         self.src_emb = Embedding(V_src, E, pad_id=pad_id, **kw)
         self.src_drop = Dropout(dropout, dtype=self.dtype)
         if bidirectional:
-            self.encoder = Bidirectional(Cell(E, H, **kw), Cell(E, H, **kw))
+            self.encoder = stack(E, lambda D: Bidirectional(Cell(D, H, **kw), Cell(D, H, **kw)))
         else:
-            self.encoder = Cell(E, H, **kw)
+            self.encoder = stack(E, lambda D: Cell(D, H, **kw))
         Hk = Hd = self.encoder.hidden_size
         self.bridge = Linear(Hk, Hd, **kw)
         if cell == "lstm":
             self.bridge_c = Linear(Hk, Hd, **kw)
+        if L > 1:  # one bridge per layer: layer 0's is `bridge`, as with one layer
+            self.bridges = ModuleList((Linear(Hk, Hd, **kw) for _ in range(1, L)), start=1)
+            if cell == "lstm":
+                self.bridges_c = ModuleList((Linear(Hk, Hd, **kw) for _ in range(1, L)),
+                                            start=1)
         self.tgt_emb = Embedding(V_tgt, E, pad_id=pad_id, **kw)
         self.tgt_drop = Dropout(dropout, dtype=self.dtype)
         A = Hd if attn_size is None else attn_size
         if attention is None:
-            self.decoder = PlainDecoder(Cell(E + Hk, Hd, **kw), Linear(Hd + Hk + E, V_tgt, **kw),
-                                        E, Hk, dropout=dropout)
+            self.decoder = PlainDecoder(stack(E + Hk, lambda D: Cell(D, Hd, **kw)),
+                                        Linear(Hd + Hk + E, V_tgt, **kw), E, Hk, dropout=dropout)
         elif attention == "bahdanau":
-            self.decoder = BahdanauDecoder(Cell(E + Hk, Hd, **kw),
+            self.decoder = BahdanauDecoder(stack(E + Hk, lambda D: Cell(D, Hd, **kw)),
                                            BahdanauAttention(Hd, Hk, A, **kw),
                                            Linear(Hd + Hk + E, V_tgt, **kw), E,
                                            dropout=dropout)
@@ -194,7 +230,8 @@ class Seq2Seq(SavesCheckpoints, Module):
                 attn = LuongAttention(Hd, Hk, score=attention,
                                       attn_size=attn_size if attention == "concat" else None,
                                       **kw)
-            self.decoder = LuongDecoder(Cell(E + (Hd if input_feeding else 0), Hd, **kw), attn,
+            self.decoder = LuongDecoder(stack(E + (Hd if input_feeding else 0),
+                                              lambda D: Cell(D, Hd, **kw)), attn,
                                         Linear(Hd, V_tgt, **kw), E, Hk,
                                         input_feeding=input_feeding, rng=rng,
                                         dropout=dropout)
@@ -212,7 +249,8 @@ class Seq2Seq(SavesCheckpoints, Module):
         stored an ``attn_size`` that attentions without a scoring layer ignored
         (the constructor now refuses it), so it is dropped there."""
         config = dict(config)
-        config.setdefault("dropout", 0.0)  # stored before dropout existed
+        config.setdefault("num_layers", 1)  # stored before stacked layers existed
+        config.setdefault("dropout", 0.0)  # and before dropout
         config.setdefault("label_smoothing", 0.0)  # and before label smoothing
         if config.get("attention") not in SIZED_ATTENTIONS and \
                 config.get("attn_size") is not None:
@@ -243,23 +281,41 @@ class Seq2Seq(SavesCheckpoints, Module):
         the context ``c`` (the encoder's final h), ``src_mask (B, S)``."""
         src, lengths = self._check_src(src, src_lengths)
         enc_hs, final = self.encoder(self.src_drop(self.src_emb(src)), None, lengths)
-        if isinstance(final, tuple):  # LSTM: bridge h and c separately
-            state0 = (np.tanh(self.bridge(final[0])), np.tanh(self.bridge_c(final[1])))
+        if isinstance(final, StackState):  # decoder layer l starts from encoder layer l
+            state0 = StackState(self._bridge(k, f) for k, f in enumerate(final))
         else:
-            state0 = np.tanh(self.bridge(final))
+            state0 = self._bridge(0, final)
+        # c: the (top layer's) final h
         return enc_hs, state0, hidden(final), length_mask(lengths, src.shape[1])
 
+    def _bridges(self, k: int) -> tuple:
+        """Layer k's bridges: ``(h's,)``, or ``(h's, c's)`` for an LSTM."""
+        lstm = self.config["cell"] == "lstm"
+        if k == 0:
+            return (self.bridge, self.bridge_c) if lstm else (self.bridge,)
+        return (self.bridges[k - 1], self.bridges_c[k - 1]) if lstm else (self.bridges[k - 1],)
+
+    def _bridge(self, k: int, final):
+        """``s_0 = tanh(final @ W_s + b_s)`` for layer k; an LSTM's h and c separately."""
+        if self.config["cell"] == "lstm":
+            return tuple(np.tanh(b(f)) for b, f in zip(self._bridges(k), final))
+        return np.tanh(self._bridges(k)[0](final))
+
+    def _bridge_backward(self, k: int, dstate0, state0):
+        # s_0 = tanh(z): dz = ds_0 (1 − s_0²)
+        if self.config["cell"] == "lstm":
+            return tuple(b.backward(d * (1.0 - s**2))
+                         for b, d, s in zip(self._bridges(k), dstate0, state0))
+        return self._bridges(k)[0].backward(dstate0 * (1.0 - state0**2))
+
     def _encode_backward(self, denc_hs, dstate0, state0, dc):
-        if isinstance(state0, tuple):
-            # s_0 = tanh(z): dz = ds_0 (1 − s_0²)
-            dfin = (self.bridge.backward(dstate0[0] * (1.0 - state0[0] ** 2)),
-                    self.bridge_c.backward(dstate0[1] * (1.0 - state0[1] ** 2)))
-            if dc is not None:
-                dfin = (dfin[0] + dc, dfin[1])
+        if isinstance(state0, StackState):
+            dfin = StackState(self._bridge_backward(k, d, s)
+                              for k, (d, s) in enumerate(zip(dstate0, state0)))
         else:
-            dfin = self.bridge.backward(dstate0 * (1.0 - state0**2))
-            if dc is not None:
-                dfin = dfin + dc  # c = the final state fed the decoder at every step
+            dfin = self._bridge_backward(0, dstate0, state0)
+        if dc is not None:  # c = the (top layer's) final h fed the decoder at every step
+            dfin = add_hidden(dfin, dc)
         dx, _ = self.encoder.backward(denc_hs, dfin)
         self.src_emb.backward(self.src_drop.backward(dx))
 
@@ -331,12 +387,17 @@ class Seq2Seq(SavesCheckpoints, Module):
         """``carry`` must have the structure, shapes and dtype `start` gave it."""
         Hd = self.bridge.out_size
         h = np.zeros((batch, Hd), self.dtype)
-        template = self.decoder.init_carry((h, h) if self.config["cell"] == "lstm" else h)
+        state = (h, h) if self.config["cell"] == "lstm" else h
+        if self.config["num_layers"] > 1:
+            state = StackState([state] * self.config["num_layers"])
+        template = self.decoder.init_carry(state)
 
         def walk(got, want, name):
             if isinstance(want, tuple):
-                if not isinstance(got, tuple) or len(got) != len(want):
-                    raise TypeError(f"{name} must be a tuple of {len(want)} (the carry that "
+                what = "StackState" if isinstance(want, StackState) else "tuple"
+                if (not isinstance(got, tuple) or len(got) != len(want)
+                        or isinstance(got, StackState) != isinstance(want, StackState)):
+                    raise TypeError(f"{name} must be a {what} of {len(want)} (the carry that "
                                     f"start() or decode_step() returned), got {_show(got)}")
                 for k, (g, w) in enumerate(zip(got, want)):
                     walk(g, w, f"{name}[{k}]")

@@ -49,14 +49,15 @@ from tinyattn.cli.run import (
 )
 from tinyattn.data import CORPORA, TASKS, DataError, Vocab, detokenize, tokenize
 from tinyattn.data.tasks import SPLIT_NAMES
-from tinyattn.seq2seq import ATTENTIONS
+from tinyattn.seq2seq import ATTENTIONS, MAX_LAYERS
 from tinyattn.training.checkpoint import remove_stale_temps
 from tinyattn.training.optim import Adam, PlateauDecay
 from tinyattn.training.trainer import Diverged, Interrupted, LossGrowthWarning, Trainer
 
 MODEL_DEFAULTS = {"cell": "gru", "attention": "bahdanau", "emb_size": 32, "hidden_size": 64,
                   "attn_size": None, "input_feeding": False, "bidirectional": True,
-                  "window": 3, "dropout": 0.0, "label_smoothing": 0.0, "dtype": "float32"}
+                  "num_layers": 1, "window": 3, "dropout": 0.0, "label_smoothing": 0.0,
+                  "dtype": "float32"}
 TRAIN_DEFAULTS = {"epochs": 2, "batch_size": 64, "lr": 0.004, "clip": 5.0, "seed": 0,
                   "patience": None, "lr_decay": None, "decay_patience": 1}
 
@@ -408,6 +409,19 @@ _positive = _int_at_least(1, "a positive integer")
 _non_negative = _int_at_least(0, "an integer >= 0")
 
 
+def _int_in(low: int, high: int):
+    """An argparse type: an integer in ``low..high``."""
+    expected = f"an integer in {low}..{high}"
+    at_least = _int_at_least(low, expected)
+
+    def parse(text: str) -> int:
+        value = at_least(text)
+        if value > high:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {value}")
+        return value
+    return parse
+
+
 def _float_in(ok, expected: str):
     """An argparse type: a float for which ``ok`` holds, else an error saying ``expected``."""
     def parse(text: str) -> float:
@@ -454,10 +468,13 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--attn-size", dest="attn_size", type=_positive)
     m.add_argument("--input-feeding", dest="input_feeding", action="store_const", const=True)
     m.add_argument("--unidirectional", dest="bidirectional", action="store_const", const=False)
+    m.add_argument("--num-layers", dest="num_layers", type=_int_in(1, MAX_LAYERS),
+                   help="stacked recurrent layers in the encoder and in the decoder "
+                   f"(1..{MAX_LAYERS}); --dropout also applies between them")
     m.add_argument("--window", type=_positive, help="local attention's half-width D")
     m.add_argument("--dropout", type=_probability,
-                   help="inverted dropout on the embeddings and before the output layer, "
-                   "in training only")
+                   help="inverted dropout on the embeddings, between stacked layers and "
+                   "before the output layer, in training only")
     m.add_argument("--label-smoothing", dest="label_smoothing", type=_probability,
                    help="ε of the training loss's smoothed targets (pads excluded)")
     m.add_argument("--dtype", choices=("float32", "float64"))
