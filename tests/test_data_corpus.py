@@ -114,6 +114,13 @@ def test_english_prefixes_filter():
         "I am looking for my keys because I lost them yesterday evening."]
     assert filter_pairs(pairs, prefixes=ENGLISH_PREFIXES, lowercase=False) == []
     assert [p.src for p in filter_pairs(pairs, prefixes="She's ")] == ["She's reading a book."]
+    # French -> English (the PyTorch tutorial's direction): the prefixes match the target
+    swapped, _ = read_pairs(EN_FR, swap=True)
+    assert filter_pairs(swapped, prefixes=ENGLISH_PREFIXES) == []
+    assert [p.tgt for p in filter_pairs(swapped, prefixes=ENGLISH_PREFIXES,
+                                        prefix_side="tgt")] == [p.src for p in kept]
+    with pytest.raises(ValueError, match="prefix_side must be one of 'src', 'tgt'; got 'en'"):
+        filter_pairs(pairs, prefixes=ENGLISH_PREFIXES, prefix_side="en")
 
 
 def test_curly_apostrophe_and_spacing_match():

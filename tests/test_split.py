@@ -3,6 +3,7 @@ the run directory, and evaluation against every reference of a source."""
 
 import json
 import os
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -11,7 +12,7 @@ import pytest
 
 import tinyattn.cli.evaluation as evaluation
 from tinyattn.cli.run import DataSpec, Run, load_examples
-from tinyattn.data import Example, read_pairs, split_pairs, tokenize
+from tinyattn.data import ENGLISH_PREFIXES, Example, read_pairs, split_pairs, tokenize
 from tinyattn.metrics import corpus_bleu
 
 from .cli_helpers import TINY, run_cli
@@ -211,6 +212,12 @@ def test_real_corpus_no_test_source_in_training():
     leaky, _ = load_examples(DataSpec("eng-fra", split="pairs", **spec))
     train = {e.src for e in leaky["train"]}
     assert sum(e.src in train for e in leaky["test"]) > len(leaky["test"]) // 3
+    # French -> English, the PyTorch tutorial's direction: the prefixes filter the targets
+    swapped, _ = load_examples(DataSpec("eng-fra", swap=True, **spec))
+    starts = tuple(p.strip() for p in ENGLISH_PREFIXES)
+    targets = [" ".join(e.tgt) for part in swapped.values() for e in part]
+    assert len(targets) > 10000
+    assert all(re.sub("['’]", " ", t).startswith(starts) for t in targets)
 
 
 def test_heatmap_verdict_uses_every_reference(tmp_path, capsys, monkeypatch):

@@ -1,7 +1,8 @@
 """`tinyattn.interop.to_torch` / `from_torch` of a whole `Seq2Seq` (issue 12 §5):
 the PyTorch model computes the same loss, attention weights and gradients,
 to 1e-10 in float64, for every attention, both cells, with and without a
-bidirectional encoder, label smoothing and (in eval mode) dropout; a model
+bidirectional encoder, stacked layers, label smoothing and (in eval mode)
+dropout; a model
 trained on in PyTorch comes back to tinyattn with the same loss."""
 
 import numpy as np
@@ -35,6 +36,13 @@ CONFIGS = {  # id -> Seq2Seq keyword arguments
     "plain-lstm-uni": dict(attention=None, cell="lstm", bidirectional=False),
     "bahdanau-smoothed": dict(attention="bahdanau", label_smoothing=0.1),
     "general-dropout-eval": dict(attention="general", dropout=0.3),
+    "bahdanau-gru-2": dict(attention="bahdanau", num_layers=2),
+    "bahdanau-lstm-3-dropout-eval": dict(attention="bahdanau", cell="lstm", num_layers=3,
+                                         dropout=0.2),
+    "general-gru-feed-2-uni": dict(attention="general", input_feeding=True, num_layers=2,
+                                   bidirectional=False),
+    "local-p-gru-2": dict(attention="local-p", window=1, num_layers=2),
+    "plain-lstm-2": dict(attention=None, cell="lstm", num_layers=2),
 }
 
 
@@ -90,8 +98,9 @@ def test_a_wrong_weight_copy_is_caught():
     assert abs(model(*BATCH) - twin(*BATCH).item()) > 1e-6
 
 
-def test_round_trip_and_mode():
-    model = make(attention="local-p", cell="lstm", dropout=0.2)
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_round_trip_and_mode(num_layers):
+    model = make(attention="local-p", cell="lstm", dropout=0.2, num_layers=num_layers)
     back = from_torch(to_torch(model))
     assert back.config == model.config and back.training
     for (n, a, _), (_, b, _) in zip(model.named_parameters(), back.named_parameters()):
@@ -129,7 +138,7 @@ def test_train_in_torch_then_come_back():
         opt.zero_grad()
         twin(*BATCH).backward()
         opt.step()
-    assert twin.cell.bias_hh.abs().max() > 0
+    assert twin.cells[0].bias_hh.abs().max() > 0
     assert from_torch(twin)(*BATCH) == pytest.approx(twin(*BATCH).item(), abs=TOL)
 
 

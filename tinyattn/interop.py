@@ -234,9 +234,6 @@ def _seq2seq_to_torch(model):
     torch = _torch()
     from tinyattn.torch_model import TorchSeq2Seq, parameter_map
 
-    if model.config.get("num_layers", 1) != 1:
-        raise ValueError(f"to_torch converts one-layer Seq2Seq models, got "
-                         f"num_layers={model.config['num_layers']}")
     if model.config["cell"] == "gru" and any(
             not m.reset_after for _, m in model.named_modules() if isinstance(m, GRU)):
         raise ValueError("to_torch cannot convert GRU(reset_after=False) (see to_torch)")

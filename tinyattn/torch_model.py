@@ -10,11 +10,13 @@ it, from PyTorch's own modules where they exist:
 
 - ``src_emb``, ``tgt_emb``: `torch.nn.Embedding` with ``padding_idx``;
 - ``encoder``: a packed `torch.nn.GRU` / `torch.nn.LSTM`, bidirectional or
-  not;
+  not, of ``num_layers`` layers with PyTorch's dropout between them;
 - ``bridge`` (and ``bridge_c`` for an LSTM's cell state): `torch.nn.Linear`;
-- ``cell``: a `torch.nn.GRUCell` / `torch.nn.LSTMCell` stepped in a Python
-  loop (attention reads the state of the step before, so a decoder with
-  attention cannot run as one sequence call);
+- ``cells``: one `torch.nn.GRUCell` / `torch.nn.LSTMCell` per layer, stepped
+  in a Python loop (attention reads the state of the step before, so a
+  decoder with attention cannot run as one sequence call); stacked layers
+  (``num_layers``) have `torch.nn.Dropout` between them, and one bridge each
+  (``bridge``, then ``bridges``);
 - the attention's weights as parameters with tinyattn's names and layouts
   (``W_a``, ``U_a``, ``v_a``, ``W_c``, ``W_p``, ``v_p``), used in the
   equations of docs/equations.md §4–§5;
@@ -58,9 +60,7 @@ class TorchSeq2Seq(nn.Module):
         super().__init__()
         self.config = dict(config)
         c = self.config
-        if c.get("num_layers", 1) != 1:
-            raise ValueError(f"TorchSeq2Seq builds one-layer models, got "
-                             f"num_layers={c['num_layers']}")
+        L = self.num_layers = c.get("num_layers", 1)
         dtype = _DTYPES[c["dtype"]]
         E, H, V_src, V_tgt = c["emb_size"], c["hidden_size"], c["src_vocab"], c["tgt_vocab"]
         attention, pad, p = c["attention"], c["pad_id"], c["dropout"]
@@ -71,23 +71,31 @@ class TorchSeq2Seq(nn.Module):
         self.tgt_emb = nn.Embedding(V_tgt, E, padding_idx=pad, **kw)
         self.src_drop, self.tgt_drop, self.out_drop = (nn.Dropout(p) for _ in range(3))
         rnn = nn.LSTM if self.is_lstm else nn.GRU
-        self.encoder = rnn(E, H, batch_first=True, bidirectional=c["bidirectional"], **kw)
+        self.encoder = rnn(E, H, num_layers=L, dropout=p if L > 1 else 0.0, batch_first=True,
+                           bidirectional=c["bidirectional"], **kw)
+        # one bridge per layer: decoder layer l starts from encoder layer l's final state
         self.bridge = nn.Linear(Hk, Hd, **kw)
+        self.bridges = nn.ModuleList(nn.Linear(Hk, Hd, **kw) for _ in range(L - 1))
         if self.is_lstm:
             self.bridge_c = nn.Linear(Hk, Hd, **kw)
-        cell = nn.LSTMCell if self.is_lstm else nn.GRUCell
+            self.bridges_c = nn.ModuleList(nn.Linear(Hk, Hd, **kw) for _ in range(L - 1))
+        self.layer_drop = nn.Dropout(p)  # between stacked decoder layers, a fresh mask a step
+
+        def cell(D, Hd, **kw):  # the decoder's L cells: layer 0 reads D, the others Hd
+            return nn.ModuleList((nn.LSTMCell if self.is_lstm else nn.GRUCell)(
+                D if k == 0 else Hd, Hd, **kw) for k in range(L))
         A = Hd if c["attn_size"] is None else c["attn_size"]
         if attention is None:  # Cho: [E y ; c] in, [s ; c ; E y] out
-            self.cell = cell(E + Hk, Hd, **kw)
+            self.cells = cell(E + Hk, Hd, **kw)
             self.out = nn.Linear(Hd + Hk + E, V_tgt, **kw)
         elif attention == "bahdanau":
-            self.cell = cell(E + Hk, Hd, **kw)
+            self.cells = cell(E + Hk, Hd, **kw)
             self.W_a, self.U_a, self.v_a = (_param(Hd, A, **kw), _param(Hk, A, **kw),
                                             _param(A, **kw))
             self.out = nn.Linear(Hd + Hk + E, V_tgt, **kw)
         else:  # Luong: the global scores, or local-m / local-p with the general score
             feed = c["input_feeding"]
-            self.cell = cell(E + (Hd if feed else 0), Hd, **kw)
+            self.cells = cell(E + (Hd if feed else 0), Hd, **kw)
             if attention in ("general", "local-m", "local-p"):
                 self.W_a = _param(Hd, Hk, **kw)
             elif attention == "concat":
@@ -100,31 +108,45 @@ class TorchSeq2Seq(nn.Module):
 
     # ----- pieces -------------------------------------------------------------
     def encode(self, src, src_lengths):
-        """``enc_hs (B, S, Hk)``, the decoder's first state, the context ``c``
-        (the encoder's final h) and the source mask ``(B, S)``."""
+        """``enc_hs (B, S, Hk)``, the decoder's first states (one per layer), the
+        context ``c`` (the top encoder layer's final h) and the source mask ``(B, S)``."""
         x = self.src_drop(self.src_emb(src))
         packed = pack_padded_sequence(x, src_lengths.cpu(), batch_first=True,
                                       enforce_sorted=False)
         out, final = self.encoder(packed)
         enc_hs, _ = pad_packed_sequence(out, batch_first=True, total_length=src.shape[1])
 
-        def last(s):  # (directions, B, H) -> (B, directions·H): [→h_S ; ←h_1]
-            return torch.cat(list(s), dim=1)
+        nd = 2 if self.config["bidirectional"] else 1
 
-        if self.is_lstm:
-            h, c = last(final[0]), last(final[1])
-            state = (torch.tanh(self.bridge(h)), torch.tanh(self.bridge_c(c)))
-        else:
-            h = last(final)
-            state = torch.tanh(self.bridge(h))
+        def last(s, k):  # layer k of (L·directions, B, H) -> (B, directions·H): [→h_S ; ←h_1]
+            return torch.cat(list(s[k * nd:(k + 1) * nd]), dim=1)
+
+        bridges = [self.bridge, *self.bridges]
+        states = []
+        for k in range(self.num_layers):
+            if self.is_lstm:
+                h, c = last(final[0], k), last(final[1], k)
+                bridges_c = [self.bridge_c, *self.bridges_c]
+                states.append((torch.tanh(bridges[k](h)), torch.tanh(bridges_c[k](c))))
+            else:
+                h = last(final, k)
+                states.append(torch.tanh(bridges[k](h)))
         mask = torch.arange(src.shape[1], device=src.device)[None, :] < src_lengths[:, None]
-        return enc_hs, state, h, mask
+        return enc_hs, states, h, mask
 
-    def _step(self, x, state):
-        return self.cell(x, state)
+    def _step(self, x, states):
+        """One decoder step through every layer, dropout between them."""
+        new = []
+        for k, (cell, state) in enumerate(zip(self.cells, states)):
+            if k:
+                x = self.layer_drop(self._h(new[-1]))
+            new.append(cell(x, state))
+        return new
 
     @staticmethod
-    def _h(state):
+    def _h(states):
+        """The top layer's h: what attention and the output read."""
+        state = states[-1] if isinstance(states, list) else states
         return state[0] if isinstance(state, tuple) else state
 
     def _attend(self, q, enc_hs, keys, mask, lengths, t):
@@ -234,17 +256,24 @@ def parameter_map(config: dict) -> list[tuple[str, object, str]]:
     parameter name(s) and how the arrays relate: ``"copy"``, ``"T"``
     (transposed) or ``"sum"`` (one tinyattn bias = the sum of PyTorch's two)."""
     cell, attention = config["cell"], config["attention"]
+    L = config.get("num_layers", 1)
     out = [("src_emb.W", "src_emb.weight", "copy")]
-    if config["bidirectional"]:
-        out += _rnn_names(cell, "encoder.fwd.", "_l0", "encoder.")
-        out += _rnn_names(cell, "encoder.bwd.", "_l0_reverse", "encoder.")
-    else:
-        out += _rnn_names(cell, "encoder.", "_l0", "encoder.")
-    out += [("bridge.W", "bridge.weight", "T"), ("bridge.b", "bridge.bias", "copy")]
-    if cell == "lstm":
-        out += [("bridge_c.W", "bridge_c.weight", "T"), ("bridge_c.b", "bridge_c.bias", "copy")]
+    for k in range(L):  # one layer: encoder.fwd.W_x; a stack: encoder.layers.k.fwd.W_x
+        layer = "encoder." if L == 1 else f"encoder.layers.{k}."
+        if config["bidirectional"]:
+            out += _rnn_names(cell, layer + "fwd.", f"_l{k}", "encoder.")
+            out += _rnn_names(cell, layer + "bwd.", f"_l{k}_reverse", "encoder.")
+        else:
+            out += _rnn_names(cell, layer, f"_l{k}", "encoder.")
+    for side in ("", "_c") if cell == "lstm" else ("",):
+        for k in range(L):
+            ours, theirs = (f"bridge{side}.", f"bridge{side}.") if k == 0 else \
+                (f"bridges{side}.{k}.", f"bridges{side}.{k - 1}.")
+            out += [(ours + "W", theirs + "weight", "T"), (ours + "b", theirs + "bias", "copy")]
     out.append(("tgt_emb.W", "tgt_emb.weight", "copy"))
-    out += _rnn_names(cell, "decoder.cell.", "", "cell.")
+    for k in range(L):
+        layer = "decoder.cell." if L == 1 else f"decoder.cell.layers.{k}."
+        out += _rnn_names(cell, layer, "", f"cells.{k}.")
     attn = {"bahdanau": ("W_a", "U_a", "v_a"), "general": ("W_a",), "concat": ("W_a", "v_a"),
             "local-m": ("W_a",), "local-p": ("W_a", "W_p", "v_p")}.get(attention, ())
     out += [(f"decoder.attn.{n}", n, "copy") for n in attn]

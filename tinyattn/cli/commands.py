@@ -501,7 +501,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--max-len", dest="max_len", type=_positive,
                    help="drop TSV pairs with more tokens on either side")
     d.add_argument("--english-prefixes", action="store_true",
-                   help="keep only sources starting 'i am', 'he is', ... (PyTorch tutorial)")
+                   help="keep only pairs whose English side (the source; the target with "
+                        "--swap) starts 'i am', 'he is', ... (PyTorch tutorial)")
     d.add_argument("--skip-bad", action="store_true",
                    help="skip malformed TSV lines (and report how many) instead of stopping")
     d.add_argument("--swap", action="store_true", help="translate column 2 -> column 1")

@@ -196,6 +196,8 @@ def load_examples(spec: DataSpec, *, progress: bool = True) -> tuple[dict[str, l
         spec.tgt_kind = spec.tgt_kind or ("zh" if _mostly_cjk(p.tgt for p in pairs) else "word")
         pairs = filter_pairs(pairs, max_len=spec.max_len,
                              prefixes=ENGLISH_PREFIXES if spec.english_prefixes else None,
+                             # on the English side: the target once --swap made it one
+                             prefix_side="tgt" if spec.swap else "src",
                              src_kind=spec.src_kind, tgt_kind=spec.tgt_kind,
                              lowercase=spec.lowercase)
         if not pairs:

@@ -157,8 +157,9 @@ def _prefix_key(text: str, lowercase: bool) -> str:
     return re.sub(r"\s+", " ", text)
 
 
-def filter_pairs(pairs, *, max_len: int | None = None, prefixes=None, src_kind: str = "word",
-                 tgt_kind: str = "word", lowercase: bool = True) -> list[Pair]:
+def filter_pairs(pairs, *, max_len: int | None = None, prefixes=None, prefix_side: str = "src",
+                 src_kind: str = "word", tgt_kind: str = "word",
+                 lowercase: bool = True) -> list[Pair]:
     """Keep the pairs that are short enough and start with one of some prefixes.
 
     Parameters
@@ -169,11 +170,16 @@ def filter_pairs(pairs, *, max_len: int | None = None, prefixes=None, src_kind: 
         counted with ``tokenize(src, src_kind)`` and
         ``tokenize(tgt, tgt_kind)``. None: no length limit.
     prefixes : str, sequence of str, or None
-        Keep a pair only when its source starts with one of these, e.g.
-        `ENGLISH_PREFIXES`. Source and prefixes are compared after the
+        Keep a pair only when its source (its target with ``prefix_side="tgt"``)
+        starts with one of these, e.g. `ENGLISH_PREFIXES`. Text and prefixes
+        are compared after the
         same normalisation: NFC, lower case (when ``lowercase``), each
         apostrophe (' or ’) replaced by a space and runs of whitespace
         made one space, so "I'm cold." matches "i m ". None: no filter.
+    prefix_side : {"src", "tgt"}
+        The side ``prefixes`` are matched against: the English one ("tgt"
+        when English is the target, as in the PyTorch tutorial's French →
+        English).
     src_kind, tgt_kind : {"char", "word", "zh"}
         Tokenisers for the length limit.
     lowercase : bool
@@ -187,6 +193,7 @@ def filter_pairs(pairs, *, max_len: int | None = None, prefixes=None, src_kind: 
     check_size(max_len, "max_len", none_ok=True)
     check_options("src_kind", src_kind, KINDS)
     check_options("tgt_kind", tgt_kind, KINDS)
+    check_options("prefix_side", prefix_side, ("src", "tgt"))
     if prefixes is not None:
         if isinstance(prefixes, str):
             prefixes = (prefixes,)
@@ -199,8 +206,9 @@ def filter_pairs(pairs, *, max_len: int | None = None, prefixes=None, src_kind: 
     for k, pair in enumerate(pairs):
         if not isinstance(pair, Pair):
             raise TypeError(f"pairs[{k}] must be a Pair, got {type(pair).__name__}")
+        text = pair.src if prefix_side == "src" else pair.tgt
         if prefixes is not None and \
-                not _prefix_key(pair.src, lowercase).lstrip().startswith(prefixes):
+                not _prefix_key(text, lowercase).lstrip().startswith(prefixes):
             continue
         if max_len is not None and (len(tokenize(pair.src, src_kind)) > max_len
                                     or len(tokenize(pair.tgt, tgt_kind)) > max_len):
