@@ -1,9 +1,10 @@
 """Translation on real sentence pairs: tinyattn and the same model in PyTorch,
 trained side by side, BLEU after each epoch and seconds per epoch.
 
-The data is a Tatoeba corpus (``eng-fra``, the PyTorch tutorial's filter: at most
-10 words, English sources starting "i am", "he is", ...; or ``cmn-eng``,
-English words to Chinese characters), split by source sentence as
+The data is a Tatoeba corpus (``eng-fra`` with the PyTorch tutorial's filter and
+direction: at most 10 words, English sentences starting "i am", "he is", ...,
+translated from French; or ``cmn-eng``, English words to Chinese characters;
+``--swap`` turns either round), split by source sentence as
 ``tinyattn train`` splits it (no test source occurs in training). Both models
 start from the same weights (`tinyattn.interop.to_torch`) and see the same
 batches in the same order (`tinyattn.training.make_batches`, shuffled and
@@ -57,13 +58,17 @@ CORPUS_SPECS = {  # the filters tinyattn train's recipes use (README, "Real sent
     "eng-fra": dict(max_len=10, english_prefixes=True, src_kind="word", tgt_kind="word"),
     "cmn-eng": dict(max_len=10, src_kind="word", tgt_kind="zh"),
 }
+RECIPES = {  # the README's documented commands: the corpus's direction and the options
+    "eng-fra": dict(swap=True, emb_size=128, hidden_size=128, lr=3e-3),
+    "cmn-eng": dict(swap=False, emb_size=128, hidden_size=128, lr=3e-3),
+}
 IDS = dict(pad_id=Vocab.pad_id, sos_id=Vocab.sos_id, eos_id=Vocab.eos_id)
 
 
-def load(corpus: str, quick: bool):
+def load(corpus: str, swap: bool, quick: bool):
     """The examples split by source, the vocabularies, and a run-like object
     for `tinyattn.cli.evaluation.evaluate_examples`."""
-    spec = DataSpec(corpus, **CORPUS_SPECS[corpus])
+    spec = DataSpec(corpus, swap=swap, **CORPUS_SPECS[corpus])
     splits, _ = load_examples(spec, progress=False)
     if quick:
         splits = {name: items[: 300 if name == "train" else 40] for name, items in
@@ -108,12 +113,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--corpus", choices=sorted(CORPUS_SPECS), default="eng-fra")
     p.add_argument("--epochs", type=int, default=4)
-    p.add_argument("--emb-size", type=int, default=128)
-    p.add_argument("--hidden-size", type=int, default=128,
-                   help="per encoder direction; the decoder state is twice this")
+    p.add_argument("--swap", choices=("yes", "no"), default=None,
+                   help="translate column 2 -> column 1 (default: the corpus's recipe: "
+                        "French -> English for eng-fra, English -> Chinese for cmn-eng)")
+    p.add_argument("--emb-size", type=int, default=None, help="default: the recipe's")
+    p.add_argument("--hidden-size", type=int, default=None,
+                   help="per encoder direction; the decoder state is twice this "
+                        "(default: the recipe's)")
     p.add_argument("--attention", default="bahdanau")
     p.add_argument("--dropout", type=float, default=0.0)
-    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--lr", type=float, default=None, help="default: the recipe's")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--clip", type=float, default=5.0)
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
@@ -125,13 +134,18 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    recipe = RECIPES[args.corpus]
+    for key in ("emb_size", "hidden_size", "lr"):
+        if getattr(args, key) is None:
+            setattr(args, key, recipe[key])
+    swap = recipe["swap"] if args.swap is None else args.swap == "yes"
     if torch is None:
         print("bench_translate needs PyTorch: make torch", file=sys.stderr)
         return 2
     from tinyattn.interop import from_torch, to_torch
 
     blas = blas_shared_with(torch)
-    splits, run = load(args.corpus, args.quick)
+    splits, run = load(args.corpus, swap, args.quick)
     train = encode_pairs(splits["train"], run.src_vocab, run.tgt_vocab)
     dtype = np.float32 if args.dtype == "float32" else np.float64
     model = Seq2Seq(len(run.src_vocab), len(run.tgt_vocab), emb_size=args.emb_size,
@@ -159,7 +173,11 @@ def main(argv=None) -> int:
               flush=True)
 
     n_src = len({tuple(e.src) for e in splits["test"]})
-    lines = [f"# Translation, {args.corpus}: tinyattn vs PyTorch CPU, trained side by side", "",
+    direction = {("eng-fra", False): "English -> French", ("eng-fra", True): "French -> English",
+                 ("cmn-eng", False): "English -> Chinese",
+                 ("cmn-eng", True): "Chinese -> English"}[args.corpus, swap]
+    lines = [f"# Translation, {args.corpus} ({direction}): tinyattn vs PyTorch CPU, trained "
+             "side by side", "",
              f"- data: {len(splits['train'])} training pairs, {len(splits['test'])} test pairs "
              f"({n_src} distinct sources), split by source{' (--quick subset)' * args.quick}",
              f"- model: bi-GRU encoder E={args.emb_size}, H={args.hidden_size} per direction, "

@@ -245,5 +245,5 @@ def test_heatmap_verdict_uses_every_reference(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(evaluation, "decode", decode)
     monkeypatch.setattr(heatmaps, "plot_alignment", plot_alignment)
     monkeypatch.setattr("matplotlib.pyplot.close", lambda fig: None)
-    evaluation.plot_examples(run.load_model(), run, test, [k], tmp_path, prefix="t")
-    assert titles == [f"example {k}: output = a reference ✓"]
+    evaluation.plot_examples(run.load_model(), run, test, [k], tmp_path, prefix="test")
+    assert titles == [f"test {k}: output = a reference ✓"]  # plot names the split

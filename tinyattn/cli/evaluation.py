@@ -166,6 +166,9 @@ def plot_paths(out_dir, prefix: str, indices) -> list[Path]:
     return [Path(out_dir) / f"{prefix}_{i}.png" for i in indices]
 
 
+_TITLES = {"alignment": "example", "sentence": "sentence"}  # else the split's name
+
+
 def plot_examples(model, run, examples, indices, out_dir, *, prefix: str, beam: int = 1):
     """One heatmap PNG per chosen example (one figure of n-best heatmaps with
     ``beam > 1``); gold spans are outlined when the output equals the
@@ -208,7 +211,7 @@ def plot_examples(model, run, examples, indices, out_dir, *, prefix: str, beam: 
             empty = " (empty output)" if not words else ""
             fig = plot_alignment(hyp.attention, src, labels, gold=gold, positions=p_t,
                                  window=window, path=path,
-                                 title=f"example {i}{empty}{verdict}")
+                                 title=f"{_TITLES.get(prefix, prefix)} {i}{empty}{verdict}")
         plt.close(fig)
         paths.append(path)
     return paths
