@@ -230,3 +230,31 @@ def test_bad_input(call, message):
 def test_bad_options(kw, message):
     with pytest.raises(ValueError, match=message):
         make(**kw)
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=_ids)
+def test_output_layer_on_real_tokens_only(cfg):
+    """The decoders' ``rows``: the logits at the real target tokens are the
+    full logits' rows there, and the backward from them is the backward from
+    the full logits with zeros at the pads (every parameter, and d emb)."""
+    attention, cell, feed = cfg
+    rng = np.random.default_rng(5)
+    results = []
+    for rows in (None, TGT_LEN[:, None] > np.arange(TGT.shape[1] - 1)[None, :]):
+        model = make(attention, cell, feed)
+        enc_hs, state0, c, src_mask = model.encode(SRC, SRC_LEN)
+        memory = model.decoder.prepare(enc_hs, src_mask, c)
+        emb = model.tgt_emb(TGT[:, :-1])
+        logits, _ = model.decoder(emb, memory, state0, rows=rows)
+        results.append((rows, logits, model, emb))
+    (_, full, m_full, _), (mask, part, m_part, _) = results
+    np.testing.assert_allclose(part, full[mask], rtol=1e-13, atol=1e-14)
+    dpart = rng.standard_normal(part.shape)
+    dfull = np.zeros(full.shape)
+    dfull[mask] = dpart
+    demb_full, _, _ = m_full.decoder.backward(dfull)
+    demb_part, _, _ = m_part.decoder.backward(dpart)
+    np.testing.assert_allclose(demb_part, demb_full, rtol=1e-12, atol=1e-13)
+    for (n, _, a), (_, _, b) in zip(m_part.decoder.named_parameters(),
+                                    m_full.decoder.named_parameters()):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13, err_msg=n)

@@ -28,6 +28,7 @@ from .test_seq2seq import (
     SRC,
     SRC_LEN,
     TGT,
+    TGT_LEN,
     V_SRC,
     V_TGT,
     assert_padding_invariant,
@@ -424,12 +425,17 @@ def test_decode_step_is_teacher_forcing(cfg, monkeypatch):
 
     monkeypatch.setattr(s2s, "sequence_cross_entropy", keep_logits)
     loss_of(model)
-    want, alphas = log_softmax(seen["logits"], axis=2), model.attention_weights
+    # the forward's output layer runs on the real target tokens only: (1, N, V)
+    real = np.arange(TGT.shape[1] - 1)[None, :] < np.asarray(TGT_LEN)[:, None]
+    want = np.zeros(real.shape + seen["logits"].shape[-1:])
+    want[real] = log_softmax(seen["logits"][0], axis=1)
+    alphas = model.attention_weights
     memory, carry = model.start(SRC, SRC_LEN)
     assert isinstance(carry if attention in (None, "bahdanau") else carry[0], StackState)
     for t in range(TGT.shape[1] - 1):
         logp, carry, alpha = model.decode_step(TGT[:, t], memory, carry, t)
-        np.testing.assert_allclose(logp, want[:, t], rtol=1e-12, atol=1e-13)
+        np.testing.assert_allclose(logp[real[:, t]], want[real[:, t], t], rtol=1e-12,
+                                   atol=1e-13)
         if alphas is not None:
             np.testing.assert_allclose(alpha, alphas[:, t], rtol=1e-12, atol=1e-15)
 

@@ -5,10 +5,13 @@ which one it holds:
 
 - ``memory = decoder.prepare(enc_hs, src_mask, c)``: the encoder side as
   this decoder reads it (a `tinyattn.memory.Memory`), once per batch;
-- ``logits, alphas = decoder(emb, memory, state0)``: teacher forcing,
-  ``emb (B, T, E)`` the embeddings of ``y_{i-1}``, ``logits (B, T, V)``,
-  ``alphas (B, T, S)`` (None without attention);
-- ``demb, dmemory, dstate0 = decoder.backward(dlogits)``, ``dmemory`` a
+- ``logits, alphas = decoder(emb, memory, state0, rows=None)``: teacher
+  forcing, ``emb (B, T, E)`` the embeddings of ``y_{i-1}``, ``logits (B,
+  T, V)`` (or ``(N, V)`` at the N True entries of ``rows (B, T)``: the
+  output layer skips padded positions), ``alphas (B, T, S)`` (None without
+  attention);
+- ``demb, dmemory, dstate0 = decoder.backward(dlogits)`` (``dlogits`` shaped
+  as the logits), ``dmemory`` a
   `tinyattn.memory.MemoryGrad`;
 - ``carry = decoder.init_carry(state0)`` and ``logits_t, carry, alpha =
   decoder.step(emb_t, memory, carry, t)`` for inference, one token at a
@@ -57,7 +60,36 @@ def inference_step(cell, x_t, state):
     return cell.step(x_t, state)[0]
 
 
-class PlainDecoder(Module):
+class Decoder(Module):
+    """What every decoder shares: the output layer over the features of all steps.
+
+    ``rows`` (a bool ``(B, T)`` mask, `tinyattn.Seq2Seq` passes the real
+    target tokens) restricts it to the N rows the loss reads: ``logits (N,
+    V)`` instead of ``(B, T, V)``, the same numbers without the products for
+    padded positions (in a batch of sentences, 20–30 % of the target
+    positions are pads, and the output layer is the largest product of a
+    step). Without ``rows`` the logits are ``(B, T, V)``.
+    """
+
+    def _logits(self, feats, rows):
+        """``out(dropout(features))`` at every step, or at the ``rows`` only."""
+        self._out_rows = (rows, feats.shape)
+        if rows is not None:
+            feats = feats[rows]  # (N, F): the real tokens, in row-major order
+        return self.out(self.out_drop(feats))
+
+    def _logits_backward(self, dlogits):
+        """The features' gradient ``(B, T, F)`` (0 at rows the loss did not read)."""
+        rows, shape = self._out_rows
+        dfeat = self.out_drop.backward(self.out.backward(dlogits))
+        if rows is None:
+            return dfeat
+        full = np.zeros(shape, dfeat.dtype)
+        full[rows] = dfeat
+        return full
+
+
+class PlainDecoder(Decoder):
     """Seq2seq with one context vector (Cho et al. 2014; docs/equations.md §2).
 
     ::
@@ -78,20 +110,21 @@ class PlainDecoder(Module):
         """The memory: this decoder reads only the context ``c (B, Hk)``."""
         return Memory(enc_hs, src_mask, context=c)
 
-    def forward(self, emb, memory, state0):
-        """Teacher forcing: ``logits (B, T, V)`` and None (no attention weights)."""
+    def forward(self, emb, memory, state0, rows=None):
+        """Teacher forcing: ``logits (B, T, V)`` (``(N, V)`` at ``rows``, see
+        `Decoder`) and None (no attention weights)."""
         B, T, _ = emb.shape
         # the same c at every step: (B, C) -> (B, T, C), a broadcast view
         c_all = np.broadcast_to(memory.context[:, None, :], (B, T, self.C))
         hs, _ = self.cell(np.concatenate([emb, c_all], axis=2), state0)  # one sequence call
-        logits = self.out(self.out_drop(np.concatenate([hs, c_all, emb], axis=2)))
+        logits = self._logits(np.concatenate([hs, c_all, emb], axis=2), rows)
         self._cache = hs.shape[2]
         return logits, None
 
     def backward(self, dlogits):
         """``demb (B, T, E)``, ``MemoryGrad(None, dc)``, ``dstate0``."""
         Hd = self._take_cache()
-        dfeat = self.out_drop.backward(self.out.backward(dlogits))  # (B, T, Hd + C + E)
+        dfeat = self._logits_backward(dlogits)  # (B, T, Hd + C + E)
         dhs, dc_out, demb = np.split(dfeat, [Hd, Hd + self.C], axis=2)
         dx, dstate0 = self.cell.backward(np.ascontiguousarray(dhs))  # dx (B, T, E + C)
         demb = demb + dx[..., : self.E]
@@ -112,7 +145,7 @@ class PlainDecoder(Module):
         return self.out.apply(feat), state, None
 
 
-class AttentionDecoder(Module):
+class AttentionDecoder(Decoder):
     """What the two attention decoders share: the memory is ``self.attn``'s."""
 
     @property
@@ -142,8 +175,9 @@ class BahdanauDecoder(AttentionDecoder):
         self.out_drop = Dropout(dropout, dtype=cell.dtype)  # on the features, before out
         self.E = emb_size
 
-    def forward(self, emb, memory, state0):
-        """Teacher forcing: ``logits (B, T, V)``, ``alphas (B, T, S)``."""
+    def forward(self, emb, memory, state0, rows=None):
+        """Teacher forcing: ``logits (B, T, V)`` (``(N, V)`` at ``rows``, see
+        `Decoder`), ``alphas (B, T, S)``."""
         B, T, _ = emb.shape
         state, steps = state0, []
         hs, ctxs, alphas = [], [], []
@@ -157,14 +191,14 @@ class BahdanauDecoder(AttentionDecoder):
             alphas.append(alpha)
         hs, ctxs = np.stack(hs, axis=1), np.stack(ctxs, axis=1)  # (B, T, Hd), (B, T, Hk)
         # the output layer for all steps at once: [s_i ; c_i ; E y_{i-1}] @ W_o + b_o
-        logits = self.out(self.out_drop(np.concatenate([hs, ctxs, emb], axis=2)))
+        logits = self._logits(np.concatenate([hs, ctxs, emb], axis=2), rows)
         self._cache = (steps, memory, hs.shape[2], ctxs.shape[2], state0)
         return logits, np.stack(alphas, axis=1)
 
     def backward(self, dlogits):
         """``demb (B, T, E)``, ``MemoryGrad(denc_hs, None)``, ``dstate0``."""
         steps, memory, Hd, Hk, state0 = self._take_cache()
-        dfeat = self.out_drop.backward(self.out.backward(dlogits))  # (B, T, Hd + Hk + E)
+        dfeat = self._logits_backward(dlogits)  # (B, T, Hd + Hk + E)
         dhs, dctxs, demb = np.split(dfeat, [Hd, Hd + Hk], axis=2)
         demb = demb.copy()
         dstate = zeros_like_state(state0)
@@ -235,8 +269,9 @@ class LuongDecoder(AttentionDecoder):
         k = 1.0 / np.sqrt(key_size + Hd)
         self.add_param("W_c", rng.uniform(-k, k, (key_size + Hd, Hd)))
 
-    def forward(self, emb, memory, state0):
-        """Teacher forcing: ``logits (B, T, V)``, ``alphas (B, T, S)``."""
+    def forward(self, emb, memory, state0, rows=None):
+        """Teacher forcing: ``logits (B, T, V)`` (``(N, V)`` at ``rows``, see
+        `Decoder`), ``alphas (B, T, S)``."""
         if not self.input_feeding:
             # nothing in the loop reads attention: the RNN runs as one sequence
             # call, then all T×S scores come from one batched product
@@ -244,7 +279,7 @@ class LuongDecoder(AttentionDecoder):
             ctxs, alphas, a_cache = self.attn.attend(hs, memory)
             h_tilde, m_cache = combine_forward(ctxs, hs, self.params["W_c"])
             self._cache = (a_cache, m_cache, memory, None)
-            return self.out(self.out_drop(h_tilde)), alphas
+            return self._logits(h_tilde, rows), alphas
         B, T, _ = emb.shape
         state, h_tilde = state0, np.zeros((B, self.cell.hidden_size), self.dtype)
         steps, h_tildes, alphas = [], [], []
@@ -257,14 +292,14 @@ class LuongDecoder(AttentionDecoder):
             h_tildes.append(h_tilde)
             alphas.append(alpha)
         # the output layer for all steps at once
-        logits = self.out(self.out_drop(np.stack(h_tildes, axis=1)))
+        logits = self._logits(np.stack(h_tildes, axis=1), rows)
         self._cache = (steps, None, memory, state0)
         return logits, np.stack(alphas, axis=1)
 
     def backward(self, dlogits):
         """``demb (B, T, E)``, ``MemoryGrad(denc_hs, None)``, ``dstate0``."""
         first, second, memory, state0 = self._take_cache()
-        dh_tildes = self.out_drop.backward(self.out.backward(dlogits))  # (B, T, Hd)
+        dh_tildes = self._logits_backward(dlogits)  # (B, T, Hd)
         if not self.input_feeding:
             a_cache, m_cache = first, second
             dctxs, dhs, (cat, dz) = combine_backward(dh_tildes, m_cache, self.Hk)
@@ -273,7 +308,7 @@ class LuongDecoder(AttentionDecoder):
             demb, dstate0 = self.cell.backward(dhs)
             return demb, MemoryGrad(self.attn.prepare_backward(memory), None), dstate0
         steps = first
-        demb = np.empty(dlogits.shape[:2] + (self.E,), self.dtype)
+        demb = np.empty(dh_tildes.shape[:2] + (self.E,), self.dtype)
         dstate, dfeed = zeros_like_state(state0), 0.0
         defer = DeferredGrads()  # W_c's and the cell's products: once, after the loop
         for t in reversed(range(len(steps))):

@@ -339,11 +339,15 @@ class Seq2Seq(SavesCheckpoints, Module):
         enc_hs, state0, c, src_mask = self.encode(src, src_lengths)
         memory = self.decoder.prepare(enc_hs, src_mask, c)
         # decode with teacher forcing: the decoder reads the gold y_{i-1}
-        logits, alphas = self.decoder(self.tgt_drop(self.tgt_emb(tgt_in)), memory, state0)
-        # the loss counts only real target tokens
+        # the output layer runs on the real target tokens only: logits (N, V)
+        logits, alphas = self.decoder(self.tgt_drop(self.tgt_emb(tgt_in)), memory, state0,
+                                      rows=tgt_mask)
+        # the loss counts only real target tokens (here, all N rows)
         eps = self.config["label_smoothing"] if self.training else 0.0
-        loss, dlogits = sequence_cross_entropy(logits, tgt_out, tgt_mask, label_smoothing=eps,
-                                               pad_id=self.pad_id if eps else None)
+        loss, dlogits = sequence_cross_entropy(
+            logits[None], tgt_out[tgt_mask][None], np.ones((1, len(logits)), bool),
+            label_smoothing=eps, pad_id=self.pad_id if eps else None)
+        dlogits = dlogits[0]
         self.attention_weights = alphas
         self.attention_positions = self.decoder.positions
         self._cache = (dlogits, state0, enc_hs.shape)
