@@ -186,8 +186,10 @@ class TorchSeq2Seq(nn.Module):
     # ----- the protocol's loss ---------------------------------------------------
     def forward(self, src, src_lengths, tgt_in, tgt_out, tgt_lengths):
         """Teacher-forced mean cross-entropy over the real target tokens."""
+        device = self.out.weight.device  # where the model is (to("cuda"), say)
         src, src_lengths, tgt_in, tgt_out, tgt_lengths = (
-            torch.as_tensor(np.asarray(a) if not torch.is_tensor(a) else a, dtype=torch.long)
+            torch.as_tensor(np.asarray(a) if not torch.is_tensor(a) else a, dtype=torch.long,
+                            device=device)
             for a in (src, src_lengths, tgt_in, tgt_out, tgt_lengths))
         kind = self.config["attention"]
         enc_hs, state, c, mask = self.encode(src, src_lengths)
