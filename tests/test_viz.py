@@ -361,3 +361,15 @@ def test_chinese_ticks_render_on_axes_made_before_the_fonts_were_set_up(rng):
             warnings.simplefilter("error")
             viz.plot_alignment(_alpha(rng, 4, 5), ZH_SRC, ZH_TGT, ax=ax)
             fig.canvas.draw()
+
+
+def test_chinese_title_renders_on_axes_made_before_the_fonts_were_set_up(rng):
+    """The title too: an axes' title text keeps the font family of the axes' creation."""
+    _require_cjk_font()
+    with matplotlib.rc_context({"font.family": ["sans-serif"]}):
+        fig, ax = plt.subplots()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            viz.plot_alignment(_alpha(rng, 4, 5), ZH_SRC, ZH_TGT, ax=ax, title="你很大？")
+            fig.canvas.draw()
+    assert ax.get_title() == "你很大？"

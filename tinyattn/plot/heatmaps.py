@@ -211,7 +211,11 @@ def plot_alignment(alpha, src_tokens, tgt_tokens, *, gold=None, positions=None, 
         ax.plot(positions, rows, color="orange", marker="o", markersize=5, linewidth=1.0,
                 markeredgecolor="black", label="window centre p$_t$")
     if title is not None:
-        ax.set_title(title)
+        import matplotlib
+
+        # the family explicitly, as for the tick labels (`_heatmap`): a given ``ax``'s title
+        # keeps the family of the axes' creation, which may predate `setup_fonts`
+        ax.set_title(title, fontfamily=matplotlib.rcParams["font.family"])
     if ax.get_legend_handles_labels()[0]:
         if own:
             fig.legend(loc="outside lower center", ncols=3, fontsize="small", frameon=False)
