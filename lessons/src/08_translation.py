@@ -312,12 +312,13 @@ fig = plot_history(trainer.history, batch_losses=trainer.batch_losses,
                    title=f"cmn-eng, {len(splits['train']):,} training pairs")
 
 # %% [markdown]
-# Six epochs took about a minute and a half of training (about 15 s each with one BLAS thread,
+# Six epochs took about a minute and a half of training (about 14 s each with one BLAS thread,
 # as printed; the validation loss and BLEU add a few seconds per epoch). The training loss
 # (left, each batch and each epoch's mean) falls from 3.668 to 0.262 nats per character. The
-# validation loss is lowest after epoch 3 (2.292) and then creeps up (2.444 after epoch 6):
+# validation loss is lowest after epoch 3 (2.292) and then creeps up (2.447 after epoch 6):
 # the model grows more confident, also on the held-out sentences it gets wrong. Yet the
-# validation BLEU keeps rising, from 21.72 after epoch 3 to 25.19 after epoch 6.
+# validation BLEU goes on rising, with a dip after epoch 5 (22.86), from 21.72 after epoch 3
+# to 25.01 after epoch 6.
 # Cross-entropy punishes a confident wrong character hard; BLEU only counts the characters
 # that come out right. We keep the model of the last epoch, the best by BLEU; early stopping on
 # the validation loss (`Trainer.fit(..., patience=1, best_path=...)`) would have kept the one
@@ -370,14 +371,14 @@ print(f"\nfor comparison, the first {seen_scores['sources']:,} distinct training
 print(f"({time.perf_counter() - start:.1f} s)")
 
 # %% [markdown]
-# On the 1,048 distinct test sources the model scores BLEU 25.05 against all references and
-# 24.53 against one (close, since few sources have several translations), and 8.59 % of the
+# On the 1,048 distinct test sources the model scores BLEU 24.79 against all references and
+# 24.28 against one (close, since few sources have several translations), and 8.11 % of the
 # sources come out exactly as a reference. On as many *training* sources, the same model
-# scores 92.64 and gets 86.1 % exactly right: after six passes over its training pairs it
-# recites most of them. On the test sentences, 58.1 % of its output characters occur in a
-# reference, but only 13.9 % of its runs of four characters: BLEU 25.05 is the geometric mean
-# of the four precisions (58.1, 29.9, 19.6 and 13.9 %) times a brevity penalty of 0.955, since
-# its outputs are a little shorter than the references (6,821 characters against 7,132).
+# scores 92.42 and gets 85.6 % exactly right: after six passes over its training pairs it
+# recites most of them. On the test sentences, 58.2 % of its output characters occur in a
+# reference, but only 13.4 % of its runs of four characters: BLEU 24.79 is the geometric mean
+# of the four precisions (58.2, 29.9, 19.2 and 13.4 %) times a brevity penalty of 0.957, since
+# its outputs are a little shorter than the references (6,834 characters against 7,131).
 #
 # **A few translations.** The first ten distinct sources of the test split, in split order (not
 # chosen); a ✓ marks an output equal to one of the references.
@@ -396,9 +397,9 @@ display(Markdown("\n".join(lines)))
 # be next year?" → 你明年多大了？ ("next year, how old are you?") is a good translation that
 # is not the reference: exact match and BLEU count it as wrong, which is why several
 # references help. "i wanted to cry." → 我想想哭。 has one 想 too many, a repetition; "i ate
-# caviar." → 我吃了。 ("I ate.") leaves out what was eaten; "this dog is a mongrel." →
-# 这只是个新书。 ("this is only a new book") is fluent Chinese with the wrong content, the
-# typical mistake of a small model trained on little data.
+# caviar." → 我吃了。 ("I ate.") leaves out what was eaten; "she was promoted." → 她在哭了。
+# ("she is crying") is fluent Chinese with the wrong content, the typical mistake of a small
+# model trained on little data.
 #
 # ## 6. Alignment heatmaps, "Are you very big?", and beam search
 #
@@ -448,18 +449,18 @@ assert len(chosen) == 4  # the figure has four panels
 
 # %% [markdown]
 # What the four heatmaps show (the printed peaks give the numbers). The **content words
-# align**: 活 ← "lived" (0.91); 父 ← "father" (0.92), and 亲 too (0.60: 父亲 is one word
-# of two characters); 欠 ← "owe" (0.92); 十 ← "ten" in both "ten" sentences (0.62, 0.75);
-# 歲 ← "years" (0.48, 0.81: "years old" is the one character 岁/歲); 她 ← "her" (0.48); and
-# 字, 路 ← "pens" (0.70, 0.73): the model's characters for "pens" are wrong, but it reads the
-# right word for them. (有 ← "have" is an exception: it peaks on "ten", 0.74.) Two kinds of row
-# do **not** align. The pronoun at the start of the sentence peaks on a later word, never on
-# its own: 他 ← "lived" (0.84), 我 ← "father" (0.45), "owe" (0.86) and "ten" (0.49). And the
-# final 。 peaks on the last content word
-# ("years", "years", "her") in three of the four, and on "." only in the last (0.52). None of
-# the four translations is right, and numbers are where it shows most: "seventy" becomes 八十
-# ("eighty"), "fifty" is lost (在幾歲, "at how many years"), and "ten dollars" becomes 十個
-# ("ten pieces").
+# align**: 活 ← "lived" (0.85); 父 ← "father" (0.93), and 亲 too (0.52: 父亲 is one word
+# of two characters); 欠 ← "owe" (0.97); 十 ← "ten" in both "ten" sentences (0.58, 0.78);
+# 歲 ← "years" (0.46, 0.82: "years old" is the one character 岁/歲); and 字, 路 ← "pens"
+# (0.65, 0.71): the model's characters for "pens" are wrong, but it reads the right word for
+# them. (有 ← "have" is an exception: it peaks on "ten", 0.56; so do 美 of 美元, "dollars",
+# 0.43.) Two kinds of row do **not** align. The pronoun at the start of the sentence peaks on
+# a later word, never on its own: 他 ← "lived" (0.77), 我 ← "father" (0.63), "owe" (0.75)
+# and "ten" (0.46). And the final 。 peaks on the last content word ("years", "years",
+# "her") in three of the four, and on "." only in the last (0.50). None of the four
+# translations is right, and numbers are where it shows most: "seventy" becomes 八十
+# ("eighty"), "fifty" is lost (在幾歲, "at how many years"), and "i owe ten dollars to her."
+# loses "her" (我欠十美元。, "I owe ten dollars").
 #
 # **The same question over the whole test split.** Four heatmaps are anecdotes. We take
 # characters whose English word is unambiguous: the pronouns 他, 她, 我, 你 (he, she, i, you),
@@ -517,10 +518,10 @@ print("content words counted:", ", ".join(f"{c} {content[3].count(c)}"
 # %% [markdown]
 # The whole test split says the same as the four heatmaps. The content words (83 pairs: 吃 ←
 # "eat", 書 ← "book", 水 ← "water" and the others of the printed list) peak on their English
-# word 80 % of the time. The pronouns 他, 她, 我, 你 (479 pairs) peak on their word only 4 % of
-# the time and after it 82 % of the time (41 % on the next token, 41 % further on). The final
+# word 80 % of the time. The pronouns 他, 她, 我, 你 (479 pairs) peak on their word only 5 % of
+# the time and after it 82 % of the time (43 % on the next token, 39 % further on). The final
 # 。 and ？ (1,054 pairs) peak on "." or "?" 15 % of the time, and on the token before them
-# 66 % of the time.
+# 67 % of the time.
 #
 # Why would attention read the wrong word? Nothing in the loss asks it to point at the word
 # a character translates: it asks for whatever context helps predict the next character, and
@@ -550,8 +551,8 @@ print(peaks(big_words + ["<eos>"], big_src, big_hyp.attention))
 # The model writes 你很大嗎？: document 003's 你很大？ with the question particle 嗎 (吗 in
 # Simplified script) added, as a Chinese yes/no question usually has it. That is a correct
 # translation, and another reminder that one reference is not the only right answer. The
-# attention is the table above in miniature: 大 ← "big" (0.82) and ？ ← "?" (0.71) are where
-# they should be; 你 looks at "big" (0.60), not at "you"; 很 peaks on "big" too (0.67), with
+# attention is the table above in miniature: 大 ← "big" (0.86) and ？ ← "?" (0.69) are where
+# they should be; 你 looks at "big" (0.64), not at "you"; 很 peaks on "big" too (0.66), with
 # most of the rest on "very" (the heatmap); and "are", which Chinese does not express here
 # (你很大 is literally "you very big"), gets almost no weight from any row.
 #
@@ -572,8 +573,8 @@ print(f"alignment accuracy: {alignment_accuracy([alpha_big], [big_gold]):.0%} of
 # %% [markdown]
 # One of the four characters (25 %) peaks inside its outline: 大 ← "big". The rows of 你, 很
 # and 大 are those of the greedy heatmap (the same characters were fed in before them). ？ now
-# peaks on "big" (0.87), the very row in which the model wrote 嗎 above, and only the `<eos>`
-# row looks at "?" (0.71): the weights of row $i$ are computed from the decoder state
+# peaks on "big" (0.84), the very row in which the model wrote 嗎 above, and only the `<eos>`
+# row looks at "?" (0.69): the weights of row $i$ are computed from the decoder state
 # *before* character $i$ (the query $s_{i-1}$, `docs/equations.md` §4), so they cannot depend
 # on the character that is then fed in. A teacher-forced heatmap shows where the model read
 # while predicting each reference character, whatever it would itself have written there.
@@ -608,17 +609,18 @@ for k, ((_, hyp), row_labels) in enumerate(zip(nbest[text], labels), 1):
     print(f"#{k}", peaks(row_labels, beam_src[text], hyp.attention))
 
 # %% [markdown]
-# For document 003's sentence the beam's best is the greedy output, 你很大嗎？, with
-# probability 0.070: the model spreads its probability over many phrasings, such as 你非常胖？
-# ("are you very fat?", 0.041) and 你非常大吗？ (0.027: 非常 for "very", Simplified 吗). For
-# "He is ten years old." even the best hypothesis is wrong: 他十歲十歲。 says "ten years old"
-# twice, and the model gives it probability 0.256, far more than the second, 他十十歲。
-# (0.033). The heatmaps show how the repetition happens. All three hypotheses share their
-# first two rows (他 reads "he", 0.40, and "ten" almost as much; 十 ← "ten", 0.88); in the
-# best one, 歲 still reads "ten" (0.73), the second 十 "years" (0.42) and the second 歲 "old"
-# (0.46). The attention moves along the sentence one step too slowly, and nothing in this
-# model keeps track of which source words have already been translated, so "ten years old" is
-# translated twice.
+# For document 003's sentence the beam finds a hypothesis the model prefers to its greedy
+# output, by a hair: 你非常胖？ ("are you very fat?", probability 0.047) against 你很大嗎？
+# (0.046), then 你非常大吗？ (0.026: 非常 for "very", Simplified 吗). Greedy decoding never
+# saw 你非常胖？, because its first steps committed to 很. A search that finds more probable
+# outputs is not a search for better translations: here it finds a worse one. For "He is ten
+# years old." even the best hypothesis is wrong: 他十歲十歲。 says "ten years old" twice, and
+# the model gives it probability 0.338, far more than the second, 他十歲。 (0.043), which is
+# right. The heatmaps show how the repetition happens. All three hypotheses share their first
+# two rows (他 peaks on "ten", 0.42; 十 ← "ten", 0.87); in the best one, 歲 still reads "ten"
+# (0.63), the second 十 "years" (0.44) and the second 歲 "old" (0.44). The attention moves
+# along the sentence one step too slowly, and nothing in this model keeps track of which
+# source words have already been translated, so "ten years old" is translated twice.
 #
 # Does beam search help on the whole test split? The same evaluation as section 5, with a beam
 # of 5:
@@ -633,8 +635,8 @@ print(f"test, beam 5: BLEU {beam_scores['bleu']:.2f} (all references), "
       f"({time.perf_counter() - start:.1f} s)")
 
 # %% [markdown]
-# A beam of 5 raises the test BLEU from 25.05 to 26.73 (all references) and from 24.53 to
-# 26.09 (one reference), and the exact match from 8.6 % to 9.6 %, for about 12 s of
+# A beam of 5 raises the test BLEU from 24.79 to 26.79 (all references) and from 24.28 to
+# 26.19 (one reference), and the exact match from 8.1 % to 9.3 %, for about 12 s of
 # decoding: beam search finds outputs the model itself prefers, and on average they are a
 # little better. It cannot fix what the model believes, such as 他十歲十歲。.
 #
@@ -880,7 +882,7 @@ assert not np.allclose(alpha[0], alpha[0, 0])  # the rows differ
 
 # %% [markdown]
 # With random parameters the library's rows differ only a little; in the trained model they
-# differ a lot (in section 6.3 the rows of 他十歲十歲。 move along "he", "ten", "years" and
+# differ a lot (in section 6.3 the rows of 他十歲十歲。 move along "ten", "years" and
 # "old"). With the document's score, no training could make them differ.
 #
 # The form the document may have had in mind is Luong's "concat" score (`docs/equations.md` §5),
@@ -960,19 +962,19 @@ assert np.allclose(context, alpha @ enc_hs)  # c_i = Σ_j α_ij h_j, nothing add
 #   fetched, never committed: `tinyattn data fetch cmn-eng`.
 # - **A real model in a minute and a half.** A Bahdanau model with a bidirectional GRU encoder
 #   (E = H = 128, 3,216,786 parameters), six epochs over 8,925 pairs of Tatoeba's
-#   English–Chinese corpus. Held-out character BLEU 25.05 against all references, 24.53
-#   against one (with its signature; 26.73 and 26.09 with a beam of 5), against 92.64 on as
-#   many training sources: it recites much of what it saw. Of its test outputs, 58.1 % of the
-#   characters and 13.9 % of the runs of four characters occur in a reference. Its validation
-#   loss rose after epoch 3 while its BLEU kept improving.
+#   English–Chinese corpus. Held-out character BLEU 24.79 against all references, 24.28
+#   against one (with its signature; 26.79 and 26.19 with a beam of 5), against 92.42 on as
+#   many training sources: it recites much of what it saw. Of its test outputs, 58.2 % of the
+#   characters and 13.4 % of the runs of four characters occur in a reference. Its validation
+#   loss rose after epoch 3 while its BLEU went on improving.
 # - **Heatmaps.** Content words align with the characters that translate them (十 ← ten,
 #   歲 ← years, 父 ← father, 欠 ← owe; 80 % of the content characters counted over the test
-#   split). Pronouns read a later word instead (他 ← lived; 4 % of them peak on their own
+#   split). Pronouns read a later word instead (他 ← lived; 5 % of them peak on their own
 #   word), and the final 。 or ？ mostly the word before it (15 % on their own): a heatmap
 #   shows where the decoder reads, which is not always the word it translates.
 #   "Are you very big?" → 你很大嗎？, a good translation with 大 ← big and
-#   ？ ← ?. Beam search lists the n-best with their probabilities, and shows a repetition
-#   (他十歲十歲。) that the model itself prefers.
+#   ？ ← ?. Beam search lists the n-best with their probabilities, and shows a worse
+#   translation (你非常胖？) and a repetition (他十歲十歲。) that the model itself prefers.
 # - **The phrasebook** stays for what it is good at: showing the tokens, and a whole-model
 #   gradient check small enough to nudge every parameter (relative error 8.6e-07).
 # - **Document 000, corrected.** (1) The encoder's two directions run independently from their
