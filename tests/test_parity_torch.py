@@ -99,6 +99,14 @@ def max_err(a, b):
     return float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
 
 
+
+def assert_within(errors: dict, label: str) -> None:
+    """Print the largest error (``pytest -s``) and fail on any beyond ATOL."""
+    worst = max(errors, key=errors.get)
+    print(f"\n[parity] {label} max abs err {errors[worst]:.2e} ({worst})")
+    bad = {k: v for k, v in errors.items() if not v <= ATOL}
+    assert not bad, f"mismatch beyond {ATOL}: {bad}"
+
 @pytest.mark.parametrize("lengths_id", list(LENGTHS))
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
 @pytest.mark.parametrize("kind", KINDS)
@@ -147,11 +155,7 @@ def test_forward_backward_parity(kind, bidirectional, lengths_id):
                 g = getattr(module, f"{name}_l0{suffix}").grad.numpy()
                 errors[f"d{key}{suffix}<-{name}"] = max_err(child.grads[key],
                                                             g.T if transposed else g)
-    worst = max(errors, key=errors.get)
-    print(f"\n[parity] {kind:4s} {'bi' if bidirectional else 'uni':3s} {lengths_id:6s} "
-          f"max abs err {errors[worst]:.2e} ({worst})")
-    bad = {k: v for k, v in errors.items() if not v <= ATOL}
-    assert not bad, f"mismatch beyond {ATOL}: {bad}"
+    assert_within(errors, f"{kind:4s} {'bi' if bidirectional else 'uni':3s} {lengths_id:6s}")
 
 
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
@@ -274,11 +278,7 @@ def test_stacked_parity(kind, bidirectional):
                     g = getattr(module, f"{name}_l{k}{suffix}").grad.numpy()
                     errors[f"l{k}.d{key}{suffix}<-{name}"] = max_err(
                         child.grads[key], g.T if transposed else g)
-    worst = max(errors, key=errors.get)
-    print(f"\n[parity] stacked {kind:4s} {'bi' if bidirectional else 'uni':3s} "
-          f"max abs err {errors[worst]:.2e} ({worst})")
-    bad = {k: v for k, v in errors.items() if not v <= ATOL}
-    assert not bad, f"mismatch beyond {ATOL}: {bad}"
+    assert_within(errors, f"stacked {kind:4s} {'bi' if bidirectional else 'uni':3s}")
 
 
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])

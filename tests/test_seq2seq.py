@@ -137,12 +137,9 @@ def test_beam_of_one_is_greedy(attention):
             np.testing.assert_allclose(g.attention, b.attention, rtol=1e-12)
 
 
-def test_beam_hypotheses_are_consistent():
-    """Each hypothesis' log-probability and attention rows are those of
-    teacher-forcing its own tokens; hypotheses come best first."""
-    model = make("bahdanau", emb_size=4, hidden_size=3, seed=5)
-    nbest = model.beam_search(SRC, SRC_LEN, beam_size=3, max_len=5, sos_id=SOS, eos_id=EOS,
-                              length_penalty=0.6)
+def assert_beams_rescore(model, nbest, length_penalty):
+    """Each hypothesis' log-probability, score and attention rows (when it
+    attends) are those of decoding its own tokens alone with decode_step."""
     for b, hyps in enumerate(nbest):
         assert len(hyps) == 3
         assert [h.score for h in hyps] == sorted((h.score for h in hyps), reverse=True)
@@ -153,11 +150,23 @@ def test_beam_hypotheses_are_consistent():
             for t, tok in enumerate(h.tokens):
                 logp, carry, alpha = model.decode_step(tgt[:, t], memory, carry, t)
                 total += logp[0, tok]
-                np.testing.assert_allclose(h.attention[t], alpha[0, :SRC_LEN[b]], rtol=1e-10)
+                if alpha is not None:
+                    np.testing.assert_allclose(h.attention[t], alpha[0, :SRC_LEN[b]],
+                                               rtol=1e-10)
             assert h.logprob == pytest.approx(total, rel=1e-10)
             assert h.score == pytest.approx(
-                total / gnmt_length_penalty(len(h.tokens), 0.6), rel=1e-10)
-            assert h.attention.shape == (len(h.tokens), SRC_LEN[b])
+                total / gnmt_length_penalty(len(h.tokens), length_penalty), rel=1e-10)
+
+
+def test_beam_hypotheses_are_consistent():
+    """Each hypothesis' log-probability and attention rows are those of
+    teacher-forcing its own tokens; hypotheses come best first."""
+    model = make("bahdanau", emb_size=4, hidden_size=3, seed=5)
+    nbest = model.beam_search(SRC, SRC_LEN, beam_size=3, max_len=5, sos_id=SOS, eos_id=EOS,
+                              length_penalty=0.6)
+    assert_beams_rescore(model, nbest, 0.6)
+    assert all(h.attention.shape == (len(h.tokens), SRC_LEN[b])
+               for b, hyps in enumerate(nbest) for h in hyps)
 
 
 @pytest.mark.parametrize("attention", [a for a in ATTENTIONS])

@@ -13,7 +13,7 @@ import pytest
 
 import tinyattn as ta
 from tinyattn import Seq2Seq
-from tinyattn.decoding import _take, gnmt_length_penalty
+from tinyattn.decoding import _take
 from tinyattn.functional import log_softmax
 from tinyattn.gradcheck import TOL_LAYER, _flatten, check_gradients
 from tinyattn.layers import Dropout
@@ -31,6 +31,7 @@ from .test_seq2seq import (
     TGT_LEN,
     V_SRC,
     V_TGT,
+    assert_beams_rescore,
     assert_padding_invariant,
     grads_of,
     loss_of,
@@ -452,19 +453,7 @@ def test_beam_of_one_is_greedy_and_beams_are_consistent(attention, cell):
         assert g.tokens == b.tokens and g.logprob == pytest.approx(b.logprob, rel=1e-12)
     nbest = model.beam_search(SRC, SRC_LEN, beam_size=3, max_len=5, sos_id=SOS, eos_id=EOS,
                               length_penalty=0.6)
-    model.eval()
-    for b, hyps in enumerate(nbest):
-        assert len(hyps) == 3
-        for h in hyps:
-            tgt = np.array([[SOS, *h.tokens]])
-            memory, carry = model.start(SRC[b:b + 1], SRC_LEN[b:b + 1])
-            total = 0.0
-            for t, tok in enumerate(h.tokens):
-                logp, carry, _ = model.decode_step(tgt[:, t], memory, carry, t)
-                total += logp[0, tok]
-            assert h.logprob == pytest.approx(total, rel=1e-10)
-            assert h.score == pytest.approx(total / gnmt_length_penalty(len(h.tokens), 0.6),
-                                            rel=1e-10)
+    assert_beams_rescore(model.eval(), nbest, 0.6)
 
 
 @pytest.mark.parametrize("num_layers", [1, 2])
