@@ -10,9 +10,7 @@
 The encoder is a GRU or LSTM, bidirectional by default, so Hk = 2H
 (``[→h_j ; ←h_j]``); the decoder's state has that same size, Hd = Hk, so
 every score function, dot product included, can compare a decoder state
-with an encoder annotation. The bridge reads the encoder's final states
-``[→h_S ; ←h_1]`` (each direction's state after its last real token); an
-LSTM's cell state gets a bridge of its own.
+with an encoder annotation. The bridge is `tinyattn.bridge`.
 
 With ``num_layers = L > 1`` the encoder and the decoder are stacks of L
 layers (`tinyattn.stacked.StackedRNN`, docs/equations.md §3.1): decoder
@@ -42,6 +40,7 @@ from tinyattn._validate import (
 )
 from tinyattn.attention import BahdanauAttention, LuongAttention
 from tinyattn.bidirectional import Bidirectional
+from tinyattn.bridge import bridge_backward, bridge_forward
 from tinyattn.decoders import BahdanauDecoder, LuongDecoder, PlainDecoder
 from tinyattn.decoding import beam_search, greedy_decode
 from tinyattn.functional import length_mask, log_softmax
@@ -123,24 +122,12 @@ class Seq2Seq(SavesCheckpoints, Module):
 
     Notes
     -----
-    Seq2Seq is one implementation of the model protocol (docs/models.md)
-    that `tinyattn.training.trainer.Trainer`, `tinyattn.decoding.greedy_decode`,
+    Seq2Seq is one implementation of the model protocol that
+    `tinyattn.training.trainer.Trainer`, `tinyattn.decoding.greedy_decode`,
     `tinyattn.decoding.beam_search`, the command line's run directory and
-    the heatmaps rely on, and nothing more:
-
-    - ``loss = model(src, src_lengths, tgt_in, tgt_out, tgt_lengths)``:
-      teacher-forced mean cross-entropy per real target token; afterwards
-      ``model.attention_weights (B, T, S)`` (None without attention) and
-      ``model.attention_positions (B, T)`` (local attention's p_t, or None);
-    - ``model.backward()``: accumulate every parameter's gradient;
-    - ``named_parameters()``, ``zero_grad()``, ``train()`` / ``eval()``;
-    - ``memory, carry = model.start(src, src_lengths)`` and
-      ``log_probs (B, V), carry, attention (B, S) or None =
-      model.decode_step(y_prev (B,), memory, carry, t)``;
-    - ``save(path, optimizer=, extra=)``, ``load(path)`` (a classmethod),
-      ``load_weights(path)``;
-    - ``config``: the constructor's keyword arguments (``tgt_vocab``,
-      ``attention``: None when the model does not attend, ``dtype``).
+    the heatmaps rely on, and nothing more: docs/models.md lists every call
+    (the loss, ``backward``, ``start`` / ``decode_step``, ``save`` / ``load``,
+    ``config``, ``attention_weights`` and ``attention_positions``).
 
     Examples
     --------
@@ -282,9 +269,9 @@ class Seq2Seq(SavesCheckpoints, Module):
         src, lengths = self._check_src(src, src_lengths)
         enc_hs, final = self.encoder(self.src_drop(self.src_emb(src)), None, lengths)
         if isinstance(final, StackState):  # decoder layer l starts from encoder layer l
-            state0 = StackState(self._bridge(k, f) for k, f in enumerate(final))
+            state0 = StackState(bridge_forward(self._bridges(k), f) for k, f in enumerate(final))
         else:
-            state0 = self._bridge(0, final)
+            state0 = bridge_forward(self._bridges(0), final)
         # c: the (top layer's) final h
         return enc_hs, state0, hidden(final), length_mask(lengths, src.shape[1])
 
@@ -295,25 +282,12 @@ class Seq2Seq(SavesCheckpoints, Module):
             return (self.bridge, self.bridge_c) if lstm else (self.bridge,)
         return (self.bridges[k - 1], self.bridges_c[k - 1]) if lstm else (self.bridges[k - 1],)
 
-    def _bridge(self, k: int, final):
-        """``s_0 = tanh(final @ W_s + b_s)`` for layer k; an LSTM's h and c separately."""
-        if self.config["cell"] == "lstm":
-            return tuple(np.tanh(b(f)) for b, f in zip(self._bridges(k), final))
-        return np.tanh(self._bridges(k)[0](final))
-
-    def _bridge_backward(self, k: int, dstate0, state0):
-        # s_0 = tanh(z): dz = ds_0 (1 − s_0²)
-        if self.config["cell"] == "lstm":
-            return tuple(b.backward(d * (1.0 - s**2))
-                         for b, d, s in zip(self._bridges(k), dstate0, state0))
-        return self._bridges(k)[0].backward(dstate0 * (1.0 - state0**2))
-
     def _encode_backward(self, denc_hs, dstate0, state0, dc):
         if isinstance(state0, StackState):
-            dfin = StackState(self._bridge_backward(k, d, s)
+            dfin = StackState(bridge_backward(self._bridges(k), d, s)
                               for k, (d, s) in enumerate(zip(dstate0, state0)))
         else:
-            dfin = self._bridge_backward(0, dstate0, state0)
+            dfin = bridge_backward(self._bridges(0), dstate0, state0)
         if dc is not None:  # c = the (top layer's) final h fed the decoder at every step
             dfin = add_hidden(dfin, dc)
         dx, _ = self.encoder.backward(denc_hs, dfin)
