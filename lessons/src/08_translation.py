@@ -617,7 +617,8 @@ for k, ((_, hyp), row_labels) in enumerate(zip(nbest[text], labels), 1):
 # years old." even the best hypothesis is wrong: 他十歲十歲。 says "ten years old" twice, and
 # the model gives it probability 0.338, far more than the second, 他十歲。 (0.043), which is
 # right. The heatmaps show how the repetition happens. All three hypotheses share their first
-# two rows (他 peaks on "ten", 0.42; 十 ← "ten", 0.87); in the best one, 歲 still reads "ten"
+# two rows (他 peaks on "ten", 0.42, with almost as much on "he" in the heatmap; 十 ← "ten",
+# 0.87); in the best one, 歲 still reads "ten"
 # (0.63), the second 十 "years" (0.44) and the second 歲 "old" (0.44). The attention moves
 # along the sentence one step too slowly, and nothing in this model keeps track of which
 # source words have already been translated, so "ten years old" is translated twice.
