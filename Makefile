@@ -28,7 +28,7 @@ venv: $(STAMP)
 # lessons 05 and 06 on a quiet 2-core machine), and on a shared machine two
 # threads per process can make them ten times slower. (Float32 results may move
 # in their last digit with the thread count; no assert depends on it.)
-# Lesson 08 trains on the real cmn-eng corpus: it runs when the corpus is here (in
+# Lesson 11 trains on the real cmn-eng corpus: it runs when the corpus is here (in
 # $TINYATTN_DATA or the cache: `tinyattn data fetch cmn-eng`) and is skipped, saying so,
 # when it is not, as the unit tests that need the corpora are.
 test: $(STAMP)
@@ -37,8 +37,8 @@ test: $(STAMP)
 	        sys.exit(0 if locate('cmn-eng') else 1)" 2>/dev/null; then \
 	    notebooks="$$(ls lessons/*.ipynb lessons/solutions/*.ipynb)"; \
 	else \
-	    echo "lesson 08 skipped: the cmn-eng corpus is not here (tinyattn data fetch cmn-eng)"; \
-	    notebooks="$$(ls lessons/*.ipynb lessons/solutions/*.ipynb | grep -v 08_translation)"; \
+	    echo "lesson 11 skipped: the cmn-eng corpus is not here (tinyattn data fetch cmn-eng)"; \
+	    notebooks="$$(ls lessons/*.ipynb lessons/solutions/*.ipynb | grep -v 11_translation)"; \
 	fi; \
 	TQDM_DISABLE=1 OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest --nbmake $$notebooks
 

@@ -4,7 +4,7 @@ equations as `tinyattn.rnn` and `tinyattn.gru`, written for speed.
 Read the plain loop first (`tinyattn.recurrent.RecurrentLayer.forward`
 over each cell's ``*_gates_forward`` / ``*_gates_backward``): it is the
 definition. These loops compute the same numbers with three tricks that
-lesson 09 measures:
+lesson 12 measures:
 
 - every work array is allocated once and reused (``out=``), so a step
   allocates nothing;

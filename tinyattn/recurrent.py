@@ -12,7 +12,7 @@ Each cell's maths lives once, in its own file, as two pure pairs:
 `RecurrentLayer.forward` runs the gates pair in a plain loop over time,
 with the input projection of every step as one product before the loop
 and the weight gradients as one product after it (docs/equations.md §1;
-lesson 09 shows why that recipe is the fast one).
+lesson 12 shows why that recipe is the fast one).
 """
 
 from __future__ import annotations

@@ -18,7 +18,15 @@ numbers: a dropped dh_next / dc_next, an activation derivative taken at
 the wrong point, gates in the wrong order, a missing forget-gate path,
 unmasked pads, a transposed weight.
 
-Exercises (`names()`):
+Not every exercise is a backward: a function graded by its outputs (a
+reversal under padding, a decoder step, beam search, a loss, an update) is
+an `OutputExercise` (``_outputs.py``), run beside the library's own on a
+few labelled cases; when an output differs, the exercise's known mistakes
+are run on the same cases and the one the learner's numbers reproduce is
+named. Each lesson's exercises live in their own module ``_ex_<topic>.py``
+(a list ``EXERCISES``), found by `names()` without registration.
+
+The backward exercises of the first lessons (`names()` lists all):
 
 =============================  ==============================================
 rnn_step_backward              `tinyattn.rnn.rnn_step_backward`
@@ -56,10 +64,12 @@ def stub(name: str, *, verbose: bool = True) -> str:
         Source of a function with the library's signature that unpacks the
         cache and raises `NotImplementedError`.
     """
-    if name not in STUBS:
-        raise ValueError(f"unknown exercise {name!r}; choose from {sorted(STUBS)}")
-    ex = exercises()[name]
-    src = f"# {ex.signature}\n# {ex.reference}\n" + inspect.getsource(STUBS[name])
+    table = exercises()
+    if name not in table:
+        raise ValueError(f"unknown exercise {name!r}; choose from {sorted(table)}")
+    ex = table[name]
+    start = STUBS.get(name) or ex.starter
+    src = f"# {ex.signature}\n# {ex.reference}\n" + inspect.getsource(start)
     if verbose:
         print(src)
     return src

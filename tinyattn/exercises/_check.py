@@ -17,6 +17,7 @@ import numpy as np
 
 from tinyattn.exercises._chain import chained_check
 from tinyattn.exercises._diagnose import diagnose, shape_message
+from tinyattn.exercises._outputs import OutputExercise, check_outputs
 from tinyattn.exercises._registry import B, exercises
 from tinyattn.gradcheck import TOL_STEP, check_function
 
@@ -100,12 +101,11 @@ def check(name: str, fn, *, seed: int = 0, verbose: bool = True) -> CheckResult:
     Parameters
     ----------
     name : str
-        One of `names()`: "rnn_step_backward", "gru_step_backward"
-        (reset_after=True), "gru_cho_step_backward" (reset_after=False),
-        "lstm_step_backward", "masked_softmax_backward",
-        "bahdanau_score_backward", "luong_general_score_backward".
+        One of `names()`.
     fn : callable
-        The learner's backward, with the library's signature (see `stub`).
+        The learner's function, with the library's signature (see `stub`):
+        a backward, graded by the gradient checker on the library's
+        forward, or a function graded by its outputs (`OutputExercise`).
     seed : int
         Seed of the random inputs and upstream gradients.
     verbose : bool
@@ -121,9 +121,6 @@ def check(name: str, fn, *, seed: int = 0, verbose: bool = True) -> CheckResult:
     if name not in table:
         raise ValueError(f"unknown exercise {name!r}; choose from {sorted(table)}")
     ex = table[name]
-    rng = np.random.default_rng(seed)
-    arrays = {a: rng.standard_normal(s) for a, s in ex.shapes.items()}
-    args = list(arrays.values())
     head = f"{name}: {ex.signature}"
 
     def done(status, lines, errors=None, diags=()):
@@ -132,6 +129,11 @@ def check(name: str, fn, *, seed: int = 0, verbose: bool = True) -> CheckResult:
             print(text)
         return CheckResult(name, status, dict(errors or {}), list(diags), text)
 
+    if isinstance(ex, OutputExercise):
+        return check_outputs(ex, fn, seed, _raised, done)
+    rng = np.random.default_rng(seed)
+    arrays = {a: rng.standard_normal(s) for a, s in ex.shapes.items()}
+    args = list(arrays.values())
     out, cache = ex.forward(*[a.copy() for a in args])  # a first call, on copies
     douts = tuple(rng.standard_normal(o.shape) for o in (out if isinstance(out, tuple)
                                                          else (out,)))

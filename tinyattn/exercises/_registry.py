@@ -7,10 +7,12 @@ check loudly (docs/design.md §7).
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import permutations
+from pathlib import Path
 
 from tinyattn.exercises._diagnose import Bug
 from tinyattn.exercises._recurrent_bugs import gru_variant, lstm_variant, rnn_variant
@@ -43,6 +45,11 @@ class Exercise:
         arguments (and lead the outputs); 0 for other exercises.
     ctx : dict
         Extra data for the bug tests (e.g. the mask).
+    starter : callable, optional
+        The learner's starting point, when it is not in ``stubs.py``.
+    solution : callable, optional
+        The library's backward (the tests check that it passes), when it is
+        not one of the original exercises' (tests/test_exercises.py).
     """
 
     name: str
@@ -54,6 +61,8 @@ class Exercise:
     gates: dict = field(default_factory=dict)
     n_state: int = 0
     ctx: dict = field(default_factory=dict)
+    starter: Callable | None = None
+    solution: Callable | None = None
 
     @property
     def grad_names(self) -> list[str]:
@@ -171,9 +180,23 @@ LSTM = Exercise(
 )
 
 
-def exercises() -> dict[str, Exercise]:
-    """Every exercise by name."""
+def exercises() -> dict:
+    """Every exercise by name: those above, then each ``_ex_*.py`` module's ``EXERCISES``.
+
+    A lesson's exercises live in their own module,
+    ``tinyattn/exercises/_ex_<topic>.py``, holding a list ``EXERCISES`` of
+    `Exercise` or `OutputExercise`; this function finds them (in module
+    name order), so adding a module needs no edit here.
+    """
     from tinyattn.exercises._attention_ex import ADDITIVE, LUONG_GENERAL, MASKED_SOFTMAX
 
-    return {ex.name: ex for ex in (RNN, GRU, GRU_CHO, LSTM, MASKED_SOFTMAX, ADDITIVE,
-                                   LUONG_GENERAL)}
+    table = {ex.name: ex for ex in (RNN, GRU, GRU_CHO, LSTM, MASKED_SOFTMAX, ADDITIVE,
+                                    LUONG_GENERAL)}
+    package = Path(__file__).resolve().parent
+    for path in sorted(package.glob("_ex_*.py")):
+        module = importlib.import_module(f"tinyattn.exercises.{path.stem}")
+        for ex in module.EXERCISES:
+            if ex.name in table:
+                raise RuntimeError(f"exercise {ex.name!r} is defined twice ({path.name})")
+            table[ex.name] = ex
+    return table

@@ -1,9 +1,9 @@
-# Source of lessons/09_making_numpy_fast.ipynb (learner) and
-# lessons/solutions/09_making_numpy_fast.ipynb (instructor): edit here, then run
+# Source of lessons/12_making_numpy_fast.ipynb (learner) and
+# lessons/solutions/12_making_numpy_fast.ipynb (instructor): edit here, then run
 # `.venv/bin/python lessons/build.py 09` (see lessons/build.py).
 
 # %% [markdown]
-# # Lesson 09 — Making NumPy fast
+# # Lesson 12 — Making NumPy fast
 #
 # **Goal.** tinyattn is pure NumPy, yet one forward and backward pass of its GRU and LSTM layers
 # takes about as long as PyTorch's on a CPU (the README's "Performance" section has the

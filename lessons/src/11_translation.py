@@ -1,8 +1,8 @@
-# Lesson 08 source, in the percent format of lessons/build.py (no solution blocks).
-# Built and executed by lessons/build.py into lessons/08_translation.ipynb.
+# Lesson 11 source, in the percent format of lessons/build.py (no solution blocks).
+# Built and executed by lessons/build.py into lessons/11_translation.ipynb.
 
 # %% [markdown]
-# # Lesson 08 — Translation: real English → Chinese, and where the first document goes wrong
+# # Lesson 11 — Translation: real English → Chinese, and where the first document goes wrong
 #
 # **Goal.** Put the whole model to work on real sentences, English → Chinese from the Tatoeba
 # corpus, and then go through the first source document's mistakes one by one. In this lesson

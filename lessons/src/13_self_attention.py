@@ -1,9 +1,9 @@
-# Source of lessons/10_self_attention.ipynb (learner) and
-# lessons/solutions/10_self_attention.ipynb (instructor): edit here, then run
+# Source of lessons/13_self_attention.ipynb (learner) and
+# lessons/solutions/13_self_attention.ipynb (instructor): edit here, then run
 # `.venv/bin/python lessons/build.py 10` (see lessons/build.py).
 
 # %% [markdown]
-# # Lesson 10 — From attention to self-attention
+# # Lesson 13 — From attention to self-attention
 #
 # **Goal.** In lessons 05 and 06 a decoder *queried* the encoder: each output step compared its
 # state with every source annotation and took a weighted average of them. Self-attention (自注意力)

@@ -1,8 +1,8 @@
-# Lesson 07 source, in the percent format of lessons/build.py (no solution blocks).
-# Built and executed by lessons/build.py into lessons/07_decoding.ipynb.
+# Lesson 09 source, in the percent format of lessons/build.py (no solution blocks).
+# Built and executed by lessons/build.py into lessons/09_decoding.ipynb.
 
 # %% [markdown]
-# # Lesson 07 — Decoding: greedy vs beam search
+# # Lesson 09 — Decoding: greedy vs beam search
 #
 # **Goal.** A trained encoder–decoder gives a probability to every possible output sequence, but
 # it does not tell us which sequence is the most probable: we have to *search* for it. In this
@@ -714,7 +714,7 @@ print(f"best hypothesis changed by the penalty for {changed} of 200 dates")
 # In the stored run only 4 of the 800 hypotheses have 10 or 12 tokens, each at least 1.5
 # below its date's best log p, and the penalty changes no winner: this model has learned that
 # an ISO date is 10 characters long. The length penalty matters for tasks whose outputs vary
-# in length, such as translation (lesson 08).
+# in length, such as translation (lesson 11).
 
 # %% [markdown]
 # ## 10. What to remember
