@@ -34,7 +34,8 @@ nbclient in the ``python3`` kernel (the one installed in ``.venv``), in the
 ``lessons/`` directory, with a per-cell timeout of 120 s, so that their
 outputs and figures are stored; a cell that raises stops the build. The
 learner notebook's exercise cells therefore show "not implemented yet".
-Execution timing metadata is not recorded, so an unchanged lesson rebuilds
+Relative Markdown links in the sources are written from ``lessons/``; the
+instructor notebook gets them with one more ``../``. Execution timing metadata is not recorded, so an unchanged lesson rebuilds
 with the same cells.
 
 ``--check`` builds the cells from the sources without executing and
@@ -124,6 +125,18 @@ def solution_blocks(source: str) -> list[str]:
     return blocks
 
 
+_RELATIVE = re.compile(r"(!?\[[^\]]*\]\()(?![a-z]+:|/|#)")
+
+
+def _from_solutions(markdown: str) -> str:
+    """Markdown with relative links rewritten for a notebook one directory down.
+
+    Sources write links relative to ``lessons/`` (``../docs/images/x.png``);
+    the instructor notebook lives in ``lessons/solutions/``.
+    """
+    return _RELATIVE.sub(r"\1../", markdown)
+
+
 def build(src: Path, solutions: bool) -> nbformat.NotebookNode:
     """The (unexecuted) notebook of one source, learner or instructor version."""
     nb = nbformat.v4.new_notebook()
@@ -132,7 +145,8 @@ def build(src: Path, solutions: bool) -> nbformat.NotebookNode:
     nb.metadata["language_info"] = {"name": "python"}
     for kind, text in parse(src.read_text(encoding="utf-8")):
         if kind == "markdown":
-            nb.cells.append(nbformat.v4.new_markdown_cell(text))
+            nb.cells.append(nbformat.v4.new_markdown_cell(
+                _from_solutions(text) if solutions else text))
         else:
             nb.cells.append(nbformat.v4.new_code_cell(render(text, solutions)))
     for k, cell in enumerate(nb.cells):

@@ -114,3 +114,9 @@ def test_unbalanced_markers_are_errors(bad):
 def test_markdown_lines_must_be_comments():
     with pytest.raises(ValueError, match="markdown line"):
         build.parse("# %% [markdown]\n# fine\nnot a comment\n")
+
+
+def test_instructor_notebooks_get_links_one_directory_down():
+    text = "![a](../docs/images/x.png), [b](03_x.ipynb), [c](https://x.org), [d](#top)"
+    assert build._from_solutions(text) == (
+        "![a](../../docs/images/x.png), [b](../03_x.ipynb), [c](https://x.org), [d](#top)")
