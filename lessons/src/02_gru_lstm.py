@@ -406,8 +406,8 @@ for name, res in checks.items():
     assert res.passed and res.max_error < (TOL_STEP if "step" in name else TOL_LAYER)
 
 # %% [markdown]
-# **The additive path, in the library's backward.** Between $c_{t-1}$ and $c_t$ there is no matrix and no squashing
-# function, only an elementwise product with $f_t$ and a sum. So the gradient that reaches
+# **The additive path, in the library's backward.** Between $c_{t-1}$ and $c_t$ there is no
+# matrix and no squashing function, only an elementwise product with $f_t$ and a sum. So the gradient that reaches
 # $c_t$ (from later steps) passes to $c_{t-1}$ multiplied by $f_t$ and nothing else:
 # $\partial L/\partial c_{t-1} \mathrel{+}= \partial L/\partial c_t \odot f_t$.
 # Compare the RNN, where the gradient reaching $h_t$ is multiplied by $1 - h_t^2$ and by
@@ -422,6 +422,24 @@ _, _, dc_back, *_ = lstm_step_backward(dh_none, dc_up, lstm_cache)
 assert np.allclose(dc_back, dc_up * f)  # one elementwise product: the forget-gate path
 print("dL/dc_t:\n", dc_up)
 print("dL/dc_(t-1) = dL/dc_t * f:\n", dc_back)
+
+# %% [markdown]
+# **Cut that path and the checker sees it.** The library's backward called with `dc` replaced by
+# zeros is the "dropped dc_next" bug: what $c_{t+1}$ sent back is lost.
+
+# %%
+def lstm_backward_dropped_dc(dh, dc, cache):
+    return lstm_step_backward(dh, np.zeros_like(dc), cache)  # BUG: what c_{t+1} sent is lost
+
+
+dropped = ex.check("lstm_step_backward", lstm_backward_dropped_dc)
+assert dropped.status == "failed"
+
+# %% [markdown]
+# Every gradient is wrong, but in the weight gradients only the blocks of gates i, f and g: the
+# output gate's block is right, because $o$ multiplies $\tanh(c_t)$ and its gradient does not
+# depend on what reaches $c_t$ from later steps. The chained check is wrong at every step, and the
+# "likely" line names the bug.
 
 # %% [markdown]
 # ## 8. How far back does the gradient reach? RNN, GRU and LSTM
