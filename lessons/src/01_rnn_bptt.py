@@ -147,7 +147,8 @@ print("states of example 0, one row per step t = 1..4:\n", hs[0])
 # averages over the real tokens (`docs/equations.md` §6). In tinyattn the output layer is a
 # separate `Linear` layer, not part of `RNN`.
 #
-# The softmax is never computed as written: $e^{z}$ overflows float64 for $z$ above about 709.
+# The softmax is never computed as written: $e^{z}$ overflows float64 as soon as $z$ exceeds
+# $\log$ of the largest float64 (printed below).
 # Subtracting the row's maximum first changes nothing mathematically
 # ($e^{z - m} / \sum e^{z - m} = e^z / \sum e^z$) and keeps every exponent at most 0.
 #
@@ -158,6 +159,7 @@ print("states of example 0, one row per step t = 1..4:\n", hs[0])
 z = np.array([[1000.0, 999.0, 0.0]])
 with np.errstate(over="ignore", invalid="ignore"):  # silence the overflow warning, show the result
     naive = np.exp(z) / np.exp(z).sum(axis=-1, keepdims=True)
+print("largest z with a finite exp(z):", np.log(np.finfo(np.float64).max))
 print("textbook formula:", naive)
 print("tinyattn softmax:", softmax(z))
 assert np.isnan(naive).any() and np.allclose(softmax(z).sum(), 1.0)

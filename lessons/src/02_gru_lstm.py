@@ -171,7 +171,7 @@ print("h, reset before it (Cho 2014):\n", h_cho)
 print(f"largest difference between the two forms: {np.abs(h_after - h_cho).max():.3f}")
 
 # %% [markdown]
-# Same weights, same $r$ and $z$, different $h$ (by up to 0.13 here): the two forms are
+# Same weights, same $r$ and $z$, different $h$ (by up to 0.130 here): the two forms are
 # **different functions**, not two ways of computing one. A model trained in one form does not
 # give the same outputs in the other (which is why `tinyattn.interop` refuses to export a
 # Cho-form GRU to PyTorch). They agree only where the reset gate is fully open: with $r = 1$,
@@ -193,7 +193,7 @@ for shift in (30.0, -30.0):
 
 # %% [markdown]
 # With $r \approx 1$ the two forms agree up to round-off (below $10^{-13}$); with
-# $r \approx 0$ they differ by up to 0.17.
+# $r \approx 0$ they differ by up to 1.7e-01.
 
 # %% [markdown]
 # ## 3. The LSTM's gates by hand
