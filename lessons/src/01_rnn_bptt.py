@@ -9,15 +9,16 @@
 #
 # 1. write the vanilla RNN's one equation and run it over a short sequence, step by step and with
 #    the library's `RNN` layer, and check that both agree;
-# 2. write **backpropagation through time** (BPTT, 随时间反向传播) by hand: a loop backwards over
-#    the steps that carries the gradient of the state from each step to the one before, and
-#    check it against the library's `RNN.backward`;
-# 3. gradient-check the layer;
+# 2. write the backward of the output layer and its loss, $o_t = \text{softmax}(h_t W_{hy} + b_y)$
+#    and the cross-entropy of the target token (exercise `rnn_output_loss_backward`);
+# 3. write **backpropagation through time** (BPTT, 随时间反向传播) for a whole sequence: a loop
+#    backwards over the steps that carries the gradient of the state from each step to the one
+#    before (exercise `rnn_backward`), then check the library's `RNN.backward` against it and
+#    gradient-check the layer;
 # 4. **measure** vanishing and exploding gradients (梯度消失 / 梯度爆炸) and see where they come
 #    from: a product of one Jacobian per step;
 # 5. clip the gradient norm (梯度裁剪) with `tinyattn.clip_grad_norm` and see what it fixes and
-#    what it cannot;
-# 6. write BPTT for a whole sequence yourself (the exercise).
+#    what it cannot.
 #
 # **Sources.** `docs/equations.md` §1. Document 003 (`docs/sources.md`, "从 Seq2seq 到 Attention
 # 模型到 Self Attention（一）"), its section "RNN/LSTM", describes the RNN in words (its formula
@@ -41,8 +42,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import tinyattn as ta
+import tinyattn.exercises as ex
+from tinyattn.functional import softmax
 from tinyattn.gradcheck import TOL_LAYER, check_module
-from tinyattn.rnn import rnn_step_backward, rnn_step_forward
+from tinyattn.rnn import rnn_step_backward, rnn_step_forward  # lesson 00's exercise
 
 np.set_printoptions(precision=3, suppress=True)
 
@@ -71,6 +74,12 @@ np.set_printoptions(precision=3, suppress=True)
 # **Row vectors.** The papers write $W_{xh} x_t + W_{hh} h_{t-1}$ with column vectors
 # (`docs/equations.md` §1.4 gives that form); tinyattn and `docs/equations.md` §1.1 write
 # `x_t @ W_xh + h_prev @ W_hh` with `W_xh` of shape (D, H). It is the same maths, transposed.
+#
+# ![An RNN unrolled over T steps, with BPTT's backward arrows](../docs/images/rnn_unrolled.png)
+#
+# In the figure, follow one weight matrix: the same $W_{hh}$ sits on every horizontal arrow, so
+# its gradient collects a term from every step; and follow the backward arrows from right to
+# left: the gradient reaching $h_t$ comes from its own output *and* from $h_{t+1}$.
 #
 # **What document 003 says.** "We can regard the hidden state $h_t$ as a memory unit" (记忆单元):
 # it is computed from the previous step's hidden state and the current input, so it can capture
@@ -125,12 +134,107 @@ print("states of example 0, one row per step t = 1..4:\n", hs[0])
 # $h_t$ needs $h_{t-1}$.
 
 # %% [markdown]
-# ## 3. Backpropagation through time, by hand
+# ## 3. The output layer and its loss
+#
+# A model that predicts a token at every step (a language model, a decoder) puts an output layer on
+# each state, `docs/equations.md` §1.1:
+#
+# $$z_t = h_t W_{hy} + b_y, \qquad o_t = \text{softmax}(z_t), \qquad
+# \ell_t = -\log o_t[y_t],$$
+#
+# with $W_{hy}$ (H, V), $b_y$ (V,), $V$ the vocabulary size and $y_t$ the target token. Over a batch
+# the loss is the **mean** over the $B$ examples, as the library's `sequence_cross_entropy`
+# averages over the real tokens (`docs/equations.md` §6). In tinyattn the output layer is a
+# separate `Linear` layer, not part of `RNN`.
+#
+# The softmax is never computed as written: $e^{z}$ overflows float64 as soon as $z$ exceeds
+# $\log$ of the largest float64 (printed below).
+# Subtracting the row's maximum first changes nothing mathematically
+# ($e^{z - m} / \sum e^{z - m} = e^z / \sum e^z$) and keeps every exponent at most 0.
+#
+# **Predict.** What does the textbook formula `np.exp(z) / np.exp(z).sum()` return for the logits
+# `z = [1000, 999, 0]`, and what should the probabilities be?
+
+# %%
+z = np.array([[1000.0, 999.0, 0.0]])
+with np.errstate(over="ignore", invalid="ignore"):  # silence the overflow warning, show the result
+    naive = np.exp(z) / np.exp(z).sum(axis=-1, keepdims=True)
+print("largest z with a finite exp(z):", np.log(np.finfo(np.float64).max))
+print("textbook formula:", naive)
+print("tinyattn softmax:", softmax(z))
+assert np.isnan(naive).any() and np.allclose(softmax(z).sum(), 1.0)
+
+# %% [markdown]
+# `np.exp(1000)` is `inf`, and `inf / inf` is `nan`: the textbook formula returns nothing usable.
+# The library's softmax shifts by the maximum, so it computes $e^{0}$, $e^{-1}$, $e^{-1000}$
+# (which underflows to exactly 0, harmlessly) and returns the probabilities printed above.
+#
+# **Your turn: the backward of the output layer and its loss.** The forward (the exercise's, built
+# from the library's softmax and `sequence_cross_entropy`) returns the scalar loss and the cache
+# `(h, W_hy, o, targets)`, with `o (B, V)` the softmax. Write
+# `dh, dW_hy, db_y = backward(dloss, cache)`, where `dloss` is the upstream gradient of the loss
+# (1 when the loss ends the graph; the checker uses a random one). Hints:
+#
+# - write $-\log o[y] = -z_y + \log \sum_k e^{z_k}$ and differentiate with respect to each $z_k$:
+#   the result is one short expression in $o$ and the one-hot row of $y$;
+# - the loss is a mean over $B$ examples; multiply by `dloss`;
+# - then $z = h W_{hy} + b_y$ is the product of lesson 00.
+#
+# `ex.check` grades it with the gradient checker. First, what it says about a backward that takes
+# the gradient of $\log \sum_k e^{z_k}$ and forgets the $-z_y$ term:
+
+# %%
+def output_backward_no_target(dloss, cache):
+    h, W_hy, o, targets = cache
+    dz = o / h.shape[0] * dloss  # BUG: the −1 at each row's target is missing
+    return dz @ W_hy.T, h.T @ dz, dz.sum(axis=0)
+
+
+no_target = ex.check("rnn_output_loss_backward", output_backward_no_target)
+assert no_target.status == "failed"
+
+# %% [markdown]
+# All three gradients fail and the checker names the missing target term. (A wrong *shape*, such as
+# `dz.T @ h` for `dW_hy` or a `db_y` not summed over the batch, is reported before any number is
+# compared, with what the shape suggests.) Now yours: replace the `raise` line, then run the cell
+# after it.
+
+# %%
+def my_output_loss_backward(dloss, cache):
+    h, W_hy, o, targets = cache
+    # BEGIN SOLUTION
+    B, V = o.shape
+    onehot = np.zeros((B, V))
+    onehot[np.arange(B), targets] = 1.0
+    dz = (o - onehot) / B * dloss  # d(mean of −log o[y]) / dz, times the upstream gradient
+    return dz @ W_hy.T, h.T @ dz, dz.sum(axis=0)  # dh (B, H), dW_hy (H, V), db_y (V,)
+    # END SOLUTION
+
+# %%
+mine_out = ex.check("rnn_output_loss_backward", my_output_loss_backward)
+assert mine_out.status in ("passed", "not implemented"), "read the report above"
+
+# %% [markdown]
+# The library's loss returns the same gradient of the logits, $(o - \text{onehot}(y)) / N$ with
+# $N$ the number of real tokens (here every token is real, so $N = B$):
+
+# %%
+rng_o = np.random.default_rng(5)
+logits = rng_o.standard_normal((3, 1, 7))  # B = 3 examples, one step, V = 7
+targets = np.array([[4], [0], [6]])
+loss, dlogits = ta.sequence_cross_entropy(logits, targets, np.ones((3, 1), dtype=bool))
+o = softmax(logits[:, 0])
+assert np.isclose(loss, -np.mean(np.log(o[np.arange(3), targets[:, 0]])))
+assert np.allclose(dlogits[:, 0], (o - np.eye(7)[targets[:, 0]]) / 3)
+print(f"loss {loss:.4f}; dlogits of example 0: {dlogits[0, 0]}")
+
+# %% [markdown]
+# ## 4. Backpropagation through time
 #
 # A loss $L$ reads the states: each $h_t$ gets a **direct** upstream gradient $\delta_t$ from
-# whatever uses it (an output layer, an attention module), `dhs[:, t]` in the code, and the final
-# state may get one more, `dh_T`. But $h_t$ also feeds step $t+1$, so the **total** gradient
-# reaching $h_t$ has two parts:
+# whatever uses it (the output layer of section 3, an attention module), `dhs[:, t]` in the code,
+# and the final state may get one more, `dh_T`. But $h_t$ also feeds step $t+1$, so the **total**
+# gradient reaching $h_t$ has two parts:
 #
 # $$\frac{\partial L}{\partial h_t} = \delta_t + \underbrace{\frac{\partial L}{\partial a_{t+1}}
 # W_{hh}^\top}_{\text{from step } t+1}, \qquad
@@ -171,8 +275,90 @@ dhs = rng.standard_normal((B, T, H))  # upstream gradients of every state
 dh_T = rng.standard_normal((B, H))  # and one more for the final state
 dx_hand, dh0_hand, grads_hand, dh_all = bptt_steps(caches, dhs, dh_T)
 assert dx_hand.shape == (B, T, D) and dh0_hand.shape == (B, H) and dh_all.shape == (B, T, H)
+print("dh0 (by hand):\n", dh0_hand)
+print("|dL/dh_t| per step, example 0:", np.linalg.norm(dh_all[0], axis=1))
 
-# the library; backward mirrors forward: hs, h_T = rnn(x, h0) <-> dx, dh0 = rnn.backward(dhs, dh_T)
+# %% [markdown]
+# **Your turn: BPTT for a whole sequence.** `bptt_steps` called `rnn_step_backward` at every step
+# and added up five gradients per step. Now write the whole backward pass of the layer yourself,
+# the way the library's `RNN` organises it (`docs/design.md` §4):
+#
+# - **no** call to `rnn_step_backward`: inside the loop, only $\partial L/\partial h_t$ (with the
+#   carried `dh_next`) and $\partial L/\partial a_t = \partial L/\partial h_t \odot (1 - h_t^2)$,
+#   stored for every step in an array `dA` of shape (B, T, H);
+# - **after** the loop, each weight gradient as one product over all steps and the whole batch
+#   (hint: `np.einsum("btd,bth->dh", x, dA)` is $\sum_{b,t} x_t^\top\, \partial L/\partial a_t$;
+#   for $W_{hh}$ you need the *previous* states $h_0, \dots, h_{T-1}$ side by side);
+# - return `dx (B, T, D), dh0 (B, H), dW_xh (D, H), dW_hh (H, H), db_h (H,)`.
+#
+# The exercise's forward runs `rnn_step_forward` over T steps and returns `(hs, h_T)`; your
+# function receives their upstream gradients `dhs (B, T, H)` and `dh_T (B, H)`, and the cache
+# `(x, h0, hs, W_xh, W_hh)` with `hs` $= h_1 \dots h_T$. `ex.check("rnn_backward", fn)` grades it
+# with the gradient checker on every entry of `x`, `h0` and the weights (not by comparison with
+# `RNN.backward`), and names likely mistakes. First, the bug the derivation warns about: section
+# 4's loop with `dh_next` dropped, so each step sees only its own upstream gradient (a "truncated
+# BPTT" of one step).
+
+# %%
+def bptt_dropped_dh_next(dhs, dh_T, cache):
+    x, h0, hs, W_xh, W_hh = cache
+    b_zero = np.zeros(hs.shape[2])  # the step cache does not hold b_h; it is not needed
+    T_ = hs.shape[1]
+    h_prevs = [h0] + [hs[:, t] for t in range(T_ - 1)]
+    # the caches rnn_step_forward would have built: (x_t, h_prev, W_xh, W_hh, h)
+    step_caches = [(x[:, t], h_prevs[t], W_xh, W_hh, hs[:, t]) for t in range(T_)]
+    grads, dxs = [0.0 * W_xh, 0.0 * W_hh, b_zero], []
+    for t in reversed(range(T_)):
+        upstream = dhs[:, t] + (dh_T if t == T_ - 1 else 0.0)  # BUG: no dh_next
+        dx_t, dh_prev, *dW = rnn_step_backward(upstream, step_caches[t])
+        dxs.insert(0, dx_t)
+        grads = [acc + g for acc, g in zip(grads, dW)]
+    return (np.stack(dxs, axis=1), dh_prev, *grads)
+
+
+dropped = ex.check("rnn_backward", bptt_dropped_dh_next)
+assert dropped.status == "failed"
+
+# %% [markdown]
+# All five are wrong: `dx` and the weight gradients miss everything carried back from later
+# steps, and `dh0` gets only what step 1 hands back of its own upstream gradient $\delta_1$;
+# the "likely" line names the bug. Replace the `raise` line with your code, then run the cell
+# after it.
+
+# %%
+def my_rnn_backward(dhs, dh_T, cache):
+    """BPTT of h_t = tanh(x_t W_xh + h_{t-1} W_hh + b_h) over a whole sequence.
+
+    dhs (B, T, H), dh_T (B, H); cache: x (B, T, D), h0 (B, H), hs (B, T, H) = h_1 .. h_T, W_xh,
+    W_hh. Returns dx (B, T, D), dh0 (B, H), dW_xh (D, H), dW_hh (H, H), db_h (H,).
+    """
+    x, h0, hs, W_xh, W_hh = cache
+    # BEGIN SOLUTION
+    n_steps = hs.shape[1]
+    dA = np.empty_like(hs)  # dL/da_t for every step, (B, T, H)
+    carried = dh_T.copy()  # dL/dh_T from after the sequence
+    for t in range(n_steps - 1, -1, -1):
+        total = carried + dhs[:, t]  # both uses of h_t: the output and the next step
+        dA[:, t] = total * (1.0 - hs[:, t] * hs[:, t])  # tanh' from the stored output
+        carried = dA[:, t] @ W_hh.T  # (B, H) @ (H, H): hand back to h_{t-1}
+    h_before = np.concatenate([h0[:, None, :], hs[:, :-1]], axis=1)  # (B, T, H): h_0..h_{T-1}
+    grad_x = dA @ W_xh.T  # (B, T, H) @ (H, D) -> (B, T, D)
+    grad_W_xh = np.einsum("btd,bth->dh", x, dA)  # Σ_b Σ_t x_t^T dA_t
+    grad_W_hh = np.einsum("bti,btj->ij", h_before, dA)  # Σ_b Σ_t h_{t-1}^T dA_t
+    grad_b_h = dA.sum(axis=(0, 1))  # the bias is added at every step and every example
+    return grad_x, carried, grad_W_xh, grad_W_hh, grad_b_h
+    # END SOLUTION
+
+# %%
+mine_bptt = ex.check("rnn_backward", my_rnn_backward)
+assert mine_bptt.status in ("passed", "not implemented"), "read the report above"
+
+# %% [markdown]
+# **The library's layer.** `RNN.backward` mirrors the forward: `hs, h_T = rnn(x, h0)` and
+# `dx, dh0 = rnn.backward(dhs, dh_T)`, with the weight gradients in `rnn.grads`. On section 2's
+# sequence it gives the numbers of `bptt_steps`:
+
+# %%
 rnn.zero_grad()
 rnn(x, h0)  # a fresh forward: backward consumes the cache
 dx, dh0 = rnn.backward(dhs, dh_T)
@@ -180,29 +366,22 @@ assert np.allclose(dx, dx_hand) and np.allclose(dh0, dh0_hand)
 for name in ("W_xh", "W_hh", "b_h"):
     assert rnn.grads[name].shape == rnn.params[name].shape
     assert np.allclose(rnn.grads[name], grads_hand[name])
-print("dh0 (by hand):\n", dh0_hand)
-print("|dL/dh_t| per step, example 0:", np.linalg.norm(dh_all[0], axis=1))
+print("RNN.backward agrees with bptt_steps: dx, dh0, dW_xh, dW_hh, db_h")
 
 # %% [markdown]
 # Two things to notice:
 #
 # - `dh_next` is what makes this *through time*: drop it and each step only sees its own
-#   $\delta_t$, as if the states did not depend on each other (section 7 shows what the checker
-#   says about that bug).
-# - The library's backward gets the same numbers with one difference of order
-#   (`docs/design.md` §4): inside the loop it only computes $\partial L/\partial a_t$ and
-#   `dh_next`; the weight gradients come after the loop, as one matrix product over all steps,
-#   e.g. $\partial L/\partial W_{hh} = H_{\text{prev}}^\top\, dA$ with all $h_{t-1}$ stacked
-#   into a (T·B, H) matrix. A sum of T products equals one product of the stacked matrices.
-
-# %% [markdown]
-# ## 4. Gradient check
+#   $\delta_t$, as if the states did not depend on each other.
+# - The library's backward is organised like yours (`docs/design.md` §4): inside the loop it only
+#   computes $\partial L/\partial a_t$ and `dh_next`; the weight gradients come after the loop,
+#   as one matrix product over all steps, e.g. $\partial L/\partial W_{hh} = H_{\text{prev}}^\top\,
+#   dA$ with all $h_{t-1}$ stacked into a (T·B, H) matrix. A sum of T products equals one product
+#   of the stacked matrices.
 #
-# `check_module` perturbs every entry of the input `x`, the initial state `h0` and the three
-# parameters, and compares centered differences with the layer's backward (lesson 00).
-# **What to expect:** relative errors around $10^{-10}$ to $10^{-8}$ for a correct backward, far
-# below the tolerance of a sequence layer, $10^{-6}$ (`TOL_LAYER`); a wrong one is off by about the
-# size of the gradient, an error near $10^{-1}$ to $1$.
+# **Gradient check of the layer.** `check_module` perturbs every entry of the input `x`, the
+# initial state `h0` and the three parameters, and compares centered differences with the layer's
+# backward (lesson 00), under the tolerance of a sequence layer, $10^{-6}$ (`TOL_LAYER`):
 
 # %%
 result = check_module(rnn, x, h0)
@@ -251,9 +430,13 @@ assert result.passed and result.max_error < TOL_LAYER
 #
 # $\rho$ times a root-mean-square of the tanh's slopes, each slope weighted by the square of the
 # gradient's component on that unit: a number between 0 and 1. We try $\rho$ = 0.5, 1, 1.5 and
-# 3, and record $\|\partial L/\partial h_t\|$ at every step with `bptt_steps` from section 3.
+# 3, and record $\|\partial L/\partial h_t\|$ at every step with `bptt_steps` from section 4.
 # The table also gives the mean and the plain root-mean-square of the slopes over all steps and
 # units.
+#
+# **Predict.** The loss gives $h_{50}$ a gradient of norm 1. For which of $\rho$ = 0.5, 1, 1.5, 3
+# will the gradient reaching the start, $\|\partial L/\partial h_0\|$, be *larger* than 1? Is
+# $\rho > 1$ enough? Decide before you run the cell; the column `|dL/dh_0|` answers it.
 
 # %%
 Bx, Tx, Dx, Hx = 1, 50, 8, 32
@@ -340,23 +523,27 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
+# **Answer.** Only ρ = 3 (`|dL/dh_0|` = 1.2e+07). ρ > 1 is not enough: with ρ = 1.5 the
+# weights stretch the gradient by 1.5 per step, but the tanh's slopes shrink it by about as much,
+# and 6.9e-01 reaches $h_0$.
+#
 # Read the figure from right to left, the direction the gradient travels:
 #
-# - **ρ = 0.5: vanishing.** Each step at least halves the gradient (a factor of 0.45 on
+# - **ρ = 0.5: vanishing.** Each step at least halves the gradient (a factor of 0.450 on
 #   average); after 50 steps it is $4.8 \times 10^{-18}$: the loss at step 50 cannot teach the
 #   network anything about what it read at the start. The curve is a straight line on the log
 #   scale: geometric decay.
 # - **ρ = 1: still vanishing**, only slower: $8.8 \times 10^{-5}$ at $t = 0$. $W_{hh}$ alone
 #   would keep the norm, but every step also multiplies by the tanh's slope $1 - h_t^2 < 1$
-#   (0.81 on average here, and the factor per step is 0.83).
-# - **ρ = 1.5: roughly level** (0.69 at $t = 0$): the weights grow the gradient by 1.5 per
+#   (0.808 on average here, and the factor per step is 0.830).
+# - **ρ = 1.5: roughly level** (6.9e-01 at $t = 0$): the weights grow the gradient by 1.5 per
 #   step, the slopes shrink it by about as much.
-# - **ρ = 3: exploding**: $1.2 \times 10^{7}$ at $t = 0$, a factor of 1.39 per step. The states
-#   saturate more (mean slope 0.32, and $3 \times 0.32 < 1$), yet the gradient grows, because a
+# - **ρ = 3: exploding**: $1.2 \times 10^{7}$ at $t = 0$, a factor of 1.386 per step. The states
+#   saturate more (mean slope 0.323, and $3 \times 0.323 < 1$), yet the gradient grows, because a
 #   norm does not average the slopes, it takes their root-mean-square: the units that are not
 #   saturated (slope near 1) count for more than the saturated ones (slope near 0). The column
-#   "factor / ρ", 0.46, is close to the plain root-mean-square of the slopes, 0.48, and
-#   $3 \times 0.46 = 1.39 > 1$.
+#   "factor / ρ", 0.462, is close to the plain root-mean-square of the slopes, 0.481, and
+#   $3 \times 0.462 = 1.386 > 1$.
 #
 # Only a narrow band of scales keeps the gradient's size anywhere near constant, and even there
 # the factor is not under control: it depends on the data through $h_t$. That is why document
@@ -377,7 +564,7 @@ plt.show()
 # Here are the weight gradients of the same loss, $L = h_T \cdot u$, for $\rho = 3$ (exploding)
 # and $\rho = 0.5$ (vanishing), clipped with `max_norm = 5`.
 # Besides the norms, we keep each step's contribution to $\partial L/\partial W_{hh}$, the term
-# $h_{t-1}^\top\, \partial L/\partial a_t$ of the sum in section 3, to see what clipping does to
+# $h_{t-1}^\top\, \partial L/\partial a_t$ of the sum in section 4, to see what clipping does to
 # the *share* of each step.
 
 # %%
@@ -437,134 +624,20 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# - **Exploding (ρ = 3):** the global norm is $1.7 \times 10^{7}$, and it comes almost entirely
+# - **Exploding (ρ = 3):** the global norm is 1.69e+07, and it comes almost entirely
 #   from the *earliest* steps (steps 1–10 weigh $1.2 \times 10^{5}$ times more than steps
 #   41–50). One SGD step with it would throw the weights far away. Clipping multiplies every
-#   gradient by the same factor, $3 \times 10^{-7}$: the update keeps its direction and gets a
+#   gradient by the same factor, 2.97e-07: the update keeps its direction and gets a
 #   size of at most 5. In practice that keeps training stable through the updates where the
 #   gradient explodes (Pascanu et al. 2013, §3.2); it does not change which time steps
 #   dominate.
-# - **Vanishing (ρ = 0.5):** the norm, 3.0, is already below `max_norm`, so clipping does
+# - **Vanishing (ρ = 0.5):** the norm, 3.02e+00, is already below `max_norm`, so clipping does
 #   nothing (factor 1: the two curves coincide). And whenever it does rescale, it rescales
 #   *every* step's contribution by the same factor: on the log scale the whole curve shifts down
 #   without changing its slope. The first ten steps' share of $\partial L/\partial W_{hh}$ stays
 #   $1.3 \times 10^{-14}$ of the last ten steps' share, before and after. Clipping only ever
 #   shrinks; it cannot make the far past matter again. Only a different path for the gradient
 #   can (the gates of lesson 02).
-
-# %% [markdown]
-# ## 7. Your turn: BPTT for a whole sequence
-#
-# `bptt_steps` called the library's `rnn_step_backward` at every step and added up five gradients
-# per step. Now write the whole backward pass of the layer yourself, the way the library's `RNN`
-# organises it (`docs/design.md` §4):
-#
-# - **no** call to `rnn_step_backward`: inside the loop, only $\partial L/\partial h_t$ (with the
-#   carried `dh_next`) and $\partial L/\partial a_t = \partial L/\partial h_t \odot (1 - h_t^2)$,
-#   stored for every step in an array `dA` of shape (B, T, H);
-# - **after** the loop, each weight gradient as one product over all steps and the whole batch
-#   (hint: `np.einsum("btd,bth->dh", x, dA)` is $\sum_{b,t} x_t^\top\, \partial L/\partial a_t$;
-#   for $W_{hh}$ you need the *previous* states $h_0, \dots, h_{T-1}$ side by side);
-# - return `dx (B, T, D), dh0 (B, H), dW_xh (D, H), dW_hh (H, H), db_h (H,)`.
-#
-# The function receives what the forward computed: `x`, `h0`, the states `hs (B, T, H)`
-# ($h_1 \dots h_T$) and the weights; and the upstream gradients `dhs (B, T, H)` and `dh_T (B, H)`.
-#
-# The self-check below runs the library's `RNN` forward and backward on a fresh random problem
-# and compares each of your five gradients with the layer's, printing ✓ or ✗. First, to see it
-# fail: the BPTT of section 3 with the bug section 3 warned about, `dh_next` dropped, so each step
-# sees only its own upstream gradient (a "truncated BPTT" of one step).
-
-# %%
-def check_bptt(fn, seed=1):
-    """Compare fn's BPTT with RNN.backward on a fresh random problem; print ✓/✗ per gradient."""
-    rng_c = np.random.default_rng(seed)
-    layer = ta.RNN(3, 5, rng=rng_c)  # D = 3, H = 5
-    x_c, h0_c = rng_c.standard_normal((2, 4, 3)), rng_c.standard_normal((2, 5))  # B = 2, T = 4
-    dhs_c, dh_T_c = rng_c.standard_normal((2, 4, 5)), rng_c.standard_normal((2, 5))
-    hs_c, _ = layer(x_c, h0_c)
-    want = dict(zip(("dx", "dh0"), layer.backward(dhs_c, dh_T_c)))
-    want.update({"d" + k: g for k, g in layer.grads.items()})  # dW_xh, dW_hh, db_h
-    args = [a.copy() for a in (dhs_c, dh_T_c, x_c, h0_c, hs_c, layer.params["W_xh"],
-                               layer.params["W_hh"])]
-    try:
-        got = fn(*args)
-    except NotImplementedError:
-        print("not implemented yet: fill in my_rnn_backward and run this cell again")
-        return "not implemented"
-    except Exception as err:  # the learner's code: report, do not crash the notebook
-        print(f"✗ your function raised {type(err).__name__}: {err}")
-        return "error"
-    if not isinstance(got, (tuple, list)) or len(got) != 5:
-        print("✗ return five gradients: dx, dh0, dW_xh, dW_hh, db_h")
-        return "error"
-    ok = True
-    for (name, w), g in zip(want.items(), got):
-        g = np.asarray(g)
-        if g.shape != w.shape:
-            print(f"  {name:6} ✗ shape {g.shape}, expected {w.shape}")
-            ok = False
-            continue
-        good = np.allclose(g, w, rtol=1e-7, atol=1e-10)
-        ok &= good
-        mark = "✓" if good else "✗"
-        print(f"  {name:6} {mark} max |yours − library| = {np.abs(g - w).max():.1e}")
-    print("passed: your BPTT matches RNN.backward" if ok else
-          "FAILED: compare the ✗ gradients with the equations of section 3")
-    return "passed" if ok else "failed"
-
-
-def bptt_dropped_dh_next(dhs, dh_T, x, h0, hs, W_xh, W_hh):
-    h_prevs = [h0] + [hs[:, t] for t in range(hs.shape[1] - 1)]
-    # the caches rnn_step_forward would have built: (x_t, h_prev, W_xh, W_hh, h)
-    step_caches = [(x[:, t], h_prevs[t], W_xh, W_hh, hs[:, t]) for t in range(hs.shape[1])]
-    grads = [0.0, 0.0, 0.0]
-    dxs = []
-    for t in reversed(range(hs.shape[1])):
-        upstream = dhs[:, t] + (dh_T if t == hs.shape[1] - 1 else 0.0)  # BUG: no dh_next
-        dx_t, dh_prev, *dW = rnn_step_backward(upstream, step_caches[t])
-        dxs.insert(0, dx_t)
-        grads = [acc + g for acc, g in zip(grads, dW)]
-    return (np.stack(dxs, axis=1), dh_prev, *grads)
-
-
-status = check_bptt(bptt_dropped_dh_next)
-assert status == "failed"
-
-# %% [markdown]
-# All five are wrong: `dx` and the weight gradients miss everything carried back from later
-# steps, and `dh0` gets only what step 1 hands back of its own upstream gradient $\delta_1$.
-# (The last step's `dx` is right, since nothing comes after it; the check reports the worst
-# entry.)
-#
-# Replace the `raise` line with your code, then run the cell after it.
-
-# %%
-def my_rnn_backward(dhs, dh_T, x, h0, hs, W_xh, W_hh):
-    """BPTT of h_t = tanh(x_t W_xh + h_{t-1} W_hh + b_h) over a whole sequence.
-
-    dhs (B, T, H), dh_T (B, H), x (B, T, D), h0 (B, H), hs (B, T, H): h_1 .. h_T.
-    Returns dx (B, T, D), dh0 (B, H), dW_xh (D, H), dW_hh (H, H), db_h (H,).
-    """
-    # BEGIN SOLUTION
-    n_steps = hs.shape[1]
-    dA = np.empty_like(hs)  # dL/da_t for every step, (B, T, H)
-    carried = dh_T.copy()  # dL/dh_T from after the sequence
-    for t in range(n_steps - 1, -1, -1):
-        total = carried + dhs[:, t]  # both uses of h_t: the output and the next step
-        dA[:, t] = total * (1.0 - hs[:, t] * hs[:, t])  # tanh' from the stored output
-        carried = dA[:, t] @ W_hh.T  # (B, H) @ (H, H): hand back to h_{t-1}
-    h_before = np.concatenate([h0[:, None, :], hs[:, :-1]], axis=1)  # (B, T, H): h_0..h_{T-1}
-    grad_x = dA @ W_xh.T  # (B, T, H) @ (H, D) -> (B, T, D)
-    grad_W_xh = np.einsum("btd,bth->dh", x, dA)  # Σ_b Σ_t x_t^T dA_t
-    grad_W_hh = np.einsum("bti,btj->ij", h_before, dA)  # Σ_b Σ_t h_{t-1}^T dA_t
-    grad_b_h = dA.sum(axis=(0, 1))  # the bias is added at every step and every example
-    return grad_x, carried, grad_W_xh, grad_W_hh, grad_b_h
-    # END SOLUTION
-
-# %%
-status = check_bptt(my_rnn_backward)
-assert status in ("passed", "not implemented"), "see the ✗ lines above"
 
 # %% [markdown]
 # **To remember.**

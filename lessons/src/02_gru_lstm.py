@@ -14,10 +14,10 @@
 # 2. meet the GRU's **two** forms, Cho et al.'s and the cuDNN/PyTorch one (cuDNN: NVIDIA's GPU
 #    library of neural-network kernels, whose GRU PyTorch follows), and see that they give
 #    different numbers;
-# 3. gradient-check both GRU forms and the LSTM;
-# 4. compare how far the gradient reaches back in an RNN, a GRU and an LSTM, and see why the
-#    LSTM's additive cell path helps when its forget gate is near 1;
-# 5. write the LSTM's step backward yourself (and, if you like, the GRU's), and have it checked.
+# 3. write the LSTM's step backward yourself (and, if you like, the GRU's), and have it checked;
+# 4. then gradient-check the library's GRU (both forms) and LSTM, steps and layers;
+# 5. compare how far the gradient reaches back in an RNN, a GRU and an LSTM, and see why the
+#    LSTM's additive cell path helps when its forget gate is near 1.
 #
 # **Sources.** `docs/equations.md` §1. Document 003 (`docs/sources.md`, "从 Seq2seq 到 Attention
 # 模型到 Self Attention（一）"), section "RNN/LSTM": "to solve the forgetting and training-error
@@ -43,8 +43,8 @@ import numpy as np
 import tinyattn as ta
 import tinyattn.exercises as ex
 from tinyattn.gradcheck import TOL_LAYER, TOL_STEP, check_function, check_module
-from tinyattn.gru import gru_step_backward, gru_step_forward
-from tinyattn.lstm import lstm_step_backward, lstm_step_forward
+from tinyattn.gru import gru_step_forward  # the backwards are yours to write first (sections 5-6)
+from tinyattn.lstm import lstm_step_forward
 
 np.set_printoptions(precision=3, suppress=True)
 
@@ -69,6 +69,16 @@ np.set_printoptions(precision=3, suppress=True)
 # n_t = tanh(W_xn x_t + b_xn + r_t ⊙ (W_hn h_{t-1} + b_hn)) cuDNN / PyTorch / Keras reset_after form
 # h_t = (1 - z_t) ⊙ n_t + z_t ⊙ h_{t-1}
 # ```
+#
+# ![The GRU cell: reset gate r, update gate z, candidate n](../docs/images/gru_cell.png)
+#
+# In the GRU figure, find the one path from $h_{t-1}$ to $h_t$ that passes no weight matrix: the
+# blend $z_t \odot h_{t-1}$. It is the path your backward must add to `dh_prev` besides the gates.
+#
+# ![The LSTM cell: gates i, f, g, o and the cell state c](../docs/images/lstm_cell.png)
+#
+# In the LSTM figure, follow the top line from $c_{t-1}$ to $c_t$: one product with $f_t$ and one
+# sum, nothing else. Section 8 measures what that line does for the gradient.
 #
 # tinyattn uses row vectors (one example per row, `x_t @ W`) and **stacks** the gates along the
 # last axis of one matrix per input, in PyTorch's order, so that one matrix product computes all
@@ -161,7 +171,7 @@ print("h, reset before it (Cho 2014):\n", h_cho)
 print(f"largest difference between the two forms: {np.abs(h_after - h_cho).max():.3f}")
 
 # %% [markdown]
-# Same weights, same $r$ and $z$, different $h$ (by up to 0.13 here): the two forms are
+# Same weights, same $r$ and $z$, different $h$ (by up to 0.130 here): the two forms are
 # **different functions**, not two ways of computing one. A model trained in one form does not
 # give the same outputs in the other (which is why `tinyattn.interop` refuses to export a
 # Cho-form GRU to PyTorch). They agree only where the reset gate is fully open: with $r = 1$,
@@ -183,7 +193,7 @@ for shift in (30.0, -30.0):
 
 # %% [markdown]
 # With $r \approx 1$ the two forms agree up to round-off (below $10^{-13}$); with
-# $r \approx 0$ they differ by up to 0.17.
+# $r \approx 0$ they differ by up to 1.7e-01.
 
 # %% [markdown]
 # ## 3. The LSTM's gates by hand
@@ -212,24 +222,6 @@ for mine, lib in ((i, i_lib), (f, f_lib), (g, g_lib), (o, o_lib), (np.tanh(c), t
     assert np.allclose(mine, lib)
 print("forget gate f:\n", f)
 print("c_t = f * c_prev + i * g:\n", c)
-
-# %% [markdown]
-# **The additive path.** Between $c_{t-1}$ and $c_t$ there is no matrix and no squashing
-# function, only an elementwise product with $f_t$ and a sum. So the gradient that reaches
-# $c_t$ (from later steps) passes to $c_{t-1}$ multiplied by $f_t$ and nothing else:
-# $\partial L/\partial c_{t-1} \mathrel{+}= \partial L/\partial c_t \odot f_t$.
-# Compare the RNN, where the gradient reaching $h_t$ is multiplied by $1 - h_t^2$ and by
-# $W_{hh}^\top$ before it reaches $h_{t-1}$. The library's step backward shows it: give it an
-# upstream gradient on $c$ only, and the gradient handed back to $c_{t-1}$ is exactly that
-# gradient times $f$.
-
-# %%
-dc_up = rng.standard_normal((B, H))
-dh_none = np.zeros((B, H))
-_, _, dc_back, *_ = lstm_step_backward(dh_none, dc_up, lstm_cache)
-assert np.allclose(dc_back, dc_up * f)  # one elementwise product: the forget-gate path
-print("dL/dc_t:\n", dc_up)
-print("dL/dc_(t-1) = dL/dc_t * f:\n", dc_back)
 
 # %% [markdown]
 # ## 4. Whole sequences
@@ -264,7 +256,119 @@ assert np.allclose(h_T, state[0]) and np.allclose(c_T, state[1])
 print("GRU (both forms) and LSTM layers agree with their step functions over", T, "steps")
 
 # %% [markdown]
-# ## 5. Gradient checks
+# ## 5. Your turn: the LSTM step backward
+#
+# Write `lstm_step_backward`. It receives the upstream gradients `dh` and `dc` (B, H) of the
+# step's two outputs $h_t$ and $c_t$ (in BPTT they come from step $t+1$) and the cache the
+# library's `lstm_step_forward` built, `(x_t, h_prev, c_prev, W_x, W_h, i, f, g, o, tc)` with
+# `tc` $= \tanh(c_t)$. It returns `dx_t, dh_prev, dc_prev, dW_x, dW_h, db`, each of the shape of
+# its array. Hints:
+#
+# - $c_t$ reaches the loss **two** ways: directly (that is `dc`) and through
+#   $h_t = o_t \odot \tanh(c_t)$. Add the two before going further back.
+# - $c_t = f_t \odot c_{t-1} + i_t \odot g_t$ gives the gradients of $f$, $i$, $g$ and $c_{t-1}$.
+# - The cache holds the gates' *outputs*: $\sigma' = s(1 - s)$ and $\tanh' = 1 - y^2$ from those.
+# - Stack the four pre-activation gradients in the order i, f, g, o (the order of the weight
+#   columns) into one (B, 4H) array; then the products are those of lesson 00.
+#
+# `ex.stub("lstm_step_backward")` prints the same starting point. `ex.check` grades your function
+# with the gradient checker alone (never against a hidden solution), per gate and, chained over
+# 3 steps, per time step, and names likely mistakes. A good way to start is one gate at a time.
+# Here is a first attempt that does only the output gate, whose path
+# $h_t = o_t \odot \tanh(c_t)$ does not touch the cell, and leaves the other gates' blocks and
+# the cell's gradient at zero:
+
+# %%
+def lstm_backward_output_gate_only(dh, dc, cache):
+    x_t, h_prev, c_prev, W_x, W_h, i, f, g, o, tc = cache
+    zero = np.zeros_like(o)
+    da_o = dh * tc * o * (1.0 - o)  # h = o ⊙ tanh(c), then σ' from the output o
+    da = np.hstack([zero, zero, zero, da_o])  # (B, 4H), blocks i, f, g, o; only o done
+    return da @ W_x.T, da @ W_h.T, zero, x_t.T @ da, h_prev.T @ da, da.sum(axis=0)
+
+
+first_try = ex.check("lstm_step_backward", lstm_backward_output_gate_only)
+assert first_try.status == "failed"
+
+# %% [markdown]
+# Read it: in `dW_x`, `dW_h` and `db` the report names the wrong gate blocks, i, f and g, so the
+# output gate's block is right; `dc_prev` is all zeros, and the "likely" line names the missing
+# forget-gate path $\partial L/\partial c_{t-1} = \partial L/\partial c_t \odot f_t$; `dx_t` and
+# `dh_prev` are wrong because three of the four gates that feed them are missing. Now the whole step: replace the `raise`
+# line, then run the cell after it.
+
+# %%
+def my_lstm_step_backward(dh, dc, cache):
+    x_t, h_prev, c_prev, W_x, W_h, i, f, g, o, tc = cache
+    # BEGIN SOLUTION
+    d_cell = dc + dh * o * (1.0 - tc * tc)  # both ways c_t reaches the loss
+    d_o = dh * tc  # h = o ⊙ tanh(c)
+    d_i, d_f, d_g = d_cell * g, d_cell * c_prev, d_cell * i  # c = f ⊙ c_prev + i ⊙ g
+    d_gates = np.hstack([d_i * i * (1.0 - i), d_f * f * (1.0 - f),  # σ' from the outputs
+                         d_g * (1.0 - g * g), d_o * o * (1.0 - o)])  # (B, 4H): i, f, g, o
+    return (d_gates @ W_x.T, d_gates @ W_h.T, d_cell * f,  # dx_t, dh_prev, dc_prev
+            x_t.T @ d_gates, h_prev.T @ d_gates, d_gates.sum(axis=0))  # dW_x, dW_h, db
+    # END SOLUTION
+
+# %%
+mine = ex.check("lstm_step_backward", my_lstm_step_backward)
+assert mine.status in ("passed", "not implemented"), "read the report above"
+
+# %% [markdown]
+# ## 6. Longer exercise: the GRU step backward, both forms
+#
+# One function for both forms: the cache ends with the flag `reset_after`, and holds
+# `hn_or_rh` $= h_{t-1} W_{hn} + b_{hn}$ for the reset-after form, $r_t \odot h_{t-1}$ for Cho's.
+# Return `dx_t, dh_prev, dW_x (D, 3H), dW_h (H, 3H), db_x (3H,), db_h (3H,)`. Hints:
+#
+# - $h_t = (1 - z_t) \odot n_t + z_t \odot h_{t-1}$ reaches $h_{t-1}$ **directly** (times $z_t$)
+#   as well as through the three gates;
+# - in the reset-after form, $r_t$ multiplies `hn_or_rh`, and $h_{t-1}$ reaches all three gates
+#   through the one product `h_prev @ W_h`;
+# - in Cho's form, $n_t$ reads $r_t \odot h_{t-1}$: its gradient splits into one part for $r_t$
+#   and one for $h_{t-1}$, and `dW_h`'s block n is `hn_or_rh.T @ (...)`, not `h_prev.T @ (...)`;
+# - `db_x` and `db_h` differ only in block n of the reset-after form.
+#
+# `ex.check("gru_step_backward", fn)` checks the reset-after form, `"gru_cho_step_backward"`
+# Cho's.
+
+# %%
+def my_gru_step_backward(dh, cache):
+    x_t, h_prev, W_x, W_h, r, z, n, hn_or_rh, reset_after = cache
+    # BEGIN SOLUTION
+    two_h = 2 * h_prev.shape[1]  # the r and z blocks
+    d_hp = dh * z  # the direct path h_prev -> h
+    d_an = dh * (1.0 - z) * (1.0 - n * n)  # through n = tanh(a_n)
+    d_az = dh * (h_prev - n) * z * (1.0 - z)  # through z
+    if reset_after:  # a_n = ... + r ⊙ (h_prev W_hn + b_hn)
+        d_ar = d_an * hn_or_rh * r * (1.0 - r)
+        d_rec_n = d_an * r  # gradient of h_prev W_hn + b_hn
+    else:  # a_n = ... + (r ⊙ h_prev) W_hn + b_hn
+        d_rh = d_an @ W_h[:, two_h:].T
+        d_ar = d_rh * h_prev * r * (1.0 - r)
+        d_hp = d_hp + d_rh * r
+        d_rec_n = d_an  # gradient of (r ⊙ h_prev) W_hn + b_hn
+    d_inp = np.hstack([d_ar, d_az, d_an])  # gradient of x_t W_x + b_x, (B, 3H)
+    d_rec = np.hstack([d_ar, d_az, d_rec_n])  # gradient of the recurrent terms, (B, 3H)
+    if reset_after:
+        d_hp = d_hp + d_rec @ W_h.T  # all three gates read h_prev W_h
+        d_Wh = h_prev.T @ d_rec
+    else:
+        d_hp = d_hp + d_rec[:, :two_h] @ W_h[:, :two_h].T  # r and z read h_prev
+        d_Wh = np.hstack([h_prev.T @ d_rec[:, :two_h], hn_or_rh.T @ d_rec_n])
+    return (d_inp @ W_x.T, d_hp, x_t.T @ d_inp, d_Wh, d_inp.sum(axis=0), d_rec.sum(axis=0))
+    # END SOLUTION
+
+# %%
+mine_gru = ex.check("gru_step_backward", my_gru_step_backward)
+mine_cho = ex.check("gru_cho_step_backward", my_gru_step_backward)
+assert {mine_gru.status, mine_cho.status} <= {"passed", "not implemented"}, "read the reports"
+
+# %% [markdown]
+# ## 7. The library's backward passes, checked
+#
+# Now that you have written them, the library's `lstm_step_backward` and `gru_step_backward`
+# (`tinyattn/lstm.py`, `tinyattn/gru.py`) are the same arithmetic, and from here on we use them.
 #
 # The library's checker (lesson 00) on the three step functions and the three layers: every
 # entry of every input and parameter, centered differences, float64. **What to expect:** a
@@ -275,6 +379,9 @@ print("GRU (both forms) and LSTM layers agree with their step functions over", T
 # the LSTM step first, then one line per check:
 
 # %%
+from tinyattn.gru import gru_step_backward  # only now, after the exercises
+from tinyattn.lstm import lstm_step_backward
+
 gru_gates = dict.fromkeys(("W_x", "W_h", "b_x", "b_h"), ta.GRU.GATES)
 lstm_gates = dict.fromkeys(("W_x", "W_h", "b"), ta.LSTM.GATES)
 gru_args = [a.copy() for a in (x_t, h_prev, W_x, W_h, b_x, b_h)]
@@ -299,7 +406,43 @@ for name, res in checks.items():
     assert res.passed and res.max_error < (TOL_STEP if "step" in name else TOL_LAYER)
 
 # %% [markdown]
-# ## 6. How far back does the gradient reach? RNN, GRU and LSTM
+# **The additive path, in the library's backward.** Between $c_{t-1}$ and $c_t$ there is no
+# matrix and no squashing function, only an elementwise product with $f_t$ and a sum. So the gradient that reaches
+# $c_t$ (from later steps) passes to $c_{t-1}$ multiplied by $f_t$ and nothing else:
+# $\partial L/\partial c_{t-1} \mathrel{+}= \partial L/\partial c_t \odot f_t$.
+# Compare the RNN, where the gradient reaching $h_t$ is multiplied by $1 - h_t^2$ and by
+# $W_{hh}^\top$ before it reaches $h_{t-1}$. The library's step backward shows it: give it an
+# upstream gradient on $c$ only, and the gradient handed back to $c_{t-1}$ is exactly that
+# gradient times $f$ (section 3's gates and cache).
+
+# %%
+dc_up = rng.standard_normal((B, H))
+dh_none = np.zeros((B, H))
+_, _, dc_back, *_ = lstm_step_backward(dh_none, dc_up, lstm_cache)
+assert np.allclose(dc_back, dc_up * f)  # one elementwise product: the forget-gate path
+print("dL/dc_t:\n", dc_up)
+print("dL/dc_(t-1) = dL/dc_t * f:\n", dc_back)
+
+# %% [markdown]
+# **Cut that path and the checker sees it.** The library's backward called with `dc` replaced by
+# zeros is the "dropped dc_next" bug: what $c_{t+1}$ sent back is lost.
+
+# %%
+def lstm_backward_dropped_dc(dh, dc, cache):
+    return lstm_step_backward(dh, np.zeros_like(dc), cache)  # BUG: what c_{t+1} sent is lost
+
+
+dropped = ex.check("lstm_step_backward", lstm_backward_dropped_dc)
+assert dropped.status == "failed"
+
+# %% [markdown]
+# Every gradient is wrong, but in the weight gradients only the blocks of gates i, f and g: the
+# output gate's block is right, because $o$ multiplies $\tanh(c_t)$ and its gradient does not
+# depend on what reaches $c_t$ from later steps. The chained check is wrong at every step, and the
+# "likely" line names the bug.
+
+# %% [markdown]
+# ## 8. How far back does the gradient reach? RNN, GRU and LSTM
 #
 # The experiment of lesson 01, section 5, for all three cells: one sequence (B = 1) of T = 50
 # steps, D = 8, H = 32, inputs drawn from a standard normal, the **same inputs** for all three; a
@@ -318,6 +461,11 @@ for name, res in checks.items():
 # tinyattn, like PyTorch, leaves the bias at the default, so here is how to do it yourself.
 #
 # The per-step loops use the layers' own `step` and `step_backward` (what a decoder calls).
+#
+# **Predict.** Fifty steps back, at the default initialisation (gates near 0.5), will the LSTM's
+# $\|\partial L/\partial h_0\|$ be many orders of magnitude larger than the RNN's, or about the
+# same? And with the forget gate's bias raised by 2? The columns `|dL/dh_0|` and `|dL/dc_0|`
+# answer it.
 
 # %%
 Bx, Tx, Dx, Hx = 1, 50, 8, 32
@@ -440,23 +588,23 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# **What the figure shows.**
+# **What the figure shows** (and the answer).
 #
 # - **At the default initialisation (left), the gates do not help by themselves.** All three
-#   curves fall geometrically, the gated cells barely slower than the RNN: by a factor of 0.57
-#   (RNN), 0.62 (GRU) and 0.60 (LSTM) per step, so that 50 steps back
+#   curves fall geometrically, the gated cells barely slower than the RNN: by a factor of 0.567
+#   (RNN), 0.616 (GRU) and 0.598 (LSTM) per step, so that 50 steps back
 #   $\|\partial L/\partial h_0\|$ is $4.6 \times 10^{-13}$, $2.9 \times 10^{-11}$ and
 #   $6.6 \times 10^{-12}$. The gates sit near 0.5 (mean $z$ 0.498, mean $f$ 0.493), and a path
 #   multiplied by about 0.5 at every step vanishes as surely as one multiplied by
 #   $\text{diag}(1 - h_t^2) W_{hh}^\top$.
 # - **With the keep gates pushed towards 1 (right), the gradient survives.** With the forget
-#   gate's bias raised by 2, $f$ averages 0.87, and 50 steps back the LSTM still has
+#   gate's bias raised by 2, $f$ averages 0.872, and 50 steps back the LSTM still has
 #   $\|\partial L/\partial c_0\| = 2.4 \times 10^{-2}$ and
 #   $\|\partial L/\partial h_0\| = 8.2 \times 10^{-3}$: about ten orders of magnitude more than
 #   the RNN. Its $\partial L/\partial h_t$ first falls fast over the last few steps, then levels
 #   off near $10^{-2}$, carried by the cell: $h_t$ feeds the gates and the candidate of step
 #   $t+1$, which write into $c_{t+1}$, so part of what reaches the cell flows on to $h_t$. The GRU
-#   with its update gate pushed to 0.88 behaves alike ($3.9 \times 10^{-3}$ at $t = 0$): its
+#   with its update gate pushed to 0.876 behaves alike ($3.9 \times 10^{-3}$ at $t = 0$): its
 #   direct path $h_t = z_t \odot h_{t-1} + \dots$ multiplies the gradient by $z_t$,
 #   elementwise, and its curve is a straight line with a gentle slope.
 # - **Why the additive path helps.** Going back one step along the cell multiplies the gradient
@@ -474,110 +622,6 @@ plt.show()
 #   architecture *allows*, not what a trained model does.
 
 # %% [markdown]
-# ## 7. Your turn: the LSTM step backward
-#
-# Write `lstm_step_backward`. It receives the upstream gradients `dh` and `dc` (B, H) of the
-# step's two outputs $h_t$ and $c_t$ (in BPTT they come from step $t+1$) and the cache the
-# library's `lstm_step_forward` built, `(x_t, h_prev, c_prev, W_x, W_h, i, f, g, o, tc)` with
-# `tc` $= \tanh(c_t)$. It returns `dx_t, dh_prev, dc_prev, dW_x, dW_h, db`, each of the shape of
-# its array. Hints:
-#
-# - $c_t$ reaches the loss **two** ways: directly (that is `dc`) and through
-#   $h_t = o_t \odot \tanh(c_t)$. Add the two before going further back.
-# - $c_t = f_t \odot c_{t-1} + i_t \odot g_t$ gives the gradients of $f$, $i$, $g$ and $c_{t-1}$.
-# - The cache holds the gates' *outputs*: $\sigma' = s(1 - s)$ and $\tanh' = 1 - y^2$ from those.
-# - Stack the four pre-activation gradients in the order i, f, g, o (the order of the weight
-#   columns) into one (B, 4H) array; then the products are those of lesson 00.
-#
-# `ex.stub("lstm_step_backward")` prints the same starting point. `ex.check` grades your function
-# with the gradient checker alone (never against a hidden solution), per gate and, chained over
-# 3 steps, per time step, and names likely mistakes. First, what it says about a backward that
-# ignores its `dc` argument, the "dropped dc_next" bug (the library's backward, called with
-# `dc` replaced by zeros):
-
-# %%
-def lstm_backward_dropped_dc(dh, dc, cache):
-    return lstm_step_backward(dh, np.zeros_like(dc), cache)  # BUG: what c_{t+1} sent is lost
-
-
-dropped = ex.check("lstm_step_backward", lstm_backward_dropped_dc)
-assert dropped.status == "failed"
-
-# %% [markdown]
-# Read it: every gradient is wrong, but in the weight gradients only the blocks of gates i, f and
-# g: the output gate's block is right, because $o$ multiplies $\tanh(c_t)$ and its gradient does
-# not depend on what reaches $c_t$ from later steps. The chained check is wrong at every step,
-# and the "likely" line names the bug. Now yours: replace the `raise` line, then run the cell
-# after it.
-
-# %%
-def my_lstm_step_backward(dh, dc, cache):
-    x_t, h_prev, c_prev, W_x, W_h, i, f, g, o, tc = cache
-    # BEGIN SOLUTION
-    d_cell = dc + dh * o * (1.0 - tc * tc)  # both ways c_t reaches the loss
-    d_o = dh * tc  # h = o ⊙ tanh(c)
-    d_i, d_f, d_g = d_cell * g, d_cell * c_prev, d_cell * i  # c = f ⊙ c_prev + i ⊙ g
-    d_gates = np.hstack([d_i * i * (1.0 - i), d_f * f * (1.0 - f),  # σ' from the outputs
-                         d_g * (1.0 - g * g), d_o * o * (1.0 - o)])  # (B, 4H): i, f, g, o
-    return (d_gates @ W_x.T, d_gates @ W_h.T, d_cell * f,  # dx_t, dh_prev, dc_prev
-            x_t.T @ d_gates, h_prev.T @ d_gates, d_gates.sum(axis=0))  # dW_x, dW_h, db
-    # END SOLUTION
-
-# %%
-mine = ex.check("lstm_step_backward", my_lstm_step_backward)
-assert mine.status in ("passed", "not implemented"), "read the report above"
-
-# %% [markdown]
-# ## 8. Longer exercise: the GRU step backward, both forms
-#
-# One function for both forms: the cache ends with the flag `reset_after`, and holds
-# `hn_or_rh` $= h_{t-1} W_{hn} + b_{hn}$ for the reset-after form, $r_t \odot h_{t-1}$ for Cho's.
-# Return `dx_t, dh_prev, dW_x (D, 3H), dW_h (H, 3H), db_x (3H,), db_h (3H,)`. Hints:
-#
-# - $h_t = (1 - z_t) \odot n_t + z_t \odot h_{t-1}$ reaches $h_{t-1}$ **directly** (times $z_t$)
-#   as well as through the three gates;
-# - in the reset-after form, $r_t$ multiplies `hn_or_rh`, and $h_{t-1}$ reaches all three gates
-#   through the one product `h_prev @ W_h`;
-# - in Cho's form, $n_t$ reads $r_t \odot h_{t-1}$: its gradient splits into one part for $r_t$
-#   and one for $h_{t-1}$, and `dW_h`'s block n is `hn_or_rh.T @ (...)`, not `h_prev.T @ (...)`;
-# - `db_x` and `db_h` differ only in block n of the reset-after form.
-#
-# `ex.check("gru_step_backward", fn)` checks the reset-after form, `"gru_cho_step_backward"`
-# Cho's.
-
-# %%
-def my_gru_step_backward(dh, cache):
-    x_t, h_prev, W_x, W_h, r, z, n, hn_or_rh, reset_after = cache
-    # BEGIN SOLUTION
-    two_h = 2 * h_prev.shape[1]  # the r and z blocks
-    d_hp = dh * z  # the direct path h_prev -> h
-    d_an = dh * (1.0 - z) * (1.0 - n * n)  # through n = tanh(a_n)
-    d_az = dh * (h_prev - n) * z * (1.0 - z)  # through z
-    if reset_after:  # a_n = ... + r ⊙ (h_prev W_hn + b_hn)
-        d_ar = d_an * hn_or_rh * r * (1.0 - r)
-        d_rec_n = d_an * r  # gradient of h_prev W_hn + b_hn
-    else:  # a_n = ... + (r ⊙ h_prev) W_hn + b_hn
-        d_rh = d_an @ W_h[:, two_h:].T
-        d_ar = d_rh * h_prev * r * (1.0 - r)
-        d_hp = d_hp + d_rh * r
-        d_rec_n = d_an  # gradient of (r ⊙ h_prev) W_hn + b_hn
-    d_inp = np.hstack([d_ar, d_az, d_an])  # gradient of x_t W_x + b_x, (B, 3H)
-    d_rec = np.hstack([d_ar, d_az, d_rec_n])  # gradient of the recurrent terms, (B, 3H)
-    if reset_after:
-        d_hp = d_hp + d_rec @ W_h.T  # all three gates read h_prev W_h
-        d_Wh = h_prev.T @ d_rec
-    else:
-        d_hp = d_hp + d_rec[:, :two_h] @ W_h[:, :two_h].T  # r and z read h_prev
-        d_Wh = np.hstack([h_prev.T @ d_rec[:, :two_h], hn_or_rh.T @ d_rec_n])
-    return (d_inp @ W_x.T, d_hp, x_t.T @ d_inp, d_Wh, d_inp.sum(axis=0), d_rec.sum(axis=0))
-    # END SOLUTION
-
-# %%
-mine_gru = ex.check("gru_step_backward", my_gru_step_backward)
-mine_cho = ex.check("gru_cho_step_backward", my_gru_step_backward)
-assert {mine_gru.status, mine_cho.status} <= {"passed", "not implemented"}, "read the reports"
-
-# %% [markdown]
 # **To remember.**
 #
 # - Gates are sigmoids between 0 and 1 that scale, elementwise, what is kept, written and
@@ -590,7 +634,7 @@ assert {mine_gru.status, mine_cho.status} <= {"passed", "not implemented"}, "rea
 #   multiplied by $f_t$ only. With $f$ near 1 it reaches far back; with $f \approx 0.5$ (a
 #   default initialisation) it vanishes like an RNN's, hence the forget-gate bias of 1 or more.
 #
-# **Try it yourself.** In section 6, try forget-gate biases of +1 and +3, and the RNN with the
+# **Try it yourself.** In section 8, try forget-gate biases of +1 and +3, and the RNN with the
 # orthogonal $W_{hh}$ of lesson 01; multiply the inputs by 3 and see which cells suffer from
 # saturation. Train lesson 05's model with LSTMs (`Seq2Seq(..., cell="lstm")`: encoder and
 # decoder) and compare the exact match.
