@@ -13,8 +13,12 @@
 # 2. compute them by hand in NumPy on tiny arrays and check every number against
 #    `tinyattn.BahdanauAttention`;
 # 3. see why padded source positions get a weight of exactly 0;
-# 4. gradient-check the attention module;
-# 5. train a small attention model that rewrites dates ("the 6th of december 1960" →
+# 4. derive the backward pass and write two pieces of it yourself, the masked softmax's and
+#    the additive score's (exercises `masked_softmax_backward`, `bahdanau_score_backward`);
+# 5. write one full decoder step, forward and backward: context, GRU input
+#    $[E y_{i-1} ; c_i]$, new state, output layer (exercises `bahdanau_decoder_step`,
+#    `bahdanau_decoder_step_backward`);
+# 6. train a small attention model that rewrites dates ("the 6th of december 1960" →
 #    "1960-12-06") and look at its alignment (对齐) heatmaps.
 #
 # **Sources.** `docs/equations.md` §4. Document 003 (`docs/sources.md`, "从 Seq2seq 到 Attention
@@ -33,10 +37,13 @@ from collections import Counter
 import numpy as np
 
 import tinyattn as ta
+import tinyattn.exercises as ex
 from tinyattn.attention import BahdanauAttention, additive_score_forward
 from tinyattn.data import Vocab
 from tinyattn.cli.evaluation import decode, evaluate_examples, format_metrics, teacher_forced
 from tinyattn.gradcheck import TOL_LAYER, check_module
+from tinyattn.gru import GRU, gru_step_forward
+from tinyattn.layers import Linear
 from tinyattn.metrics import alignment_accuracy, attention_entropy
 from tinyattn.cli.run import DataSpec, Run, encode_pairs, load_examples
 from tinyattn.plot import plot_alignment
@@ -206,6 +213,10 @@ print("context c_i:\n", c)
 # other weights of its row are renormalised among the real tokens. Consequences worth checking:
 # whatever sits in the encoder output at a pad cannot change the context, and no gradient flows
 # back into it. Without the mask, the pad would take a share of the weight.
+#
+# **Predict.** We write 100 into every entry of the second example's pad annotation `enc_hs[1, 3]`.
+# Does its context $c_i$ change? And what weight would the pad get if we forgot the mask: close to
+# 0, or about as much as a real token?
 
 # %%
 garbage = enc_hs.copy()
@@ -219,6 +230,13 @@ no_mask = np.exp(e - e.max(axis=1, keepdims=True))
 no_mask /= no_mask.sum(axis=1, keepdims=True)
 print(f"weight of the pad without the mask: {no_mask[1, 3]:.3f}   with the mask: "
       f"{alpha_lib[1, 3]}")
+
+# %% [markdown]
+# The context does not move: the pad's score is masked before the softmax, so its weight is
+# exactly 0 and $0 \times 100$ adds nothing. Forget the mask and the pad takes a weight of the
+# size of a real token's (0.244 above, against the real tokens' weights in step 3): its score
+# was an ordinary number, and the pad's annotation would then be averaged into $c_i$ like a
+# word.
 
 # %% [markdown]
 # ## 4. All steps at once: the T × S weight matrix
@@ -250,27 +268,103 @@ print("alpha of example 1, T x S (rows: target steps i, columns: source position
       alpha_all[1])
 
 # %% [markdown]
-# ## 5. Gradient check
+# ## 5. The backward pass, and two pieces of it for you
 #
-# The backward pass runs the same equations in reverse. Write $g_i = \partial L/\partial c_i$
-# for the upstream gradient (`dcontext`) and $f_{ij} = \tanh(s_{i-1}W_a + h_jU_a)$. Then:
+# The backward pass runs the same equations in reverse (`docs/equations.md` §4, "Backward").
+# Write $g_i = \partial L/\partial c_i$ for the upstream gradient (`dcontext`) and
+# $f_{ij} = \tanh(s_{i-1}W_a + h_jU_a)$. Then:
 #
 # - the weights get $\partial L/\partial \alpha_{ij} = g_i \cdot h_j$;
-# - the softmax turns these into $\partial L/\partial e_{ij}$ (0 at pads);
-# - the tanh passes $\delta_{ij} = (\partial L/\partial e_{ij})\, v_a \odot (1 - f_{ij}^2)$;
-# - the query gets $\partial L/\partial s_{i-1} = (\sum_j \delta_{ij})\, W_a^\top$;
+# - the softmax turns these into the scores' gradient. Each $\alpha_{ik}$ depends on *every*
+#   score of its row, $\partial \alpha_{ik}/\partial e_{ij} = \alpha_{ik}(\delta_{jk} - \alpha_{ij})$,
+#   so
+#   $\partial L/\partial e_{ij} = \sum_k \frac{\partial L}{\partial \alpha_{ik}}\,\alpha_{ik}(\delta_{jk} - \alpha_{ij})
+#   = \alpha_{ij}\left(\frac{\partial L}{\partial \alpha_{ij}} - \sum_k \alpha_{ik} \frac{\partial L}{\partial \alpha_{ik}}\right)$,
+#   exactly 0 at a pad, where $\alpha_{ij} = 0$ (`docs/equations.md` §8.2);
+# - the tanh passes $\delta_{ij} = (\partial L/\partial e_{ij})\, v_a \odot (1 - f_{ij}^2)$,
+#   the derivative read from the output $f_{ij}$;
+# - the query gets $\partial L/\partial s_{i-1} = (\sum_j \delta_{ij})\, W_a^\top$: the
+#   projected query $s_{i-1} W_a$ was added to every key, so its gradient sums over $j$;
 # - each annotation gets
 #   $\partial L/\partial h_j = (\sum_i \delta_{ij})\, U_a^\top + \sum_i \alpha_{ij}\, g_i$,
-#   the second term straight through the context;
+#   the first term through its key $h_j U_a$ (summed over the steps $i$ that read it), the
+#   second straight through the context;
 # - the parameters: $\partial L/\partial v_a = \sum_{ij} (\partial L/\partial e_{ij})\, f_{ij}$,
 #   $\partial L/\partial W_a = \sum_i s_{i-1}^\top \sum_j \delta_{ij}$,
 #   $\partial L/\partial U_a = \sum_j h_j^\top \sum_i \delta_{ij}$.
 #
-# `check_module` compares all of this with centered finite differences, for every entry of the
-# queries, the encoder states and the three parameters, in float64. **What to expect:** a
-# correct backward gives relative errors around $10^{-10}$–$10^{-8}$, far below the tolerance for
-# a layer, $10^{-6}$ (`TOL_LAYER`); a wrong one is off by about the size of the gradient itself,
-# an error near $10^{-1}$–$1$.
+# The library splits this into pure functions: `masked_softmax_backward` (the second bullet)
+# and `additive_score_backward` (the tanh and $v_a$, given the projections
+# $q_i = s_{i-1} W_a$ and $k_j = h_j U_a$); the module adds the products with $W_a$ and $U_a$.
+# You write the first two. `ex.check(name, fn)` runs the library's forward on small random
+# float64 arrays, your backward on random upstream gradients, and the gradient checker of lesson
+# 00 on the result: it never compares with a hidden solution, and when a gradient is wrong it
+# names the likely mistake from the numbers.
+#
+# ### Exercise: `masked_softmax_backward`
+#
+# `dscores = masked_softmax_backward(dalpha, cache)`, with `cache = (alpha, axis)`: `alpha` of
+# shape (B, T, S) with exact zeros at pads, and the axis the softmax normalised over. First, a
+# classic mistake: keep only the diagonal of the Jacobian, $\alpha_{ij}(1 - \alpha_{ij})$, as
+# if $\alpha_{ij}$ depended on $e_{ij}$ alone (the derivative of a sigmoid).
+
+# %%
+def softmax_backward_diagonal(dalpha, cache):
+    alpha, axis = cache
+    return alpha * (1.0 - alpha) * dalpha  # BUG: ∂α_ij/∂e_ij only; α_ik depends on e_ij too
+
+
+diagonal = ex.check("masked_softmax_backward", softmax_backward_diagonal)
+assert diagonal.status == "failed"
+
+# %% [markdown]
+# The error is of the order of the gradient itself, and the "likely" line names the mistake.
+# The pads did not give it away: $\alpha(1-\alpha)$ is 0 where $\alpha$ is, so this version
+# leaks nothing into the pads and is wrong everywhere else. Now yours: replace the `raise` line
+# (one line of NumPy does it), then run the cell after it.
+
+# %%
+def my_masked_softmax_backward(dalpha, cache):
+    alpha, axis = cache
+    # BEGIN SOLUTION
+    return alpha * (dalpha - np.sum(alpha * dalpha, axis=axis, keepdims=True))
+    # END SOLUTION
+
+# %%
+mine_softmax = ex.check("masked_softmax_backward", my_masked_softmax_backward)
+assert mine_softmax.status in ("passed", "not implemented"), "read the report above"
+
+# %% [markdown]
+# ### Exercise: `bahdanau_score_backward`
+#
+# `dq_proj, dk_proj, dv_a = additive_score_backward(dscores, cache)`, the backward of
+# `additive_score_forward(q_proj, k_proj, v_a)` of section 2: `q_proj` (B, T, A) holds the
+# projected queries $s_{i-1} W_a$, `k_proj` (B, S, A) the keys $h_j U_a$, and the cache is
+# `(feats, v_a)` with `feats` $= f_{ij}$ of shape (B, T, S, A). Hints: `dscores[..., None] * v_a`
+# broadcasts (B, T, S, 1) against (A,); a query was broadcast over the S keys and a key over the
+# T queries, so each gradient sums over the axis it was broadcast along.
+
+# %%
+def my_additive_score_backward(dscores, cache):
+    feats, v_a = cache
+    # BEGIN SOLUTION
+    dfeats = dscores[..., None] * v_a * (1.0 - feats * feats)  # (B, T, S, A), tanh' from f
+    dv_a = np.einsum("bts,btsa->a", dscores, feats)
+    return dfeats.sum(axis=2), dfeats.sum(axis=1), dv_a  # q over S, k over T
+    # END SOLUTION
+
+# %%
+mine_score = ex.check("bahdanau_score_backward", my_additive_score_backward)
+assert mine_score.status in ("passed", "not implemented"), "read the report above"
+
+# %% [markdown]
+# ### The whole module
+#
+# From here on, the library's backward (your two functions' twins). `check_module` compares it
+# with centered finite differences, for every entry of the queries, the encoder states and the
+# three parameters, in float64. **What to expect:** a correct backward gives relative errors
+# around $10^{-10}$–$10^{-8}$, far below the tolerance for a layer, $10^{-6}$ (`TOL_LAYER`); a
+# wrong one is off by about the size of the gradient itself, an error near $10^{-1}$–$1$.
 
 # %%
 result = check_module(attn, queries, enc_hs, src_mask)
@@ -286,7 +380,180 @@ assert not denc_hs[1, 3].any()
 print("gradient at the pad:", denc_hs[1, 3])
 
 # %% [markdown]
-# ## 6. Training on dates
+# ## 6. One full decoder step
+#
+# ![Which state scores the annotations, and when: Bahdanau's decoder and Luong's](../docs/images/bahdanau_vs_luong.png)
+#
+# Look at which state the arrow into the scores leaves from. Bahdanau's decoder scores the
+# annotations with $s_{i-1}$, the state *before* the step, and only then runs its cell on
+# $[E y_{i-1} ; c_i]$; Luong's (lesson 06) runs the cell first and scores with the new state.
+# One step of `BahdanauDecoder` (`tinyattn/decoders.py`, `docs/equations.md` §4), in rows:
+#
+# $$e_{ij} = v_a \cdot \tanh(s_{i-1} W_a + h_j U_a), \quad
+#   \alpha_i = \text{masked softmax}_j(e_i), \quad c_i = \textstyle\sum_j \alpha_{ij} h_j$$
+#
+# $$s_i = \text{GRU}([E y_{i-1} ; c_i],\ s_{i-1}), \qquad
+#   \text{logits}_i = [s_i ; c_i ; E y_{i-1}]\, W_o + b_o$$
+#
+# The output layer reads the **new** state $s_i$, the **same** $c_i$ the cell read, and the
+# embedding of the previous token (Cho et al.'s $g(s_i, y_{i-1}, c_i)$; the paper puts a maxout
+# layer before the softmax, tinyattn one linear layer).
+#
+# ### Exercise: `bahdanau_decoder_step`
+#
+# `context, alpha, s, logits = bahdanau_decoder_step(y_emb, s_prev, enc_hs, src_mask, p)`:
+# `y_emb` (B, E) is $E y_{i-1}$, `s_prev` (B, Hd) is $s_{i-1}$, `enc_hs` (B, S, Hk) and
+# `src_mask` (B, S) as in section 2; `p` is a dict of the weights: `W_a` (Hd, A), `U_a`
+# (Hk, A), `v_a` (A,); the GRU's `W_x` (E + Hk, 3Hd), `W_h` (Hd, 3Hd), `b_x`, `b_h` (3Hd,);
+# the output layer's `W_o` (Hd + Hk + E, V), `b_o` (V,). Sections 2–4 give the attention;
+# `gru_step_forward(x, s_prev, W_x, W_h, b_x, b_h)` (lesson 02, imported above) returns
+# `(s, cache)`. The check compares your four outputs with the library's decoder on a padded
+# batch and an unpadded one (sizes B = 2, S = 4, E = 5, Hd = 6, A = 7, Hk = 8, V = 9: all
+# different, so a swapped half fails).
+
+# %%
+def my_decoder_step(y_emb, s_prev, enc_hs, src_mask, p):
+    # BEGIN SOLUTION
+    e = np.tanh((s_prev @ p["W_a"])[:, None, :] + enc_hs @ p["U_a"]) @ p["v_a"]  # (B, S)
+    e = np.where(src_mask, e, -np.inf)  # pads: exp(-inf) = 0
+    w = np.exp(e - e.max(axis=1, keepdims=True))
+    alpha = w / np.sum(w, axis=1, keepdims=True)  # (B, S), rows sum to 1
+    context = np.einsum("bs,bsk->bk", alpha, enc_hs)  # (B, Hk), c_i
+    s, _ = gru_step_forward(np.concatenate([y_emb, context], axis=1), s_prev,
+                            p["W_x"], p["W_h"], p["b_x"], p["b_h"])
+    logits = np.concatenate([s, context, y_emb], axis=1) @ p["W_o"] + p["b_o"]
+    return context, alpha, s, logits  # c_i, α_i, s_i, logits_i
+    # END SOLUTION
+
+# %%
+mine_step = ex.check("bahdanau_decoder_step", my_decoder_step)
+assert mine_step.status in ("passed", "not implemented"), "read the report above"
+
+# %% [markdown]
+# **Predict.** A step in Luong's order: compute $c_i$ from $s_{i-1}$ for the cell as above, but
+# then attend once more with the new state $s_i$ and give *that* context and those weights to
+# the output layer (and return them). Of `context`, `alpha`, `s` and `logits`, which will the
+# check mark wrong? Below, this version built from the library's own modules.
+
+# %%
+def library_modules(p):
+    """BahdanauAttention, GRU and Linear holding the weights of ``p``."""
+    (Hd, A), Hk, (F, V) = p["W_a"].shape, p["U_a"].shape[0], p["W_o"].shape
+    attn = BahdanauAttention(Hd, Hk, A, rng=np.random.default_rng(0))
+    cell = GRU(p["W_x"].shape[0], Hd, rng=np.random.default_rng(0))
+    out = Linear(F, V, rng=np.random.default_rng(0))
+    for module, names in ((attn, ("W_a", "U_a", "v_a")), (cell, ("W_x", "W_h", "b_x", "b_h"))):
+        for name in names:
+            module.params[name][...] = p[name]
+    out.params["W"][...], out.params["b"][...] = p["W_o"], p["b_o"]
+    return attn, cell, out
+
+
+def luong_order_step(y_emb, s_prev, enc_hs, src_mask, p):
+    attn, cell, out = library_modules(p)
+    memory = attn.prepare(enc_hs, src_mask)
+    c_i, _, _ = attn.step(s_prev, memory)  # Bahdanau's context, for the cell
+    s, _ = cell.step(np.concatenate([y_emb, c_i], axis=1), s_prev)
+    context, alpha, _ = attn.step(s, memory)  # BUG: attends again, with s_i (Luong's order)
+    logits = out.apply(np.concatenate([s, context, y_emb], axis=1))
+    return context, alpha, s, logits
+
+
+luong = ex.check("bahdanau_decoder_step", luong_order_step)
+assert luong.status == "failed" and "Luong's order" in luong.diagnoses[0]
+
+# %% [markdown]
+# The state `s` is right in both cases: the cell read the context of $s_{i-1}$, as it should.
+# Everything the second attention touches is wrong: the weights, the context and, through the
+# context, the logits. Attending before or after the cell step gives two different models; in
+# Luong's (lesson 06) the cell never reads a context of the current step at all.
+#
+# ### Exercise: the step's backward, `bahdanau_decoder_step_backward`
+#
+# The forward is the same step, composed of the library's step functions
+# (`additive_score_forward`, `masked_softmax_forward`, `gru_step_forward` and the output
+# product), with two outputs: the logits, and the new state $s_i$, which also feeds step $i+1$.
+# Your backward receives both upstream gradients, `dlogits` (B, V) and `ds` (B, Hd), what step
+# $i+1$ sends back to $s_i$, and returns the gradient of every input and weight. Going back
+# through the step:
+#
+# 1. **Output layer.** `dW_o = feat.T @ dlogits`, `db_o` the column sums, and
+#    `dfeat = dlogits @ W_o.T`, split into the blocks of $s_i$, $c_i$, $E y_{i-1}$ (Hd, Hk, E).
+# 2. **Cell.** $s_i$ has two readers, the output layer and step $i+1$: `gru_step_backward`
+#    gets `ds` plus $s_i$'s block, and returns `dx` and the cell's part of `ds_prev`.
+# 3. **Two readers again.** $c_i$ is read by the output layer and the cell:
+#    `dc = (its block) + dx[:, E:]`; the same for $E y_{i-1}$ with `dx[:, :E]`.
+# 4. **Attention**, as in section 5: $\partial L/\partial \alpha_{ij} = dc_i \cdot h_j$, then
+#    your two functions (the library's twins: `masked_softmax_backward`,
+#    `additive_score_backward`; their caches keep a T axis of length 1, so pass `dalpha` as
+#    (B, 1, S) and read `dq` as (B, 1, A)).
+# 5. **Where the paths meet.** $s_{i-1}$ gets the cell's part *plus* its path through the
+#    scores, `dq @ W_a.T`; each $h_j$ gets its path through the context, $\alpha_{ij}\, dc_i$,
+#    *plus* its path through its key, `dk @ U_a.T`; `dW_a = s_prev.T @ dq`,
+#    `dU_a` $= \sum_b$ `enc_hs[b].T @ dk[b]`.
+#
+# `ex.stub("bahdanau_decoder_step_backward")` prints the cache's contents with their shapes.
+
+# %%
+from tinyattn.attention import additive_score_backward  # the library's, from here on
+from tinyattn.functional import masked_softmax_backward
+from tinyattn.gru import gru_step_backward
+
+
+def my_decoder_step_backward(dlogits, ds, cache):
+    (y_emb, s_prev, enc_hs, W_a, U_a, W_o, feat, alpha,
+     score_cache, sm_cache, gru_cache) = cache
+    # BEGIN SOLUTION
+    E, Hk = y_emb.shape[1], enc_hs.shape[2]
+    Hd = feat.shape[1] - Hk - E
+    dW_o, db_o = feat.T @ dlogits, dlogits.sum(axis=0)
+    ds_out, dc_out, demb_out = np.split(dlogits @ W_o.T, [Hd, Hd + Hk], axis=1)
+    dx, ds_prev, dW_x, dW_h, db_x, db_h = gru_step_backward(ds + ds_out, gru_cache)
+    dy_emb, dc = demb_out + dx[:, :E], dc_out + dx[:, E:]
+    dalpha = np.einsum("bk,bsk->bs", dc, enc_hs)  # (B, S)
+    dscores = masked_softmax_backward(dalpha[:, None, :], sm_cache)  # (B, 1, S)
+    dq, dk, dv_a = additive_score_backward(dscores, score_cache)
+    ds_prev = ds_prev + dq[:, 0] @ W_a.T  # the query path
+    denc_hs = alpha[:, :, None] * dc[:, None, :] + dk @ U_a.T  # context path + key path
+    dW_a, dU_a = s_prev.T @ dq[:, 0], np.einsum("bsk,bsa->ka", enc_hs, dk)
+    return dy_emb, ds_prev, denc_hs, dW_a, dU_a, dv_a, dW_x, dW_h, db_x, db_h, dW_o, db_o
+    # END SOLUTION
+
+# %%
+mine_backward = ex.check("bahdanau_decoder_step_backward", my_decoder_step_backward)
+assert mine_backward.status in ("passed", "not implemented"), "read the report above"
+
+# %% [markdown]
+# **Predict.** Leave out the query path, `dq @ W_a.T`, from `ds_prev`. Which of the twelve
+# gradients will fail: only `ds_prev`, or `dW_a` too? Below, the library's backward run on a
+# cache whose `W_a` is zeroed (it is read by that term only).
+
+# %%
+from tinyattn.exercises._ex_attention_decoder import (  # the library's answer
+    bahdanau_decoder_step_backward as library_step_backward,
+)
+
+
+def no_query_path(dlogits, ds, cache):
+    cache = list(cache)
+    cache[3] = np.zeros_like(cache[3])  # W_a: BUG, ds_prev loses dq @ W_a.T
+    return library_step_backward(dlogits, ds, tuple(cache))
+
+
+no_query = ex.check("bahdanau_decoder_step_backward", no_query_path)
+assert no_query.status == "failed" and "FAILED: wrong ds_prev " in no_query.text
+
+# %% [markdown]
+# Only `ds_prev` fails: `dW_a = s_prev.T @ dq` does not read `ds_prev`, so it stays right. In a
+# decoder this one term matters at every step: $s_{i-1}$ receives gradient from three places,
+# the cell of step $i$, the attention of step $i$ (its query) and the output layer of step
+# $i - 1$ (`docs/equations.md` §4), and the reversed loop of `BahdanauDecoder.backward`
+# (`tinyattn/decoders.py`) adds all three before stepping back. That loop runs exactly this
+# step's backward $T$ times; `tests/test_exercise_attention_decoder.py` checks the step
+# against the library's decoder.
+
+# %% [markdown]
+# ## 7. Training on dates
 #
 # The task (`tinyattn.data`, task `"dates"`): read a date as people write it, in one of 20
 # formats and three casings, and write it as an ISO date `YYYY-MM-DD`, one character per token.
@@ -305,13 +572,19 @@ print("gradient at the pad:", denc_hs[1, 3])
 spec = DataSpec("dates", train_size=8000)
 splits, info = load_examples(spec)
 print(info)
-for ex in splits["train"][:3]:
-    print(f'{"".join(ex.src)!r:32} -> {"".join(ex.tgt)}   gold: {ex.gold}')
+for eg in splits["train"][:3]:
+    print(f'{"".join(eg.src)!r:32} -> {"".join(eg.tgt)}   gold: {eg.gold}')
 
-src_vocab = Vocab.build([ex.src for ex in splits["train"]])
-tgt_vocab = Vocab.build([ex.tgt for ex in splits["train"]])
+src_vocab = Vocab.build([eg.src for eg in splits["train"]])
+tgt_vocab = Vocab.build([eg.tgt for eg in splits["train"]])
 print(f"vocabularies: {len(src_vocab)} source tokens, {len(tgt_vocab)} target tokens "
       "(0-3: <pad> <sos> <eos> <unk>)")
+
+# %% [markdown]
+# **Predict.** Nothing in the loss below mentions alignment: the model is only trained to
+# predict the next output character. After two epochs, when it rewrites "the 6th of december
+# 1960" as 1960-12-06, which source characters will the month's "1" and "2" attend to? And the
+# day's "0", which no source character writes? Section 8 draws this date's weights.
 
 # %%
 model = ta.Seq2Seq(len(src_vocab), len(tgt_vocab), emb_size=32, hidden_size=64,
@@ -341,21 +614,21 @@ print(f"training took {time.perf_counter() - start:.1f} s")
 
 # %%
 run = Run(directory=None, data=spec, model_options=model.config,
-          train_options={"max_decode_len": 2 * max(len(ex.tgt) for ex in splits["train"]) + 5},
+          train_options={"max_decode_len": 2 * max(len(eg.tgt) for eg in splits["train"]) + 5},
           src_vocab=src_vocab, tgt_vocab=tgt_vocab)
 test = splits["test"]
 metrics = evaluate_examples(model, run, test)
 print(format_metrics(metrics, f"test ({len(test)} dates)"))
 assert metrics["exact_match"] > 0.95
 
-outputs = [words for ((words, _),) in decode(model, run, [list(ex.src) for ex in test])]
-wrong = [(ex, words) for ex, words in zip(test, outputs) if words != list(ex.tgt)]
+outputs = [words for ((words, _),) in decode(model, run, [list(eg.src) for eg in test])]
+wrong = [(eg, words) for eg, words in zip(test, outputs) if words != list(eg.tgt)]
 print(f"\nthe {len(wrong)} dates it gets wrong:")
-for ex, words in wrong:
-    print(f'  {"".join(ex.src)!r:30} -> {"".join(words)}   (reference {"".join(ex.tgt)})')
+for eg, words in wrong:
+    print(f'  {"".join(eg.src)!r:30} -> {"".join(words)}   (reference {"".join(eg.tgt)})')
 
 # %% [markdown]
-# ## 7. Where does the model look?
+# ## 8. Where does the model look?
 #
 # One heatmap per test date: rows are output characters (the last row predicts `<eos>`), columns
 # the source characters ("␣" is a space), colour the weight $\alpha_{ij}$. Red boxes are the gold
@@ -365,17 +638,17 @@ for ex, words in wrong:
 def first_test_date(pattern):
     """The first test date matching ``pattern`` that the model gets right (so that the
     gold spans of its output can be drawn)."""
-    return next(ex for ex, words in zip(test, outputs)
-                if re.fullmatch(pattern, "".join(ex.src)) and words == list(ex.tgt))
+    return next(eg for eg, words in zip(test, outputs)
+                if re.fullmatch(pattern, "".join(eg.src)) and words == list(eg.tgt))
 
 
-def show(ex):
-    (words, hyp), = decode(model, run, [list(ex.src)])[0]  # greedy; hyp.attention: (len, S)
+def show(eg):
+    (words, hyp), = decode(model, run, [list(eg.src)])[0]  # greedy; hyp.attention: (len, S)
     labels = words + (["<eos>"] if hyp.tokens[-1] == Vocab.eos_id else [])
-    ok = words == list(ex.tgt)
-    gold = list(ex.gold) + [None] * (len(labels) - len(ex.tgt)) if ok else None
-    title = f'"{"".join(ex.src)}" → {"".join(words)}' + (" ✓" if ok else " ✗")
-    return plot_alignment(hyp.attention, ex.src, labels, gold=gold, title=title)
+    ok = words == list(eg.tgt)
+    gold = list(eg.gold) + [None] * (len(labels) - len(eg.tgt)) if ok else None
+    title = f'"{"".join(eg.src)}" → {"".join(words)}' + (" ✓" if ok else " ✗")
+    return plot_alignment(hyp.attention, eg.src, labels, gold=gold, title=title)
 
 
 long_form = first_test_date(r"[A-Za-z]+, [A-Za-z]+ \d{1,2}, \d{4}")  # Weekday, Month d, yyyy
@@ -390,7 +663,13 @@ ordinal = first_test_date(r"the \d{1,2}(st|nd|rd|th) of [A-Za-z]+ \d{4}")  # the
 fig = show(ordinal)
 
 # %% [markdown]
-# Here the day is one digit plus an ordinal suffix; "the" and "of" are ignored.
+# This is the date of the prediction in section 7 (the first test date in this format). The
+# month's "1" and "2" spread their weight over letters inside "december" ("e", "c", "b"),
+# within the gold box but on no single character: no source character writes "12", the
+# whole word does. The day's "0", which no character writes, peaks on the space *before* the
+# "6", outside its gold box: a space, then one digit, then "th" says the day has one digit, so
+# a "0" comes first. The year's digits read the year, the last two one character each; "the",
+# "of" and the "th" get almost nothing.
 
 # %%
 short = first_test_date(r"\d\.\d\.\d\d")  # d.m.yy: one-digit day and month, two-digit year
@@ -407,7 +686,7 @@ fig = show(short)
 # reference is fed in.
 
 # %%
-sources, refs = [list(ex.src) for ex in test], [list(ex.tgt) for ex in test]
+sources, refs = [list(eg.src) for eg in test], [list(eg.tgt) for eg in test]
 alphas, _ = teacher_forced(model, run, sources, refs)  # one (11, S) array per date
 assert all(a.shape == (11, len(s)) for a, s in zip(alphas, sources))
 
@@ -416,7 +695,7 @@ positions = ["year 1", "year 2", "year 3", "year 4", "-", "month 1", "month 2", 
 print(f"{'position':10} {'peak in gold span':>18} {'entropy (nats)':>15}")
 for k, name in enumerate(positions):
     if k < 10 and test[0].gold[k] is not None:  # the same positions have gold in every date
-        only_k = [[span if t == k else None for t, span in enumerate(ex.gold)] for ex in test]
+        only_k = [[span if t == k else None for t, span in enumerate(eg.gold)] for eg in test]
         acc = f"{alignment_accuracy(alphas, only_k):.1%}"
     else:
         acc = "(no gold)"
@@ -429,17 +708,17 @@ for k, name in enumerate(positions):
 # character the peak falls on when it misses.
 
 # %%
-def written_as(ex, k):
-    start, end = ex.gold[k]
-    digits = re.match(r"\d*", "".join(ex.src[start:end]))[0]
+def written_as(eg, k):
+    start, end = eg.gold[k]
+    digits = re.match(r"\d*", "".join(eg.src[start:end]))[0]
     return {0: "a name", 1: "one digit", 2: "two digits"}[len(digits)]
 
 
 for k in (5, 8):
     print(positions[k])
     for kind in ("one digit", "two digits", "a name"):
-        rows = [(a[k], ex.gold[k], ex.src) for a, ex in zip(alphas, test)
-                if written_as(ex, k) == kind]
+        rows = [(a[k], eg.gold[k], eg.src) for a, eg in zip(alphas, test)
+                if written_as(eg, k) == kind]
         if not rows:
             continue
         misses = [src[row.argmax()] for row, (start, end), src in rows
@@ -450,7 +729,7 @@ for k in (5, 8):
               f"{1 - len(misses) / len(rows):6.1%}; misses peak on: {where or '-'}")
 
 # %% [markdown]
-# ## 8. What the heatmaps show
+# ## 9. What the heatmaps show
 #
 # - **The alignment is learned, not given.** Nothing in the loss mentions the gold spans: the
 #   model was only trained to predict the next output character. It found by itself that the
@@ -486,6 +765,9 @@ for k in (5, 8):
 # $\alpha_{ij} = \text{softmax}_j(e_{ij})$ (weights, 注意力权重) with pads masked to exactly 0,
 # $c_i = \sum_j \alpha_{ij} h_j$ (the context vector, 上下文向量); the key projection $h_j U_a$
 # once per source batch; the query is the state *before* the step; the weight matrix is T × S.
+# In the backward, $s_{i-1}$ gets gradient from the cell and from its query role, each $h_j$
+# from the context and from its key, and $c_i$ from both of its readers, the cell input
+# $[E y_{i-1} ; c_i]$ and the output layer $[s_i ; c_i ; E y_{i-1}]$.
 #
 # **Try it yourself.** Train for 1 epoch only and compare the heatmaps and the alignment
 # accuracy; train with `attention=None` (one context vector, `docs/equations.md` §2) and compare the
