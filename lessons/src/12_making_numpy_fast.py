@@ -1,6 +1,6 @@
 # Source of lessons/12_making_numpy_fast.ipynb (learner) and
 # lessons/solutions/12_making_numpy_fast.ipynb (instructor): edit here, then run
-# `.venv/bin/python lessons/build.py 09` (see lessons/build.py).
+# `.venv/bin/python lessons/build.py 12` (see lessons/build.py).
 
 # %% [markdown]
 # # Lesson 12 — Making NumPy fast
@@ -484,7 +484,8 @@ print(f"v4 (library) vs v3: largest difference {max_difference(out['v4'], out['v
 print(f"v4 (library) vs v0: largest difference {max_difference(out['v4'], out['v0']):.1e}")
 
 # %% [markdown]
-# Five implementations, one result, up to round-off (differences of $10^{-13}$ or less in float64).
+# Five implementations, one result, up to round-off (the largest difference printed above is
+# 1.2e-13, in float64).
 # And the two sigmoid forms the library switches between agree too:
 
 # %%
@@ -543,8 +544,8 @@ print("\nfloat64 / float32 time: " + ", ".join(f"{v} {f64[v] / f32[v]:.1f}" for 
 # also stops growing the output array), and
 # **v3 → v4 changes only the elementwise part** (the products are the same). So the library's
 # ratio to the textbook loop is the product of two factors, which the next cell prints for this
-# machine. Ratios within about 15 % of 1 are within what reruns on a shared machine vary by: read
-# them as "no clear change", not as a rewrite that made things slower.
+# machine. On a shared machine, reruns move the timings by more than some of these ratios differ
+# from 1: read a ratio near 1 as "no clear change", not as a rewrite that made things slower.
 
 # %%
 for name, ms in gru_ms.items():
@@ -632,6 +633,11 @@ for name in gru_ms:
 # **Counting them.** We replace `np.tanh` and `np.exp` for the duration of one call by wrappers
 # that add up the number of elements they are given (this notebook and the library both look
 # them up as `np.tanh` at call time), and restore them afterwards.
+#
+# **Predict.** Count before you run: per hidden unit and per step, forward and backward together,
+# how many `tanh` and `exp` evaluations does the textbook elementwise code of v0–v3 make? (The
+# sigmoid is $1 / (1 + e^{-a})$, and `dsigmoid` and `dtanh` recompute their activation.) And the
+# library, which keeps $r, z, n$ and activates both sigmoid gates with one `tanh`?
 
 # %%
 @contextmanager
@@ -702,9 +708,10 @@ for name in ("float64", "float32"):
           f"   {'':36}{us['tanh'] / us['product']:.2f}")
 
 # %% [markdown]
-# The product does 256 operations per output element, the `tanh` one evaluation, yet the last
-# column shows the `tanh` is not negligible next to the product, and it is many times a plain
-# multiplication. With these per-element times we can estimate how much of each pass the
+# The product does 256 operations per output element, the `tanh` one evaluation: were an
+# evaluation as cheap as one of the product's operations, the last column would read 1/256.
+# It reads far more than that, and the `np.tanh` column is above the plain multiplication's
+# (`a * a`). With these per-element times we can estimate how much of each pass the
 # transcendentals take, from the counts above (an estimate: the real calls run on arrays of
 # other shapes):
 
