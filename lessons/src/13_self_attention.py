@@ -44,7 +44,8 @@ import tinyattn as ta
 from tinyattn.attention import LuongAttention
 from tinyattn.data import Vocab, tokenize
 from tinyattn.functional import masked_softmax_forward, softmax, softmax_backward
-from tinyattn.gradcheck import TOL_LAYER, TOL_STEP, check_function, check_module
+from tinyattn.gradcheck import TOL_LAYER, check_module
+import tinyattn.exercises as ex
 from tinyattn.plot import plot_alignment, setup_fonts
 
 np.set_printoptions(precision=3, suppress=True)
@@ -480,8 +481,13 @@ print("multi-head forward = two SelfAttention heads, concatenated, times W_o:", 
 # back into heads with the inverse of the forward's reshape and transpose; inside each head it is
 # section 4's backward (batched over heads instead of over sequences); the heads' $dQ_h$ go back
 # into the columns they came from, so $dW_q = X^\top [dQ_1 ; dQ_2]$. Replace the `raise` line, then
-# run the next cell: it runs the library's gradient checker (`check_function`, tolerance
-# `TOL_STEP` = 1e-7) on your function.
+# run the next cell: `ex.check("multi_head_backward", fn)` runs the library's gradient checker
+# (tolerance `TOL_STEP` = 1e-7) on your function, over the forward above (the same function and
+# cache as `tinyattn/exercises/_ex_multihead.py`, on random arrays of the sizes above), and when
+# a gradient is wrong it names the likely mistake: the $1/\sqrt{d_k}$ left out, the heads split
+# with a reshape alone, the softmax backward without its row sum, $dK$ from $dS$ instead of
+# $dS^\top$, or a path missing from $dX$. `ex.stub("multi_head_backward")` prints the starting
+# point.
 
 # %%
 def my_multi_head_backward(dY, cache):
@@ -506,17 +512,12 @@ def my_multi_head_backward(dY, cache):
     # END SOLUTION
 
 # %%
-try:
-    mine = check_function(multi_head_forward, my_multi_head_backward, *mha_args,
-                          names=["X", "W_q", "W_k", "W_v", "W_o"], tol=TOL_STEP)
-except NotImplementedError:
-    print("my_multi_head_backward is not written yet: replace the raise line and run again")
-else:
-    print(mine)
-    assert mine.passed, "read the table: which gradient is wrong?"
+result = ex.check("multi_head_backward", my_multi_head_backward)
+assert result.status in ("passed", "not implemented"), "read the report above"
 
 # %% [markdown]
-# When it fails, the table says which gradient is wrong. A wrong $dW_o$ alone points at the first
+# When it fails, the table says which gradient is wrong, and the "likely" line names the mistake
+# when the numbers match a known one. A wrong $dW_o$ alone points at the first
 # line; wrong $dW_v$ (and $dX$) but right $dW_q$, $dW_k$ at the values path; all of $dX$, $dW_q$, $dW_k$ wrong
 # but $dW_v$ right at the softmax or the scale (as the broken module in section 4 showed); only
 # $dX$ wrong at the sum of the three paths.
