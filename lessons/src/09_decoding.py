@@ -239,9 +239,9 @@ assert np.isclose(everything[0][1], np.log(0.4 * 0.9 * 0.9))
 # Write `my_beam_search(next_logp, K, max_len, eos_id, alpha=0.0)`. It reaches the decoder only
 # through `next_logp(prefix)`, which returns the (V,) log-probabilities of the next token after
 # `prefix`, a tuple of the token ids chosen so far (`()` at the first step; −inf where p = 0).
-# A table gives them by a dictionary lookup (`table_logp` below), a model by running its
-# decoder over the prefix; your function cannot tell which, so one search serves both. The
-# rules are those of `tinyattn.decoding.beam_search`, whose outputs grade yours:
+# A table gives them by a dictionary lookup (`table_logp` below; for the prefix "a" of
+# our table it prints the row), a model by running its decoder over the prefix; your function
+# cannot tell which, so one search serves both. The rules are those of `tinyattn.decoding.beam_search`, whose outputs grade yours:
 #
 # - start from one live prefix, `()`, with $\log p = 0$;
 # - at each step extend every live prefix by every token, $K \cdot V$ candidates listed
@@ -276,6 +276,11 @@ def table_logp(probs):
             out[tok] = np.log(p)
         return out
     return next_logp
+
+
+toy_logp = table_logp(toy.probs)
+print("next_logp(('a',)) =", toy_logp((TOK_A,)), " (ids: <pad> <sos> <eos> a b)")
+assert np.allclose(np.exp(toy_logp((TOK_A,)))[[EOS, TOK_A, TOK_B]], [0.25, 0.4, 0.35])
 
 
 def exact_top_k(next_logp, K, max_len, eos_id, alpha=0.0):
@@ -657,12 +662,13 @@ print("time / time of K = 2: " + ",  ".join(
 # asserts both).
 #
 # The time column grows with K, and greedy, which ranks nothing, is the cheapest. The last
-# line divides each beam's time by that of K = 2 and sets it beside $K / 2$, the ratio a cost
-# proportional to the number of rows would give. Each beam step runs the decoder on B·K rows,
-# but it also sorts B rankings of K·V candidates and walks each one in a Python loop, and the
-# fixed cost of every call does not grow with K; how close the ratios come to $K / 2$ depends
-# on the machine and on its load, and changes from one run to the next. Read the seconds as
-# a comparison within one run, not as a property of beam search.
+# line divides each beam's time by that of K = 2 and sets it beside $K / 2$, the ratio a time
+# proportional to the number of decoder rows would give. It need not be that: besides running
+# the decoder on B·K rows, each beam step sorts B rankings of K·V candidates (which grows faster
+# than K) and walks them in a Python loop, and every call has a fixed cost that does not grow
+# with K. Which of these weighs more depends on the machine and on its load, and changes from
+# one run to the next: read the seconds as a comparison within one run, not as a property of
+# beam search.
 
 # %% [markdown]
 # ## 9. Search errors and model errors
