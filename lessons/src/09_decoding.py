@@ -1,5 +1,6 @@
-# Lesson 09 source, in the percent format of lessons/build.py (no solution blocks).
-# Built and executed by lessons/build.py into lessons/09_decoding.ipynb.
+# Lesson 09 source, in the percent format of lessons/build.py (one solution block: the
+# exercise beam_search). Built and executed by lessons/build.py into lessons/09_decoding.ipynb
+# (learner) and lessons/solutions/09_decoding.ipynb (instructor).
 
 # %% [markdown]
 # # Lesson 09 — Decoding: greedy vs beam search
