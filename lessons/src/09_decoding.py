@@ -1,5 +1,6 @@
-# Lesson 09 source, in the percent format of lessons/build.py (no solution blocks).
-# Built and executed by lessons/build.py into lessons/09_decoding.ipynb.
+# Lesson 09 source, in the percent format of lessons/build.py (one solution block: the
+# exercise beam_search). Built and executed by lessons/build.py into lessons/09_decoding.ipynb
+# (learner) and lessons/solutions/09_decoding.ipynb (instructor).
 
 # %% [markdown]
 # # Lesson 09 — Decoding: greedy vs beam search
@@ -11,11 +12,13 @@
 # 1. see why the best sequence $y^* = \arg\max_y p(y \mid x)$ cannot be found by trying them all;
 # 2. run greedy decoding (贪心解码) and beam search (束搜索) by hand on a tiny table of
 #    next-token probabilities, with no network at all, where greedy misses the best sequence and
-#    a beam of 2 finds it, and check every number against `tinyattn.decoding`;
-# 3. draw the beam's search tree: which partial hypotheses it kept, which it pruned;
-# 4. meet the bias of beam search towards *short* outputs, and the GNMT length penalty that
+#    a beam of 2 finds it;
+# 3. write beam search yourself, graded against `tinyattn.decoding.beam_search` on hand-made
+#    tables and on a small model (the exercise `beam_search`);
+# 4. draw the beam's search tree: which partial hypotheses it kept, which it pruned;
+# 5. meet the bias of beam search towards *short* outputs, and the GNMT length penalty that
 #    counters it;
-# 5. compare greedy and beam search (K = 1, 2, 4, 8) on a small, deliberately under-trained
+# 6. compare greedy and beam search (K = 1, 2, 4, 8) on a small, deliberately under-trained
 #    attention model for dates, and sort its mistakes into those a better search can fix and
 #    those it cannot.
 #
@@ -56,8 +59,8 @@ from matplotlib.lines import Line2D
 import tinyattn as ta
 from tinyattn.training.batching import pad_ids
 from tinyattn.data import Vocab
-from tinyattn.decoding import beam_search, gnmt_length_penalty, greedy_decode
-from tinyattn.cli.evaluation import decode
+from tinyattn.decoding import gnmt_length_penalty, greedy_decode
+import tinyattn.exercises as ex
 from tinyattn.cli.run import DataSpec, Run, encode_pairs, load_examples
 from tinyattn.plot import plot_hypotheses
 
@@ -197,28 +200,19 @@ KW = dict(max_len=4, sos_id=SOS, eos_id=EOS)
 # At step 3 "b a" ends with `<eos>` at $0.360 \times 0.9 = 0.324$ and "a a" with
 # $0.200 \times 0.5 = 0.100$: two finished hypotheses, the beam stops. "b a `<eos>`" is more than
 # three times as probable as greedy's answer: the "b" that looked worse at step 1 led to a much
-# better continuation. The library agrees:
+# better continuation.
+#
+# **Greedy, and exact search for once.** The library's greedy decoder agrees with the first
+# line. The table is small enough to list *every* sequence (at most three tokens and `<eos>`): a
+# depth-first walk multiplies the probabilities along each path, and the most probable of all,
+# the true $y^*$, is the beam's "b a `<eos>`".
 
 # %%
 (g,) = greedy_decode(toy, SRC1, LEN1, **KW)
 print(f"greedy     : {show(g.tokens):12} log p = {g.logprob:.3f}  (p = {np.exp(g.logprob):.3f})")
 assert g.tokens == [TOK_A, TOK_A, EOS] and np.isclose(g.logprob, np.log(0.5 * 0.4 * 0.5))
 
-(best, second), = beam_search(toy, SRC1, LEN1, beam_size=2, **KW)
-for h in (best, second):
-    print(f"beam K = 2 : {show(h.tokens):12} log p = {h.logprob:.3f}  "
-          f"(p = {np.exp(h.logprob):.3f})")
-assert best.tokens == [TOK_B, TOK_A, EOS]
-assert np.isclose(best.logprob, np.log(0.4 * 0.9 * 0.9))
-assert second.tokens == [TOK_A, TOK_A, EOS]
-assert np.isclose(second.logprob, np.log(0.5 * 0.4 * 0.5))
 
-# %% [markdown]
-# **Exact search, for once.** The table is small enough to list *every* sequence (at most three
-# tokens and `<eos>`): a depth-first walk multiplies the probabilities along each path. The
-# beam's answer is the true $y^*$.
-
-# %%
 def all_sequences(probs, prefix=(), logp=0.0, max_len=4):
     """Every complete sequence (ending with <eos>) and its log-probability."""
     if len(prefix) == max_len:
@@ -237,52 +231,164 @@ print(f"{len(everything)} complete sequences, total probability "
       f"{sum(np.exp(lp) for _, lp in everything):.3f}; the five most probable:")
 for seq, lp in everything[:5]:
     print(f"  {show(seq):16} p = {np.exp(lp):.3f}")
-assert list(everything[0][0]) == best.tokens and np.isclose(everything[0][1], best.logprob)
+assert everything[0][0] == (TOK_B, TOK_A, EOS)
+assert np.isclose(everything[0][1], np.log(0.4 * 0.9 * 0.9))
 
 # %% [markdown]
-# **Beam search in a dozen lines.** Below is the algorithm as plain Python over lists of
-# `(prefix, logprob)`, following the library's rules: rank all $K \cdot V$ extensions, walk down
-# the ranking, set aside those that end with `<eos>`, keep the first $K$ others; stop once $K$
-# hypotheses have finished, or at `max_len` (then the live ones count as finished too); rank
-# the finished ones by $s(y)$. It must give the library's hypotheses, in the same order, for every
-# beam size.
+# ## 4. Your turn: beam search
+#
+# Write `my_beam_search(next_logp, K, max_len, eos_id, alpha=0.0)`. It reaches the decoder only
+# through `next_logp(prefix)`, which returns the (V,) log-probabilities of the next token after
+# `prefix`, a tuple of the token ids chosen so far (`()` at the first step; −inf where p = 0).
+# A table gives them by a dictionary lookup (`table_logp` below; for the prefix "a" of
+# our table it prints the row), a model by running its decoder over the prefix; your function
+# cannot tell which, so one search serves both. The rules are those of `tinyattn.decoding.beam_search`, whose outputs grade yours:
+#
+# - start from one live prefix, `()`, with $\log p = 0$;
+# - at each step extend every live prefix by every token, $K \cdot V$ candidates listed
+#   prefix by prefix (in the order the prefixes were kept), token ids in increasing order, each
+#   scored $\log p(\text{prefix}) + $ `next_logp(prefix)[token]`;
+# - rank them best first with a *stable* sort (ties keep the listing order), and walk down the
+#   ranking until $K$ candidates are kept as live prefixes: a candidate that ends with `eos_id`
+#   is *finished* (set aside; it takes no slot), one at −inf is never kept, and everything
+#   ranked below the $K$-th kept candidate is pruned, an `<eos>` included;
+# - stop once $K$ hypotheses have finished; after `max_len` steps the live prefixes count as
+#   finished, as they are;
+# - rank the finished by $s(y) = \log p(y) / lp(y)$, with $lp$ from
+#   `gnmt_length_penalty(len(y), alpha)` ($|y|$ counts the `<eos>`), best first (stable), and
+#   return the $K$ best as three lists: `tokens` (lists of ids), `logprobs` and `scores`.
+#
+# `ex.stub("beam_search")` prints the starting point. `ex.check("beam_search", fn)` runs your
+# function and the library's on four cases: two hand-made tables (K = 3 with α = 0, K = 2 with
+# α = 1) and a small random attention model (K = 3 with α = 0, K = 4 with α = 1.5). It compares
+# every output and, when one differs, names the likely mistake: the final ranking sorted the
+# wrong way, an `<eos>` finished below the K live beams, the length normalisation left out, or
+# the ranking done by log p instead of by the score.
+#
+# First, what it says about a function that is *not* beam search: the $K$ best complete
+# sequences by exhaustive enumeration, as `all_sequences` found them above, ranked by $s(y)$.
 
 # %%
-def my_beam_search(probs, K, max_len, alpha=0.0):
+def table_logp(probs):
+    """``next_logp`` of a table: the (V,) log-probabilities after ``prefix``, -inf where p = 0."""
+    def next_logp(prefix):
+        out = np.full(len(NAMES), -np.inf)
+        for tok, p in probs(tuple(prefix)).items():
+            out[tok] = np.log(p)
+        return out
+    return next_logp
+
+
+toy_logp = table_logp(toy.probs)
+print("next_logp(('a',)) =", toy_logp((TOK_A,)), " (ids: <pad> <sos> <eos> a b)")
+assert np.allclose(np.exp(toy_logp((TOK_A,)))[[EOS, TOK_A, TOK_B]], [0.25, 0.4, 0.35])
+
+
+def exact_top_k(next_logp, K, max_len, eos_id, alpha=0.0):
+    """NOT beam search: every sequence ending with eos_id within max_len tokens, K best by s(y)."""
+    def walk(prefix, lp):
+        if len(prefix) == max_len:
+            return []
+        out = []
+        for tok, step in enumerate(next_logp(prefix)):
+            if np.isfinite(step):
+                seq = (*prefix, tok)
+                out += [(seq, lp + step)] if tok == eos_id else walk(seq, lp + step)
+        return out
+    hyps = [(list(s), lp, lp / gnmt_length_penalty(len(s), alpha)) for s, lp in walk((), 0.0)]
+    hyps.sort(key=lambda h: -h[2])
+    return [h[0] for h in hyps[:K]], [h[1] for h in hyps[:K]], [h[2] for h in hyps[:K]]
+
+
+exact = ex.check("beam_search", exact_top_k)
+assert exact.status == "failed"
+
+# %% [markdown]
+# Read the report. Both tables pass: on them a beam of this width happens to return the $K$
+# most probable sequences. On the random model it does not: with K = 3 the enumeration's third
+# sequence is "3 `<eos>`" (token ids), which the beam never finished, and which is *more*
+# probable than the beam's own third, "4 3 4 `<eos>`". (In the model cases only `<eos>` = 2 ends
+# a sequence, and the enumeration stops at `max_len`.) No known mistake matches: this is not a
+# slip in the code but another algorithm, and beam search is graded on being beam search. Now
+# yours: replace the `raise` line, then run the cell after it.
+
+# %%
+def my_beam_search(next_logp, K, max_len, eos_id, alpha=0.0):
+    """Beam search over ``next_logp``; the K best ``tokens, logprobs, scores``, best first."""
+    # BEGIN SOLUTION
     live, finished = [((), 0.0)], []
     for _ in range(max_len):
-        candidates = [((*prefix, tok), lp + np.log(p))
-                      for prefix, lp in live for tok, p in probs(prefix).items()]
-        candidates.sort(key=lambda c: -c[1])  # best first
+        candidates = []
+        for prefix, lp in live:
+            step = next_logp(prefix)  # (V,)
+            candidates += [((*prefix, tok), lp + step[tok]) for tok in range(len(step))]
+        candidates.sort(key=lambda c: -c[1])  # best first; stable: ties keep the listing order
         live = []
         for seq, lp in candidates:
-            if len(live) == K:
-                break  # everything ranked below the K-th live candidate is pruned
-            (finished if seq[-1] == EOS else live).append((seq, lp))
+            if len(live) == K or not np.isfinite(lp):
+                break  # everything below the K-th live candidate is pruned, <eos> or not
+            (finished if seq[-1] == eos_id else live).append((seq, lp))
         if len(finished) >= K:
             break
     else:
         finished += live  # out of steps: the unfinished compete too
-    score = lambda h: h[1] / gnmt_length_penalty(len(h[0]), alpha)  # noqa: E731
-    return sorted(finished, key=lambda h: -score(h))
+    scored = [(list(s), lp, lp / gnmt_length_penalty(len(s), alpha)) for s, lp in finished]
+    scored = sorted(scored, key=lambda h: -h[2])[:K]
+    return [h[0] for h in scored], [h[1] for h in scored], [h[2] for h in scored]
+    # END SOLUTION
 
-
-for K in (1, 2, 3):
-    mine = my_beam_search(toy.probs, K, KW["max_len"])
-    (lib,) = beam_search(toy, SRC1, LEN1, beam_size=K, **KW)
-    assert [list(s) for s, _ in mine[:K]] == [h.tokens for h in lib]
-    assert np.allclose([lp for _, lp in mine[:K]], [h.logprob for h in lib])
-    print(f"K = {K}: " + ",  ".join(f"{show(h.tokens)} ({np.exp(h.logprob):.3f})" for h in lib))
+# %%
+result = ex.check("beam_search", my_beam_search)
+assert result.status in ("passed", "not implemented"), "read the report above"
 
 # %% [markdown]
-# Beam search stays approximate even when the beam is as wide as this tiny problem: with
+# ## 5. The library's `beam_search`
+#
+# From here on the lesson uses `tinyattn.decoding.beam_search`, which drives a model of the
+# protocol of §2 directly (B·K rows per decoder step, for a whole batch of examples), keeps one
+# attention row per token of each hypothesis and returns `Hypothesis` objects. First the beam of
+# two computed by hand in §3:
+
+# %%
+from tinyattn.decoding import beam_search
+
+(best, second), = beam_search(toy, SRC1, LEN1, beam_size=2, **KW)
+for h in (best, second):
+    print(f"beam K = 2 : {show(h.tokens):12} log p = {h.logprob:.3f}  "
+          f"(p = {np.exp(h.logprob):.3f})")
+assert best.tokens == [TOK_B, TOK_A, EOS]
+assert np.isclose(best.logprob, np.log(0.4 * 0.9 * 0.9))
+assert second.tokens == [TOK_A, TOK_A, EOS]
+assert np.isclose(second.logprob, np.log(0.5 * 0.4 * 0.5))
+
+# %% [markdown]
+# **Predict.** With $K = 3$ the beam keeps three live prefixes per step on a table with only
+# two tokens besides `<eos>`. Will it return the three most probable sequences of the list in §3
+# ("b a `<eos>`", "a `<eos>`", "a b `<eos>`")?
+
+# %%
+for K in (1, 2, 3):
+    (lib,) = beam_search(toy, SRC1, LEN1, beam_size=K, **KW)
+    print(f"K = {K}: " + ",  ".join(f"{show(h.tokens)} ({np.exp(h.logprob):.3f})" for h in lib))
+print("exact  : " + ",  ".join(f"{show(s)} ({np.exp(lp):.3f})" for s, lp in everything[:3]))
+assert [TOK_A, EOS] not in [h.tokens for h in lib]  # K = 3 misses the second most probable
+
+# %% [markdown]
+# No. Beam search stays approximate even when the beam is as wide as this tiny problem: with
 # K = 3 the second most probable sequence, "a `<eos>`" (0.125), is missing. At step 2 it ranks
 # fourth, behind three live prefixes ("b a" 0.36, "a a" 0.20, "a b" 0.175), and whatever ranks
 # below the K-th live candidate is pruned, finished or not. (Third place is a tie: "a a
 # `<eos>`" also finished, with the same 0.100 as "`<eos>`"; the sort keeps the one that
-# finished first.)
+# finished first.) This is the rule your `my_beam_search` had to follow, and the one the
+# "finished an `<eos>` candidate ranked below the K live beams" diagnosis is about.
 #
-# ## 4. The search tree
+# ## 6. The search tree
+#
+# ![A beam-search tree: a few partial hypotheses kept per step, the others pruned](../docs/images/beam_tree.png)
+#
+# The schematic shows the shape of the search: at every step only $K$ nodes are extended,
+# every other candidate is a dead end, and a hypothesis that reaches `<eos>` leaves the beam.
+# Look at where the final best path passes through a node that was not the best at its step.
 #
 # `beam_search(..., trace=steps)` appends one `BeamStep` per step to the list `steps`: the
 # candidates it ranked (at most $2K$ per example, best first), each with its parent beam, its
@@ -397,15 +503,15 @@ _ = draw_beam_tree(steps, hyps, NAMES, title="Beam search, K = 2, on the hand-ma
 
 # %% [markdown]
 # Read the tree left to right. At step 1 the two kept beams are "a" and "b"; `<eos>` (log 0.1 =
-# −2.30) ranked below both and was pruned. At step 2 the four best of the six extensions are
-# shown: "b a" and "a a" survive; "a b" (−1.74) and "a `<eos>`" (−2.08) are pruned. At step 3
+# −2.303) ranked below both and was pruned. At step 2 the four best of the six extensions are
+# shown: "b a" and "a a" survive; "a b" (−1.743) and "a `<eos>`" (−2.079) are pruned. At step 3
 # both beams end with `<eos>`: two hypotheses have finished, so the search stops, and the two
-# new live beams "a a a" and "a a b" (−3.00) are never extended. The thick coloured paths are
+# new live beams "a a a" and "a a b" (−2.996) are never extended. The thick coloured paths are
 # the two returned hypotheses; a node's number is the running $\sum \log p$, which only ever
 # goes down along a path.
 
 # %% [markdown]
-# ## 5. Short outputs, and the length penalty
+# ## 7. Short outputs, and the length penalty
 #
 # A second table shows what goes wrong when the search gets *better*. At step 1 the model gives
 # `<eos>` (an empty output) probability 0.3, and "a" 0.5. After that it is sure of itself: it
@@ -455,7 +561,7 @@ assert h.tokens == [EOS] and list(exact[0]) == [EOS]
 # **The length penalty by hand.** With $\alpha = 1$: the empty output has $|y| = 1$ (just
 # `<eos>`), $lp = (5 + 1)/6 = 1$, so its score stays $\log 0.3 = -1.204$; the long output has
 # $|y| = 5$, $lp = 10/6$, score $-1.544 / 1.667 = -0.926$, now the better of the two. They tie
-# where $(10/6)^\alpha = 1.544 / 1.204$, at $\alpha = \ln(1.282) / \ln(1.667) \approx 0.49$.
+# where $(10/6)^\alpha = 1.544 / 1.204$, at $\alpha = \ln(1.544 / 1.204) / \ln(10 / 6)$, which the next cell prints.
 
 # %%
 empty_lp, long_lp = np.log(0.3), np.log(0.5 * 0.78**3 * 0.9)
@@ -469,14 +575,12 @@ for alpha in (0.0, 0.25, 0.45, 0.55, 1.0, 2.0):
           f"{show(runner_up.tokens):16} {runner_up.score:7.3f}")
     assert np.isclose(first.score, first.logprob / gnmt_length_penalty(len(first.tokens), alpha))
     assert (first.tokens == [EOS]) == (alpha < cross)
-    mine = my_beam_search(long_table, 3, KW2["max_len"], alpha)
-    assert [list(s) for s, _ in mine[:2]] == [first.tokens, runner_up.tokens]
 print(f"lp(1) = {gnmt_length_penalty(1, 1.0):.3f}, lp(5) = {gnmt_length_penalty(5, 1.0):.3f} "
       "(alpha = 1)")
 assert np.isclose(gnmt_length_penalty(5, 1.0), 10 / 6)
 
 # %% [markdown]
-# Below $\alpha \approx 0.49$ the empty output wins, above it the long one. Two details of
+# Below the printed crossing, $\alpha = 0.487$, the empty output wins, above it the long one. Two details of
 # `beam_search` matter here. The penalty only re-ranks *finished* hypotheses; the live beams
 # are still compared by their raw sums, so the penalty changes which answer wins,
 # not which prefixes survive. And the search stops once $K$ hypotheses have finished: with a
@@ -484,7 +588,7 @@ assert np.isclose(gnmt_length_penalty(5, 1.0), 10 / 6)
 # arrives, and no $\alpha$ can rescue a hypothesis that was never finished.
 
 # %% [markdown]
-# ## 6. A real model: dates, trained only a little
+# ## 8. A real model: dates, trained only a little
 #
 # Now the same searches on an attention model. The task and the model are those of lesson 05 (a
 # bidirectional GRU encoder, a GRU decoder with Bahdanau attention, float32, Adam, batches of
@@ -493,6 +597,8 @@ assert np.isclose(gnmt_length_penalty(5, 1.0), 10 / 6)
 # model is unsure.
 
 # %%
+from tinyattn.cli.evaluation import decode  # greedy_decode for K = 1, beam_search otherwise
+
 spec = DataSpec("dates", train_size=8000)
 splits, info = load_examples(spec)
 src_vocab = Vocab.build([ex.src for ex in splits["train"]])
@@ -520,6 +626,9 @@ sources, refs = [list(ex.src) for ex in test], [list(ex.tgt) for ex in test]
 # (the whole date right), the mean $\log p$ of the returned output (the quantity the search
 # maximises), the mean length in tokens (`<eos>` included) and the decoding time. "fixed" and
 # "broken" count the dates that beam search gets right and greedy wrong, and the reverse.
+#
+# **Predict.** A wider beam finds outputs the model finds at least as probable. Will K = 8 get
+# right every date that greedy gets right, that is, will its "broken" count be 0?
 
 # %%
 results = {}
@@ -540,19 +649,30 @@ for K in (1, 2, 4, 8):
     assert all(len(h.tokens) == 11 for h in hyps)  # every output: 10 characters and <eos>
 mean_logp = [np.mean([h.logprob for h in results[K]["hyps"]]) for K in (1, 2, 4, 8)]
 assert np.all(np.diff(mean_logp) >= -1e-9)  # here a wider beam never lowers the mean log p
+print("time / time of K = 2: " + ",  ".join(
+    f"K = {K}: {results[K]['seconds'] / results[2]['seconds']:.2f} (K / 2 = {K // 2})"
+    for K in (4, 8)))
 
 # %% [markdown]
-# In the stored run, beam search raises the exact match from 58.0 % (greedy) to 59.2 % with
-# K = 2 and 59.6 % with K = 4; K = 8 adds nothing more. As Sutskever et al. found for
-# translation, a beam of 2 gives most of the gain: here it wins 6 dates net (9 fixed, 3
-# broken) of the 8 that K = 4 wins. The mean log p of the outputs rises with K, by small
-# amounts (−1.226 → −1.208). Every output is 11 tokens long (the code asserts both). The
-# decoding time grows with K, roughly in proportion for the beams: each step runs the decoder
-# on B·K rows (greedy, which has no candidates to rank, is cheaper still; the absolute times
-# depend on the machine and on its load).
+# No: K = 8 breaks 3 dates that greedy got right (§9 shows that the model prefers each of
+# those wrong outputs to the reference). In the stored run, beam search raises the exact
+# match from 58.0% (greedy) to 59.2% with K = 2 and 59.6% with K = 4; K = 8 adds nothing more.
+# As Sutskever et al. found for translation, a beam of 2 gives most of the gain: here it wins
+# 6 dates net (9 fixed, 3 broken) of the 8 that K = 4 wins. The mean log p of the outputs
+# rises with K, by small amounts (−1.226 → −1.208). Every output is 11 tokens long (the code
+# asserts both).
+#
+# The time column grows with K, and greedy, which ranks nothing, is the cheapest. The last
+# line divides each beam's time by that of K = 2 and sets it beside $K / 2$, the ratio a time
+# proportional to the number of decoder rows would give. It need not be that: besides running
+# the decoder on B·K rows, each beam step sorts B rankings of K·V candidates (which grows faster
+# than K) and walks them in a Python loop, and every call has a fixed cost that does not grow
+# with K. Which of these weighs more depends on the machine and on its load, and changes from
+# one run to the next: read the seconds as a comparison within one run, not as a property of
+# beam search.
 
 # %% [markdown]
-# ## 7. Search errors and model errors
+# ## 9. Search errors and model errors
 #
 # A wrong output has one of two causes (in the terms Stahlberg & Byrne use). Either the model
 # gives the reference a *higher* probability than the output, and the search failed to find it
@@ -613,7 +733,7 @@ assert worse == 0  # not guaranteed in general (see below), but true for this mo
 # and it turns that into accuracy only where the model ranks the right answer first.
 
 # %% [markdown]
-# ## 8. One date, greedy vs beam
+# ## 10. One date, greedy vs beam
 #
 # A date that greedy gets wrong and a beam of 4 gets right, its search tree (K = 4) and one
 # attention heatmap per final hypothesis.
@@ -637,6 +757,26 @@ assert nbest[0].tokens == results[4]["hyps"][i].tokens
 print("step 1 of the beam, best first: " + ",  ".join(
     f"{tgt_vocab.tokens[tok]!r} p = {np.exp(lp):.3f} {status}"
     for _, tok, lp, status in trace[0].candidates[0][:4]))
+
+
+def running_logp(trace, h, b=0):
+    """The running sum of log p of hypothesis ``h`` after each step, by the back-pointers."""
+    cands = trace[len(h.tokens) - 1].candidates[b]
+    last = next(c for c in cands if c[1] == h.tokens[-1] and np.isclose(c[2], h.logprob)
+                and c[3] != "pruned")
+    out, beam = [last[2]], last[0]
+    for step in reversed(trace[:len(h.tokens) - 1]):
+        kept = [c for c in step.candidates[b] if c[3] == "kept"]
+        out.append(kept[beam][2])
+        beam = kept[beam][0]
+    return out[::-1]
+
+
+print("running log p after each step:")
+for k, h in enumerate(nbest, 1):
+    path = running_logp(trace, h)
+    assert np.isclose(path[-1], h.logprob)
+    print(f"  #{k} {''.join(tgt_vocab.decode(h.tokens)):10} " + " ".join(f"{v:6.2f}" for v in path))
 
 # %%
 def show_few_colours(fig, colours=64):
@@ -663,14 +803,15 @@ show_few_colours(fig)
 # In the run stored here the date is "4/29/61", and the hard part is the century. At step 1
 # the model is almost undecided between "2" (p = 0.516) and "1" (p = 0.479). Greedy commits
 # to "2" and ends with "2016-04-29" (it even swaps the year's digits); the beam keeps "1" alive
-# as its second beam, and at the end "1961-04-29" (log p = −1.31) beats greedy's output
-# (−2.03, hypothesis #2, orange). Each step ranks the $2K = 8$ best extensions: the four with
+# as its second beam, and at the end "1961-04-29" (log p = −1.312) beats greedy's output
+# (−2.027, hypothesis #2, orange). Each step ranks the $2K = 8$ best extensions: the four with
 # a light-blue fill survive, those with a green fill have finished, and of the pruned ones only
 # the best is drawn (dotted). Once past the century, the blue path (#1) is confident: its
-# running log p goes from −0.74 at step 1 to −0.83 at step 6; it pays most at the month's "4"
-# (step 7, −0.20) and at the day's last digit (step 10, −0.25), where the green hypothesis
-# "1961-04-22" branches off. The red one, "2061-04-29", leaves greedy's path at step 3 ("206"
-# at −2.22 against "201" at −0.98).
+# running log p (printed above, one column per step) goes from −0.74 at step 1 to −0.83 at
+# step 6; it pays most at the month's "4" (step 7, from −0.83 to −1.03) and at the day's last
+# digit (step 10, from −1.06 to −1.31), where the green hypothesis "1961-04-22" branches off
+# (−2.80). The red one, "2061-04-29", leaves greedy's path at step 3 ("206" at −2.22 against
+# "201" at −0.98).
 
 # %%
 labels = [tgt_vocab.decode(h.tokens) + ["<eos>"] for h in nbest]
@@ -684,7 +825,7 @@ fig = plot_hypotheses(nbest, sources[i], labels,
 # spread over both: once committed to the wrong century, the model lost track of the order.
 
 # %% [markdown]
-# ## 9. Length penalty on the dates
+# ## 11. Length penalty on the dates
 #
 # On dates every correct output has the same length, 11 tokens (`<eos>` included). Where all
 # finished hypotheses have the same length, the penalty divides all their scores by the same
@@ -717,13 +858,13 @@ print(f"best hypothesis changed by the penalty for {changed} of 200 dates")
 # in length, such as translation (lesson 11).
 
 # %% [markdown]
-# ## 10. What to remember
+# ## 12. What to remember
 #
 # - Decoding is a **search** over sequences scored by $\sum_i \log p(y_i \mid y_{<i}, x)$;
 #   exact search is out of reach ($V^T$ sequences), greedy is one path, beam search keeps $K$.
 # - Search only needs the step interface: `start` and `decode_step`, with a carry whose rows
-#   can be reordered. A beam of K runs the decoder on B·K rows per step, so it costs up to
-#   about K times greedy.
+#   can be reordered. A beam of K runs the decoder on B·K rows per step and ranks K·V
+#   candidates per example, so it costs more than greedy, more as K grows.
 # - A better search finds more probable outputs; it helps accuracy only where the model ranks
 #   the right answer first (search errors). On the under-trained date model most mistakes were
 #   model errors.

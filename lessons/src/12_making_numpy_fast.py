@@ -1,6 +1,6 @@
 # Source of lessons/12_making_numpy_fast.ipynb (learner) and
 # lessons/solutions/12_making_numpy_fast.ipynb (instructor): edit here, then run
-# `.venv/bin/python lessons/build.py 09` (see lessons/build.py).
+# `.venv/bin/python lessons/build.py 12` (see lessons/build.py).
 
 # %% [markdown]
 # # Lesson 12 — Making NumPy fast
@@ -53,6 +53,7 @@ import numpy as np
 import tinyattn as ta
 from tinyattn.functional import matmul_last, softmax
 from tinyattn.gradcheck import TOL_LAYER, check_module
+import tinyattn.exercises as ex
 
 np.set_printoptions(precision=3, suppress=True)
 
@@ -484,7 +485,8 @@ print(f"v4 (library) vs v3: largest difference {max_difference(out['v4'], out['v
 print(f"v4 (library) vs v0: largest difference {max_difference(out['v4'], out['v0']):.1e}")
 
 # %% [markdown]
-# Five implementations, one result, up to round-off (differences of $10^{-13}$ or less in float64).
+# Five implementations, one result, up to round-off (the largest difference printed above is
+# 1.2e-13, in float64).
 # And the two sigmoid forms the library switches between agree too:
 
 # %%
@@ -543,8 +545,8 @@ print("\nfloat64 / float32 time: " + ", ".join(f"{v} {f64[v] / f32[v]:.1f}" for 
 # also stops growing the output array), and
 # **v3 → v4 changes only the elementwise part** (the products are the same). So the library's
 # ratio to the textbook loop is the product of two factors, which the next cell prints for this
-# machine. Ratios within about 15 % of 1 are within what reruns on a shared machine vary by: read
-# them as "no clear change", not as a rewrite that made things slower.
+# machine. On a shared machine, reruns move the timings by more than some of these ratios differ
+# from 1: read a ratio near 1 as "no clear change", not as a rewrite that made things slower.
 
 # %%
 for name, ms in gru_ms.items():
@@ -632,6 +634,11 @@ for name in gru_ms:
 # **Counting them.** We replace `np.tanh` and `np.exp` for the duration of one call by wrappers
 # that add up the number of elements they are given (this notebook and the library both look
 # them up as `np.tanh` at call time), and restore them afterwards.
+#
+# **Predict.** Count before you run: per hidden unit and per step, forward and backward together,
+# how many `tanh` and `exp` evaluations does the textbook elementwise code of v0–v3 make? (The
+# sigmoid is $1 / (1 + e^{-a})$, and `dsigmoid` and `dtanh` recompute their activation.) And the
+# library, which keeps $r, z, n$ and activates both sigmoid gates with one `tanh`?
 
 # %%
 @contextmanager
@@ -702,9 +709,10 @@ for name in ("float64", "float32"):
           f"   {'':36}{us['tanh'] / us['product']:.2f}")
 
 # %% [markdown]
-# The product does 256 operations per output element, the `tanh` one evaluation, yet the last
-# column shows the `tanh` is not negligible next to the product, and it is many times a plain
-# multiplication. With these per-element times we can estimate how much of each pass the
+# The product does 256 operations per output element, the `tanh` one evaluation: were an
+# evaluation as cheap as one of the product's operations, the last column would read 1/256.
+# It reads far more than that, and the `np.tanh` column is above the plain multiplication's
+# (`a * a`). With these per-element times we can estimate how much of each pass the
 # transcendentals take, from the counts above (an estimate: the real calls run on arrays of
 # other shapes):
 
@@ -841,45 +849,72 @@ print(f"T Bahdanau steps (keys once) take {ratio:.1f}× the time of T Luong step
 # Batching the forward pass is half of it: the backward pass must be batched too, or it brings
 # the loop back. For Luong's scores $\text{scores}[b, t, s] = q[b, t] \cdot k[b, s]$ the
 # per-step backward below gives, for an upstream gradient `dscores (B, T, S)`, the gradients of
-# the queries and of the (projected) keys. Write `scores_backward_batched(dscores, queries,
-# keys)` with **one batched product each** and no loop. Hints: the forward is
-# `queries @ keys.transpose(0, 2, 1)`; for $Y = Q K^\top$, $\partial L/\partial Q = \delta Y K$
-# and $\partial L/\partial K = \delta Y^\top Q$, with `transpose(0, 2, 1)` for a batch of
-# matrices. (The library's version is in `LuongAttention._scores_backward`.)
+# the queries and of the (projected) keys. Write `scores_backward_batched(dscores, cache)` with
+# **one batched product each** and no loop; `cache = (queries, keys, scale)` is what the
+# library's forward of these scores, `tinyattn.attention.dot_score_forward`, returns (scale = 1
+# for Luong's general and dot scores). Hints: the forward is `queries @ keys.transpose(0, 2, 1)`;
+# for $Y = Q K^\top$, $\partial L/\partial Q = \delta Y K$ and $\partial L/\partial K = \delta Y^\top
+# Q$, with `transpose(0, 2, 1)` for a batch of matrices.
+#
+# `ex.check("batched_scores_backward", fn)` runs that forward on small random arrays (B = 2,
+# T = 3, S = 4, K = 5, all different, so that a missing transpose fails on shapes) and the
+# library's gradient checker on your backward. First, what it says about the loop with a
+# classic slip, `dk =` where `dk +=` belongs:
 
 # %%
-def scores_backward_loop(dscores, queries, keys):
+def scores_backward_loop(dscores, cache):
+    queries, keys, _ = cache
     dq, dk = np.empty_like(queries), np.zeros_like(keys)
     for t in range(queries.shape[1]):
         d_t = dscores[:, t, :, None]  # (B, S, 1)
         dq[:, t] = (d_t * keys).sum(axis=1)  # Σ_s dscores[b, t, s] k[b, s]
-        dk += d_t * queries[:, t, None, :]  # (B, S, 1) * (B, 1, Hq) -> (B, S, Hq)
+        dk += d_t * queries[:, t, None, :]  # (B, S, 1) * (B, 1, K) -> (B, S, K)
     return dq, dk
 
 
-def scores_backward_batched(dscores, queries, keys):
+def scores_backward_loop_slip(dscores, cache):
+    queries, keys, _ = cache
+    dq, dk = np.empty_like(queries), np.zeros_like(keys)
+    for t in range(queries.shape[1]):
+        d_t = dscores[:, t, :, None]
+        dq[:, t] = (d_t * keys).sum(axis=1)
+        dk = d_t * queries[:, t, None, :]  # BUG: each step overwrites the sum
+    return dq, dk
+
+
+slip = ex.check("batched_scores_backward", scores_backward_loop_slip)
+assert slip.status == "failed"
+assert ex.check("batched_scores_backward", scores_backward_loop, verbose=False).passed
+
+# %% [markdown]
+# `dqueries` passes (each step writes its own row), `dkeys` fails, and the "likely" line names
+# the slip: every step reads every key, so the key gradient is a sum over $t$. The correct loop
+# passes. Now yours: replace the `raise` line, then run the cell after it. When it passes, that
+# cell also times it against the loop at the sizes of section 6.
+
+# %%
+def scores_backward_batched(dscores, cache):
+    queries, keys, _ = cache
     # BEGIN SOLUTION
-    dqueries = dscores @ keys  # (B, T, S) @ (B, S, Hq) -> (B, T, Hq)
-    dkeys = dscores.transpose(0, 2, 1) @ queries  # (B, S, T) @ (B, T, Hq) -> (B, S, Hq)
+    dqueries = dscores @ keys  # (B, T, S) @ (B, S, K) -> (B, T, K)
+    dkeys = dscores.transpose(0, 2, 1) @ queries  # (B, S, T) @ (B, T, K) -> (B, S, K)
     return dqueries, dkeys
     # END SOLUTION
 
 # %%
-dscores64 = np.random.default_rng(6).standard_normal((B, T, S))
-expected = scores_backward_loop(dscores64, queries64, keys64)
-try:
-    mine = scores_backward_batched(dscores64, queries64, keys64)
-except NotImplementedError:
-    print("not implemented yet: write scores_backward_batched above, then run this cell again")
-else:
-    assert mine[0].shape == (B, T, Hq) and mine[1].shape == (B, S, Hq)
+result = ex.check("batched_scores_backward", scores_backward_batched)
+assert result.status in ("passed", "not implemented"), "read the report above"
+if result.passed:
+    cache64 = (queries64, keys64, 1.0)
+    dscores64 = np.random.default_rng(6).standard_normal((B, T, S))
+    expected = scores_backward_loop(dscores64, cache64)
+    mine = scores_backward_batched(dscores64, cache64)
     assert np.allclose(mine[0], expected[0]) and np.allclose(mine[1], expected[1])
-    ms = time_interleaved({"loop": lambda: scores_backward_loop(dscores64, queries64, keys64),
-                           "batched": lambda: scores_backward_batched(dscores64, queries64,
-                                                                      keys64)},
+    ms = time_interleaved({"loop": lambda: scores_backward_loop(dscores64, cache64),
+                           "batched": lambda: scores_backward_batched(dscores64, cache64)},
                           repeats=5, number=5)
-    print(f"✓ equal to the loop; float64: loop {ms['loop']:.2f} ms, batched "
-          f"{ms['batched']:.2f} ms, {ms['loop'] / ms['batched']:.0f}× faster")
+    print(f"equal to the loop at B = {B}, T = {T}, S = {S}; float64: loop {ms['loop']:.2f} ms, "
+          f"batched {ms['batched']:.2f} ms, {ms['loop'] / ms['batched']:.0f}× faster")
 
 # %% [markdown]
 # ## 8. To remember

@@ -1,6 +1,6 @@
 # Source of lessons/13_self_attention.ipynb (learner) and
 # lessons/solutions/13_self_attention.ipynb (instructor): edit here, then run
-# `.venv/bin/python lessons/build.py 10` (see lessons/build.py).
+# `.venv/bin/python lessons/build.py 13` (see lessons/build.py).
 
 # %% [markdown]
 # # Lesson 13 — From attention to self-attention
@@ -44,7 +44,8 @@ import tinyattn as ta
 from tinyattn.attention import LuongAttention
 from tinyattn.data import Vocab, tokenize
 from tinyattn.functional import masked_softmax_forward, softmax, softmax_backward
-from tinyattn.gradcheck import TOL_LAYER, TOL_STEP, check_function, check_module
+from tinyattn.gradcheck import TOL_LAYER, check_module
+import tinyattn.exercises as ex
 from tinyattn.plot import plot_alignment, setup_fonts
 
 np.set_printoptions(precision=3, suppress=True)
@@ -120,6 +121,10 @@ print("self-attention = Luong's scaled dot attention of the sequence to itself:"
 # 512. For each $d_k$: the variance of the scores, the largest weight in each row (1 = saturated),
 # and the size of the gradient that reaches the scores through the softmax (the library's
 # `softmax_backward` applied to a random upstream gradient), without and with the scaling.
+#
+# **Predict.** Without the scaling, what will the variance of the scores be at $d_k = 64$? Will
+# the mean largest weight of a row at $d_k = 512$ be nearer to 1 (one-hot) or to its value at
+# $d_k = 1$? And with the scaling?
 
 # %%
 n_q, n_keys = 1000, 10
@@ -167,12 +172,13 @@ fig.suptitle("Why Vaswani et al. divide by √d_k: 1,000 random queries, 10 keys
 plt.show()
 
 # %% [markdown]
-# Unscaled, the variance follows $d_k$ exactly as the footnote says, the rows become nearly
-# one-hot (a mean largest weight of 0.87 at $d_k = 64$ and 0.955 at $d_k = 512$, against 0.27 at
-# $d_k = 1$), and the gradient that gets through the softmax shrinks from 0.100 to 0.015 of the
-# upstream gradient's size, almost seven-fold: $W_q$ and $W_k$, whose gradients pass through the
-# scores, would learn slowly, or not at all. Scaled, all three stay close to their values at
-# $d_k = 1$ (variance 0.94–1.00, largest weight 0.27–0.32, gradient ratio 0.100–0.105). (Real
+# Unscaled, the variance follows $d_k$ as the footnote says (62.1 at $d_k = 64$, 509.1 at
+# $d_k = 512$; the code asserts it is within 15 % of $d_k$ at every size), the rows become nearly
+# one-hot (a mean largest weight of 0.870 at $d_k = 64$ and 0.955 at $d_k = 512$, against 0.269
+# at $d_k = 1$), and the gradient that gets through the softmax shrinks from 0.100 to 0.015 of
+# the upstream gradient's size: $W_q$ and $W_k$, whose gradients pass through the scores, would
+# learn slowly, or not at all. Scaled, all three stay close to their values at $d_k = 1$
+# (variance 0.94–1.00, largest weight 0.269–0.319, gradient ratio 0.100–0.105). (Real
 # queries and keys are not independent $N(0, 1)$ vectors, but their dot products grow with $d_k$
 # in the same way at initialisation, which is when it matters most.)
 
@@ -280,7 +286,7 @@ print("dX of sequence 1:\n", dX_lib[1])
 # and compares with centered differences of $\sum O \odot dO + \sum A \odot dA$ for random
 # $dO$, $dA$ (the module also returns $A$, so its gradient path is checked too). **What to
 # expect:** relative errors between about $10^{-10}$ and $10^{-7}$ for a correct backward (this
-# run: at most 5.2e-08), far below the layer tolerance $10^{-6}$ (`TOL_LAYER`); a wrong one is off
+# run: at most 5.16e-08), far below the layer tolerance $10^{-6}$ (`TOL_LAYER`); a wrong one is off
 # by roughly the size of the gradient.
 # We check it with the padding and with the causal mask of section 5.
 
@@ -341,7 +347,10 @@ print("changing token 3 changes no earlier output:", np.array_equal(out_f[0, :3]
 #
 # **Back to 苹果** (lesson 03). Without the mask, self-attention is "bidirectional": position $i$
 # reads the whole sentence. With it, it is "forward-only", like a left-to-right RNN. We embed the
-# two sentences of lesson 03 (random weights, E = 16) and compare the outputs at 苹 and 果:
+# two sentences of lesson 03 (random weights, E = 16) and compare the outputs at 苹 and 果.
+#
+# **Predict.** The two sentences share their first five characters, 我喜欢苹果. Without the mask,
+# will the outputs at 苹 and 果 be the same in both sentences? With it?
 
 # %%
 fruit, phone = tokenize("我喜欢苹果，因为它很好吃", "zh"), tokenize("我喜欢苹果，因为他比安卓稳定", "zh")
@@ -360,6 +369,11 @@ for causal in (False, True):
     assert (gap < 1e-12) == causal  # equal (up to rounding) exactly when the future is masked
 
 # %% [markdown]
+# Without the mask the outputs at 苹果 differ (2.42e-01): every position reads the whole
+# sentence, and the two sentences differ after their first five characters. With the mask they
+# agree exactly (0.00e+00): position $i$ reads only positions $j \le i$, which the two sentences
+# share, like the forward direction of an RNN.
+#
 # **Heatmaps.** The weight matrices of the fruit sentence, without and with the mask. These
 # weights are **random**: nothing was trained, so which character reads which means nothing here.
 # A trained model's heads learn patterns (the previous word, a verb's object, a pronoun's
@@ -467,8 +481,13 @@ print("multi-head forward = two SelfAttention heads, concatenated, times W_o:", 
 # back into heads with the inverse of the forward's reshape and transpose; inside each head it is
 # section 4's backward (batched over heads instead of over sequences); the heads' $dQ_h$ go back
 # into the columns they came from, so $dW_q = X^\top [dQ_1 ; dQ_2]$. Replace the `raise` line, then
-# run the next cell: it runs the library's gradient checker (`check_function`, tolerance
-# `TOL_STEP` = 1e-7) on your function.
+# run the next cell: `ex.check("multi_head_backward", fn)` runs the library's gradient checker
+# (tolerance `TOL_STEP` = 1e-7) on your function, over the forward above (the same function and
+# cache as `tinyattn/exercises/_ex_multihead.py`, on random arrays of the sizes above), and when
+# a gradient is wrong it names the likely mistake: the $1/\sqrt{d_k}$ left out, the heads split
+# with a reshape alone, the softmax backward without its row sum, $dK$ from $dS$ instead of
+# $dS^\top$, or a path missing from $dX$. `ex.stub("multi_head_backward")` prints the starting
+# point.
 
 # %%
 def my_multi_head_backward(dY, cache):
@@ -493,17 +512,12 @@ def my_multi_head_backward(dY, cache):
     # END SOLUTION
 
 # %%
-try:
-    mine = check_function(multi_head_forward, my_multi_head_backward, *mha_args,
-                          names=["X", "W_q", "W_k", "W_v", "W_o"], tol=TOL_STEP)
-except NotImplementedError:
-    print("my_multi_head_backward is not written yet: replace the raise line and run again")
-else:
-    print(mine)
-    assert mine.passed, "read the table: which gradient is wrong?"
+result = ex.check("multi_head_backward", my_multi_head_backward)
+assert result.status in ("passed", "not implemented"), "read the report above"
 
 # %% [markdown]
-# When it fails, the table says which gradient is wrong. A wrong $dW_o$ alone points at the first
+# When it fails, the table says which gradient is wrong, and the "likely" line names the mistake
+# when the numbers match a known one. A wrong $dW_o$ alone points at the first
 # line; wrong $dW_v$ (and $dX$) but right $dW_q$, $dW_k$ at the values path; all of $dX$, $dW_q$, $dW_k$ wrong
 # but $dW_v$ right at the softmax or the scale (as the broken module in section 4 showed); only
 # $dX$ wrong at the sum of the three paths.
