@@ -170,7 +170,7 @@ def hard_vs_soft():
     alpha = np.array([0.05, 0.15, 0.55, 0.20, 0.05])  # one row of attention weights
     H = np.random.default_rng(3).uniform(-1, 1, (5, 3)).round(2)  # annotations h_1..h_5, size 3
     soft = alpha @ H
-    j = 2  # the position drawn from alpha in this picture: h_3, the likeliest one
+    j = int(np.random.default_rng(0).choice(5, p=alpha))  # one draw j ~ alpha (here h_3)
     cmap = matplotlib.colormaps["RdBu_r"]
 
     def vec(x, ytop, v, ec=FWD, lw=0.8):
