@@ -1,0 +1,2 @@
+"""The modules behind ``docs/schematics.py``: drawing helpers (`draw`) and one
+module per group of lessons (`cells`, `attention`, `search`)."""
