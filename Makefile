@@ -76,7 +76,7 @@ bench: torch
 # ruff: pycodestyle, pyflakes, imports, bugbear, pyupgrade, NumPy rules, and docstrings
 # (numpy convention) on the public API; pyproject.toml says which rules and why.
 lint: $(STAMP)
-	$(BIN)/ruff check tinyattn tests benchmarks lessons/build.py conftest.py
+	$(BIN)/ruff check tinyattn tests benchmarks docs lessons/build.py conftest.py
 
 # Rebuild the lesson notebooks from lessons/src (and execute them).
 lessons: $(STAMP)

@@ -35,8 +35,9 @@ nbclient in the ``python3`` kernel (the one installed in ``.venv``), in the
 outputs and figures are stored; a cell that raises stops the build. The
 learner notebook's exercise cells therefore show "not implemented yet".
 Relative Markdown links in the sources are written from ``lessons/``; the
-instructor notebook gets them with one more ``../``. Execution timing metadata is not recorded, so an unchanged lesson rebuilds
-with the same cells.
+instructor notebook gets them with one more ``../``. Execution timing
+metadata is not recorded, so an unchanged lesson rebuilds with the same
+cells.
 
 ``--check`` builds the cells from the sources without executing and
 compares, cell by cell, type and source with the committed notebooks (not
