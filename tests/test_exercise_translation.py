@@ -15,10 +15,10 @@ def stats(hyp, refs, max_order, *, clip="max", length="closest"):
     for n in range(1, max_order + 1):
         h = Counter(tuple(hyp[i:i + n]) for i in range(len(hyp) - n + 1))
         rs = [Counter(tuple(r[i:i + n]) for i in range(len(r) - n + 1)) for r in refs]
-        cap = {"max": lambda g: max(r[g] for r in rs), "first": lambda g: rs[0][g],
-               "sum": lambda g: sum(r[g] for r in rs),
-               "none": lambda g: float("inf") if any(r[g] for r in rs) else 0}[clip]
-        matches.append(sum(min(c, cap(g)) for g, c in h.items()))
+        caps = {g: {"max": max(r[g] for r in rs), "first": rs[0][g],
+                    "sum": sum(r[g] for r in rs),
+                    "none": c if any(r[g] for r in rs) else 0}[clip] for g, c in h.items()}
+        matches.append(sum(min(c, caps[g]) for g, c in h.items()))
         totals.append(max(len(hyp) - n + 1, 0))
     lens = sorted(len(r) for r in refs)
     if length == "longest":
