@@ -364,7 +364,7 @@ assert len(hand_losses) == len(lib_losses) and diff < 1e-9
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.4))
 ax1.semilogy(range(1, 151), one_batch_losses, color="C0")
 ax1.axhline(math.log(len(vocab)), color="gray", ls="--", lw=1)
-ax1.text(100, math.log(len(vocab)) * 1.3, "ln V", color="gray")
+ax1.text(120, math.log(len(vocab)) * 0.5, "ln V", color="gray")
 ax1.set(title="one batch of 16, over and over", xlabel="update", ylabel="loss (nats, log scale)")
 ax2.plot(range(1, len(lib_losses) + 1), lib_losses, "o", ms=5, color="C1", label="Trainer.fit")
 ax2.plot(range(1, len(hand_losses) + 1), hand_losses, ".", ms=3, color="k", label="hand loop")
