@@ -10,7 +10,8 @@
 #
 # 1. see how English words and Chinese characters become tokens, on the project's phrasebook;
 # 2. read the real English–Chinese corpus (`cmn-eng`) with the same code path as `tinyattn
-#    train`, keep its short sentences and split them by source sentence;
+#    train`, keep its short sentences and split them by source sentence; then write BLEU's
+#    counting for one sentence against several references (an exercise);
 # 3. gradient-check the model's configuration on a tiny, phrasebook-sized model;
 # 4. train a Bahdanau model (bidirectional GRU encoder) on 8,925 sentence pairs, in about a
 #    minute and a half;
@@ -50,6 +51,7 @@ import numpy as np
 from IPython.display import Markdown, display
 
 import tinyattn as ta
+import tinyattn.exercises as exercises
 from tinyattn.cli.commands import MODEL_DEFAULTS, TRAIN_DEFAULTS
 from tinyattn.cli.evaluation import (decode, evaluate_examples, first_sources, format_metrics,
                                      references_by_source, teacher_forced)
@@ -57,7 +59,7 @@ from tinyattn.cli.run import DataSpec, Run, encode_pairs, load_examples
 from tinyattn.data import Example, Vocab, detokenize, fetch, filter_pairs, read_pairs, tokenize
 from tinyattn.functional import softmax
 from tinyattn.gradcheck import TOL_MODEL, check_gradients
-from tinyattn.metrics import alignment_accuracy, bleu_signature, corpus_bleu
+from tinyattn.metrics import alignment_accuracy, bleu_signature
 from tinyattn.plot import plot_alignment, plot_history, plot_hypotheses
 from tinyattn.training.batching import pad_batch
 
@@ -201,6 +203,98 @@ for text in (big.src, "He is ten years old."):
 # had, which the model reads as `<unk>`. Document 003's "Are you very big?" is not in the
 # corpus, and neither is the phrasebook's "He is ten years old." (他十岁。): the model will
 # translate both in section 6 without ever having seen them.
+#
+# ### 2.1 Exercise: one sentence's BLEU statistics against several references
+#
+# BLEU (`docs/equations.md` §11.2; Papineni et al. 2002) is computed from counts summed over the
+# corpus, and each sentence adds three kinds. For its output (the hypothesis) and its references:
+#
+# - per order n = 1..4, the **clipped matches** $m_n$: each n-gram $g$ of the hypothesis counts
+#   $\min(\text{count}_\text{hyp}(g), \max_\text{refs} \text{count}_\text{ref}(g))$ times,
+#   so that 我我我我 cannot score 4 of 4 against a reference with one 我, and a match with *any*
+#   reference counts (the largest count in any one of them, not their sum);
+# - per order, the **totals** $t_n$, the number of n-grams of the hypothesis;
+# - the **reference length** $r$ for the brevity penalty: the reference length closest to the
+#   hypothesis's, a tie going to the shorter.
+#
+# Write `bleu_sentence_stats(hyp, refs, max_order)` returning `(matches, totals, ref_len)`, two
+# lists of `max_order` ints and an int; `ex.check` compares them with the statistics that
+# `tinyattn.metrics.corpus_bleu` sums, on three sentences. First a version that forgets the
+# clipping:
+
+# %%
+from collections import Counter
+
+
+def ngram_counts(tokens, n):
+    """How often each n-gram (a tuple of n tokens) occurs in ``tokens``."""
+    return Counter(tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1))
+
+
+def bleu_stats_unclipped(hyp, refs, max_order):
+    m, t = [], []
+    for k in range(max_order):
+        grams = ngram_counts(hyp, k + 1)
+        seen = set().union(*(ngram_counts(r, k + 1) for r in refs))
+        m.append(sum(c for g, c in grams.items() if g in seen))  # BUG: not clipped
+        t.append(sum(grams.values()))
+    lengths = sorted(len(r) for r in refs)
+    return m, t, min(lengths, key=lambda k: abs(k - len(hyp)))
+
+
+wrong_bleu = exercises.check("bleu_sentence_stats", bleu_stats_unclipped)
+assert wrong_bleu.status == "failed"
+
+# %% [markdown]
+# The totals and the reference lengths are right; the matches are wrong wherever the hypothesis
+# repeats a character more often than any reference has it. Now yours (`ngram_counts` helps, and
+# so does `Counter`'s `|`, which keeps the larger count of each key):
+
+# %%
+def my_bleu_sentence_stats(hyp, refs, max_order):
+    # BEGIN SOLUTION
+    matches, totals = [], []
+    for n in range(1, max_order + 1):
+        mine = ngram_counts(hyp, n)
+        best = Counter()
+        for ref in refs:
+            best |= ngram_counts(ref, n)  # the largest count in any one reference
+        matches.append(sum(min(c, best[g]) for g, c in mine.items()))
+        totals.append(sum(mine.values()))
+    ref_len = min(sorted(len(ref) for ref in refs), key=lambda k: abs(k - len(hyp)))
+    return matches, totals, ref_len
+    # END SOLUTION
+
+# %%
+mine_bleu = exercises.check("bleu_sentence_stats", my_bleu_sentence_stats)
+assert mine_bleu.status in ("passed", "not implemented"), "read the report above"
+
+# %% [markdown]
+# **Predict.** Take a test source with two Chinese translations, and suppose the model writes
+# the *second* one exactly. What BLEU does that output get against both references, and what
+# against the first reference alone?
+
+# %%
+from tinyattn.metrics import corpus_bleu  # the library's BLEU, after the exercise
+
+src_two, refs_two = next((s, r) for s, r in refs_test.items()
+                         if len(r) == 2 and min(map(len, r)) >= 4)
+out_two = refs_two[1]
+print(f"{detokenize(src_two, 'word')!r}: references",
+      " / ".join(detokenize(r, "zh") for r in refs_two), "; output", detokenize(out_two, "zh"))
+both = corpus_bleu([out_two], [refs_two])
+first_only = corpus_bleu([out_two], [[refs_two[0]]])
+print("against both references:", both)
+print("against the first only: ", first_only)
+assert np.isclose(both.score, 100.0) and first_only.score < 50.0
+
+# %% [markdown]
+# Against both it scores 100.00: every n-gram is clipped by its count in the reference it
+# copies, and the closest reference length is its own. Against the first reference alone the
+# same, perfectly good translation scores 14.54: 75.0 % of its characters occur in that
+# reference, but only 14.3 % of its character pairs and 5.0 % of its runs of four.
+# That is the case for scoring against every reference a source has, and why a BLEU score must
+# say how many references it used (its signature, section 5).
 #
 # ## 3. The model's gradient, checked on a tiny model
 #

@@ -196,15 +196,31 @@ def corpus_bleu(hyps, refs, *, max_order: int = 4, smooth: str = "exp") -> BleuS
     hyp_len = ref_len = 0
     for i, (hyp, ref_set) in enumerate(zip(hyps, ref_sets)):
         hyp = _tokens(hyp, f"hyps[{i}]")
-        best = Counter()
-        for ref in ref_set:
-            best |= _ngrams(ref, max_order)  # Counter | keeps the max count of each n-gram
-        for gram, count in _ngrams(hyp, max_order).items():
-            totals[len(gram) - 1] += count
-            matches[len(gram) - 1] += min(count, best[gram])
+        m, t, r = _sentence_stats(hyp, ref_set, max_order)
+        matches = [a + b for a, b in zip(matches, m)]
+        totals = [a + b for a, b in zip(totals, t)]
         hyp_len += len(hyp)
-        ref_len += min((len(r) for r in ref_set), key=lambda n: (abs(n - len(hyp)), n))
+        ref_len += r
     return _bleu_from_stats(matches, totals, hyp_len, ref_len, smooth)
+
+
+def _sentence_stats(hyp: tuple, ref_set, max_order: int) -> tuple[list, list, int]:
+    """One hypothesis's BLEU statistics against its references (checked token tuples).
+
+    Returns ``(matches, totals, ref_len)``: per order n = 1..max_order the
+    clipped matches ``Σ_g min(count_hyp(g), max_refs count_ref(g))`` and the
+    number of n-grams of ``hyp``; and the reference length closest to
+    ``len(hyp)``, a tie going to the shorter (docs/equations.md §11.2).
+    """
+    best = Counter()
+    for ref in ref_set:
+        best |= _ngrams(ref, max_order)  # Counter | keeps the max count of each n-gram
+    matches, totals = [0] * max_order, [0] * max_order
+    for gram, count in _ngrams(hyp, max_order).items():
+        totals[len(gram) - 1] += count
+        matches[len(gram) - 1] += min(count, best[gram])
+    ref_len = min((len(r) for r in ref_set), key=lambda n: (abs(n - len(hyp)), n))
+    return matches, totals, ref_len
 
 
 def _bleu_from_stats(matches, totals, hyp_len, ref_len, smooth) -> BleuScore:
