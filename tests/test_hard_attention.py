@@ -210,3 +210,75 @@ def test_backward_needs_rewards():
         hard.step_backward(np.ones_like(ctx), cache, memory)
     with pytest.raises(ValueError, match="step_mask must be"):
         hard.set_reward(np.ones(3), np.ones((3, 2), bool))
+
+
+def test_model_gradient_off_the_score_path_is_ordinary_backprop():
+    """With the draws fixed (the sample rng reseeded), the output layer's
+    gradients are those of the loss. Everything before the output layer (even
+    the target embedding, through s_{i-1}, the next query) also reaches the
+    scores, so its gradient holds the REINFORCE term too."""
+    kw = dict(emb_size=3, hidden_size=4, pad_id=0)
+    m = HardSeq2Seq(9, 9, rng=np.random.default_rng(0), sample_rng=np.random.default_rng(0),
+                    entropy_weight=0.1, **kw)
+    src, tgt = np.array([[3, 4, 5, 6], [6, 7, 0, 0]]), np.array([[1, 8, 2, 3], [1, 5, 2, 0]])
+    args = (src, [4, 2], tgt[:, :-1], tgt[:, 1:], [3, 2])
+    seen = []
+
+    def forward():
+        m.decoder.attn.rng = np.random.default_rng(11)
+        loss = m(*args)
+        seen.append(tuple(np.concatenate(m.decoder.attn.samples)))
+        return np.asarray(loss)
+
+    def backward(dloss):
+        m.zero_grad()
+        forward()
+        m.backward()
+        return {"out.W": float(dloss) * m.decoder.out.grads["W"],
+                "out.b": float(dloss) * m.decoder.out.grads["b"]}
+
+    arrays = {"out.W": m.decoder.out.params["W"], "out.b": m.decoder.out.params["b"]}
+    res = check_gradients(forward, backward, arrays, tol=TOL_LAYER)
+    assert res.passed, res
+    assert len(set(seen)) == 1
+
+
+def test_whole_model_gradient_is_that_of_loss_plus_surrogate():
+    """Every parameter: with the draws and the advantages R − b fixed, the
+    model's gradient is that of loss + L_s / N, L_s summed over the real
+    target steps (N of them, as the loss is a mean over N tokens)."""
+    kw = dict(emb_size=3, hidden_size=4, pad_id=0, bidirectional=False)
+    lam = 0.1
+    m = HardSeq2Seq(9, 9, rng=np.random.default_rng(1), sample_rng=np.random.default_rng(0),
+                    entropy_weight=lam, **kw)
+    src, tgt = np.array([[3, 4, 5, 6], [6, 7, 0, 0]]), np.array([[1, 8, 2, 3], [1, 5, 2, 0]])
+    args = (src, [4, 2], tgt[:, :-1], tgt[:, 1:], [3, 2])
+    steps = np.array([[True, True, True], [True, True, False]])
+    N = int(steps.sum())
+
+    def run():
+        m.decoder.attn.rng = np.random.default_rng(11)
+        m.decoder.attn.baseline = None  # the first baseline: the batch mean of R
+        return m(*args)
+
+    run()
+    adv = m.decoder.attn._advantage[0].copy()
+
+    def forward():
+        loss = run()
+        alpha, j = m.attention_weights, np.stack(m.decoder.attn.samples, axis=1)
+        total = loss
+        for b, t in zip(*np.nonzero(steps)):
+            a = alpha[b, t][alpha[b, t] > 0]
+            total += (-adv[b] * np.log(alpha[b, t, j[b, t]]) + lam * np.sum(a * np.log(a))) / N
+        return np.asarray(total)
+
+    def backward(dout):
+        m.zero_grad()
+        run()
+        m.backward()
+        return {n: float(dout) * g.copy() for n, _, g in m.named_parameters()}
+
+    arrays = {n: v for n, v, _ in m.named_parameters()}
+    res = check_gradients(forward, backward, arrays, tol=TOL_LAYER)
+    assert res.passed, res
