@@ -282,3 +282,13 @@ def test_whole_model_gradient_is_that_of_loss_plus_surrogate():
     arrays = {n: v for n, v, _ in m.named_parameters()}
     res = check_gradients(forward, backward, arrays, tol=TOL_LAYER)
     assert res.passed, res
+
+
+def test_whole_sequence_call_is_refused():
+    hard = HardAttention(_attn(), rng=np.random.default_rng(0))
+    memory = hard.prepare(np.ones((3, 5, 6)), MASK)
+    with pytest.raises(NotImplementedError, match="one decoder step at a time"):
+        hard.attend(np.ones((3, 2, 4)), memory)
+    ctx, _, cache = hard.step(np.ones((3, 4)), memory)
+    with pytest.raises(ValueError, match="no dalpha"):
+        hard.step_backward(np.ones_like(ctx), cache, memory, dalpha=np.ones((3, 5)))

@@ -192,6 +192,11 @@ class HardAttention(Module):
         context = memory.annotations[np.arange(B), j]  # (B, Hk)
         return context, alpha, (score_cache, alpha, j, t)
 
+    def attend(self, queries, memory: Memory, steps=None):
+        """Not available: hard attention runs one step at a time (`step`)."""
+        raise NotImplementedError("HardAttention runs one decoder step at a time (step / "
+                                  "step_backward), as BahdanauDecoder calls it")
+
     def set_reward(self, reward, step_mask):
         """Rewards R (B,) of the last forward, and which of its T steps count
         ((B, T) bool: real target tokens). Updates the baseline."""
@@ -207,6 +212,8 @@ class HardAttention(Module):
 
     def step_backward(self, dcontext, cache, memory: Memory, dalpha=None):
         """``dquery (B, Hq)``: backprop into h_j, REINFORCE into the scores."""
+        if dalpha is not None:
+            raise ValueError("hard attention takes no dalpha: α is not read by the loss")
         if self._advantage is None:
             raise RuntimeError("call set_reward(reward, step_mask) before the backward")
         score_cache, alpha, j, t = cache
@@ -219,8 +226,6 @@ class HardAttention(Module):
         dscores = _score_grad(alpha, j, memory.mask, (advantage / n).astype(alpha.dtype),
                               self.entropy_weight / n)
         dscores = np.where(real[:, None], dscores, 0.0)  # pad steps: no reward, no bonus
-        if dalpha is not None:
-            raise ValueError("hard attention takes no dalpha")
         return self.base._scores_backward(dscores[:, None, :], score_cache, memory)[:, 0]
 
 
@@ -247,6 +252,7 @@ class HardSeq2Seq(Seq2Seq):
         self.decoder.attn = HardAttention(self.decoder.attn, rng=sample_rng,
                                           entropy_weight=entropy_weight,
                                           baseline_decay=baseline_decay)
+        # keep the logits of the last forward: the rewards are read from them
         self.decoder._logits = self._keep_logits(self.decoder._logits)
 
     def _keep_logits(self, logits_fn):
