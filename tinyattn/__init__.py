@@ -7,6 +7,7 @@ from tinyattn._validate import NonFiniteError
 from tinyattn.attention import BahdanauAttention, LuongAttention
 from tinyattn.bidirectional import Bidirectional
 from tinyattn.gru import GRU
+from tinyattn.hard_attention import HardAttention, HardSeq2Seq
 from tinyattn.layers import Embedding, Linear
 from tinyattn.local_attention import LocalAttention
 from tinyattn.losses import sequence_cross_entropy
@@ -24,11 +25,13 @@ __all__ = [
     "SGD",
     "Adam",
     "Seq2Seq",
+    "HardSeq2Seq",
     "PlateauDecay",
     "StepDecay",
     "Trainer",
     "clip_grad_norm",
     "BahdanauAttention",
+    "HardAttention",
     "LocalAttention",
     "LuongAttention",
     "GRU",
