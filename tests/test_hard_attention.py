@@ -292,3 +292,11 @@ def test_whole_sequence_call_is_refused():
     ctx, _, cache = hard.step(np.ones((3, 4)), memory)
     with pytest.raises(ValueError, match="no dalpha"):
         hard.step_backward(np.ones_like(ctx), cache, memory, dalpha=np.ones((3, 5)))
+
+
+def test_saving_is_refused_with_a_reason(tmp_path):
+    m = HardSeq2Seq(5, 5, emb_size=2, hidden_size=2, rng=np.random.default_rng(0),
+                    sample_rng=np.random.default_rng(0))
+    with pytest.raises(TypeError, match="would load as a soft Bahdanau model"):
+        m.save(tmp_path / "hard.npz")
+    assert not list(tmp_path.iterdir())

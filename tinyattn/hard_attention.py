@@ -239,7 +239,7 @@ class HardSeq2Seq(Seq2Seq):
     example's reward R = Σ_i log p(y_i) to the attention, so
     ``model.backward()`` fills REINFORCE score gradients and ordinary
     ones elsewhere: any training loop that runs forward then backward
-    trains it. Not saved by checkpoints (its config reads as Bahdanau).
+    trains it. `save` refuses: a checkpoint's config would load as Bahdanau.
     """
 
     def __init__(self, *args, sample_rng, entropy_weight=0.0, baseline_decay=0.9,
@@ -254,6 +254,12 @@ class HardSeq2Seq(Seq2Seq):
                                           baseline_decay=baseline_decay)
         # keep the logits of the last forward: the rewards are read from them
         self.decoder._logits = self._keep_logits(self.decoder._logits)
+
+    def save(self, path, **kwargs):
+        """Refused: a checkpoint's config would load as a soft Bahdanau `Seq2Seq`."""
+        raise TypeError(f"HardSeq2Seq cannot be saved to {str(path)!r}: a checkpoint records "
+                        "a Seq2Seq config, which would load as a soft Bahdanau model; keep "
+                        "model.params (a dict of arrays) with numpy.savez if you need them")
 
     def _keep_logits(self, logits_fn):
         def run(feats, rows):
