@@ -28,7 +28,7 @@ def learner(dlogits, cache, bug=None):
         db_o += dlogits[:, i].sum(axis=0)
         dfeat = dlogits[:, i] @ W_o.T
         d_s, d_c_out, d_e_out = dfeat[:, :Hd], dfeat[:, Hd:Hd + C], dfeat[:, Hd + C:]
-        dx, dh_prev = gru_step_backward(d_s + ds, steps[i])[:2]
+        dx, dh_prev = gru_step_backward(d_s if bug == "no carry" else d_s + ds, steps[i])[:2]
         if bug == "order":
             d_c_in, d_e_in = dx[:, :C], dx[:, C:]
         else:
@@ -42,7 +42,7 @@ def learner(dlogits, cache, bug=None):
             dc += d_c_out
         else:
             dc += d_c_out + d_c_in
-        ds = np.zeros_like(dh_prev) if bug == "no carry" else dh_prev
+        ds = dh_prev
     dz = ds if bug == "no tanh'" else ds * (1 - s0**2)
     if bug != "no bridge path":
         dc += dz @ (W_s if bug == "W_s untransposed" else W_s.T)

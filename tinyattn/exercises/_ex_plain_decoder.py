@@ -88,7 +88,9 @@ def _backward(dlogits, cache, *, tanh_prime=True, paths=("out", "cell", "bridge"
             demb[:, i] += dx[:, C:]
         if "cell" in paths and counts:
             dc += dx_c
-        ds_next = dh_prev if carry else np.zeros_like(dh_prev)
+        # without the carry, step i reads only its output share; the bridge still
+        # gets what step 1 sent back
+        ds_next = dh_prev if carry or i == 0 else np.zeros_like(dh_prev)
     dz = ds_next * (1.0 - s0 * s0) if tanh_prime else ds_next
     dW_s, db_s = c.T @ dz, dz.sum(axis=0)
     if "bridge" in paths:
