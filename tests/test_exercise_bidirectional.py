@@ -34,6 +34,12 @@ def flip_without_lengths(x, lengths, fwd, bwd):
     return np.concatenate([hs_f, hs_b[:, ::-1]], -1), np.concatenate([last_f, last_b], -1)
 
 
+def backward_outputs_in_reading_order(x, lengths, fwd, bwd):
+    hs_f, last_f = fwd(x, None, lengths)
+    hs_b, last_b = bwd(_reverse_within(x, lengths), None, lengths)
+    return np.concatenate([hs_f, hs_b], -1), np.concatenate([last_f, last_b], -1)
+
+
 def backward_final_at_end(x, lengths, fwd, bwd):
     hs, last = right(x, lengths, fwd, bwd)
     H = last.shape[1] // 2
@@ -53,6 +59,7 @@ def test_a_learner_version_passes():
 @pytest.mark.parametrize("fn, label, wrong", [
     (flip_with_lengths, "np.flip over the padded time axis", {"hs", "h_last"}),
     (flip_without_lengths, "moves the pads to the front", {"hs", "h_last"}),
+    (backward_outputs_in_reading_order, "backward outputs left in reading order", {"hs"}),
     (backward_final_at_end, "backward direction's final state taken at T−1", {"h_last"}),
     (forward_final_at_end, "forward direction's final state taken at T−1", {"h_last"}),
 ])

@@ -13,10 +13,11 @@
 # 2. reproduce document 003's 苹果 example with the library: prove that a forward RNN's state at
 #    苹果 is *bit for bit* the same in "我喜欢苹果，因为它很好吃" and "我喜欢苹果，因为他比安卓稳定",
 #    and see the backward direction tell the two apart;
-# 3. see why the backward direction must reverse each sequence *within its own length* when a
-#    batch is padded, with the numbers a naive `np.flip` gets wrong;
-# 4. gradient-check the bidirectional layer;
-# 5. train two small taggers on dates, forward-only and bidirectional, and measure what the
+# 3. see what a naive `np.flip` gets wrong when a batch is padded, with the numbers;
+# 4. write the encoder yourself, reversing each sequence *within its own length* (exercise
+#    `bidirectional_encode`, graded), and only then compare with the library's `Bidirectional`;
+# 5. gradient-check the bidirectional layer;
+# 6. train two small taggers on dates, forward-only and bidirectional, and measure what the
 #    future is worth: a forward-only tagger has a hard ceiling that no training can lift.
 #
 # **Sources.** `docs/equations.md` §3. Document 003 (`docs/sources.md`, "从 Seq2seq 到 Attention
@@ -39,8 +40,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import tinyattn as ta
+import tinyattn.exercises as ex
 from tinyattn.training.batching import pad_ids
-from tinyattn.bidirectional import reverse_index
 from tinyattn.data import Vocab, make_splits, tokenize
 from tinyattn.plot.figures import setup_fonts
 from tinyattn.gradcheck import TOL_LAYER, check_module
@@ -71,8 +72,8 @@ _ = setup_fonts()  # a CJK font as fallback, so Chinese tick labels render
 # | $\overrightarrow{h}_j$ | forward state, has read $x_1..x_j$ | `hs[:, j, :H]` | (B, S, H) |
 # | $\overleftarrow{h}_j$ | backward state, has read $x_S..x_j$ | `hs[:, j, H:]` | (B, S, H) |
 # | $h_j$ | annotation | `hs[:, j]` | (B, S, 2H) |
-# | $f$, $f'$ | the two RNNs (same class and size, separate weights) | `bi.fwd`, `bi.bwd` | `W_x (E, 3H)`, `W_h (H, 3H)` each |
-# | final state | $[\overrightarrow{h}_S ; \overleftarrow{h}_1]$ | second output of `bi(x)` | (B, 2H) |
+# | $f$, $f'$ | the two RNNs (same class and size, separate weights) | `gru_fwd`, `gru_bwd` | `W_x (E, 3H)`, `W_h (H, 3H)` each |
+# | final state | $[\overrightarrow{h}_S ; \overleftarrow{h}_1]$ | `h_last` | (B, 2H) |
 #
 # The final state pairs the forward state at the *last* token with the backward state at the
 # *first* token: those are the two states that have read the whole sentence. (Bahdanau et al.
@@ -82,9 +83,9 @@ _ = setup_fonts()  # a CJK font as fallback, so Chinese tick labels render
 # left and right RNNs get initial states computed from `<SOS>`/`<EOS>` and the first/last word,
 # and that at every step the latest states of the two are *merged* to start the next step. In the
 # standard bidirectional encoder neither happens: the two directions never see each other's states
-# and are joined only at the end, position by position (section 2 checks this). Its "Decoder模块"
-# section calls the decoder bidirectional too. It cannot be: the decoder writes the output left to
-# right and has no future tokens to read. Only the encoder is bidirectional.
+# and are joined only at the end, position by position (section 5 checks this on the library).
+# Its "Decoder模块" section calls the decoder bidirectional too. It cannot be: the decoder writes
+# the output left to right and has no future tokens to read. Only the encoder is bidirectional.
 
 # %% [markdown]
 # ## 2. 苹果: fruit or phone?
@@ -121,9 +122,12 @@ x_phone = emb(np.array([vocab.encode(tok_phone)]))  # (1, 14, E)
 assert x_fruit.shape == (1, 12, E) and x_phone.shape == (1, 14, E)
 
 # %% [markdown]
-# **A forward RNN alone.** Run the forward GRU on each sentence (one sentence per call, so the two
-# computations are the same arithmetic on the same numbers up to 果) and compare its state at 苹 and
-# at 果, the end of the word:
+# **A forward RNN alone.** Run the forward GRU on each sentence (one sentence per call) and
+# compare its state at 果, the end of the word 苹果.
+#
+# **Predict.** The two sentences differ from their 9th token on (它 against 他). How far apart
+# will the forward states at 果 (the 5th token) be: about as far as two random states, a little,
+# or not at all? Decide, then run the cell.
 
 # %%
 hs_fruit, _ = gru_fwd(x_fruit)  # (1, 12, H)
@@ -133,28 +137,32 @@ print("forward state at 果, phone sentence:", hs_phone[0, j_guo])
 assert np.array_equal(hs_fruit[0, :shared], hs_phone[0, :shared])  # bit for bit, not "close"
 
 # %% [markdown]
-# Identical, to the last bit, at every position of the shared prefix 我喜欢苹果，因为. That is not a
+# Identical, to the last bit, at every position of the shared prefix 我喜欢苹果，因为: the two
+# computations are the same arithmetic on the same numbers up to 为. That is not a
 # property of these random weights: $\overrightarrow{h}_j$ is a function of $x_1 .. x_j$ only, and
 # those are the same tokens. So **any** classifier that reads only the forward state at 苹果 gives
 # the same answer for both sentences, and is wrong on one of them, however well it is trained.
 #
-# **The bidirectional wrapper.** `ta.Bidirectional(forward_layer, backward_layer)` runs the first
-# layer on the sequence and the second on the sequence reversed, and concatenates. We pass it the
-# *same* forward GRU object, so its forward half must reproduce the outputs above exactly.
+# **Adding the backward direction.** For *one* sentence, unpadded, the backward direction is easy:
+# reverse the sentence, run the second GRU on it, and reverse its outputs back, so that position
+# $j$ holds $\overleftarrow{h}_j$, the state after reading $x_S .. x_j$. (A padded batch is
+# another matter: section 3.)
 
 # %%
-bi = ta.Bidirectional(gru_fwd, gru_bwd)
-ann_fruit, final_fruit = bi(x_fruit)  # (1, 12, 2H), (1, 2H)
-ann_phone, final_phone = bi(x_phone)  # (1, 14, 2H), (1, 2H)
+def bidirectional_one(x):
+    """Annotations (1, S, 2H) and final state (1, 2H) of ONE unpadded sentence x (1, S, E)."""
+    hs_f, last_f = gru_fwd(x)  # →h_1 .. →h_S
+    hs_b, last_b = gru_bwd(x[:, ::-1].copy())  # reads x_S first: its output p is ←h_{S-p}
+    return (np.concatenate([hs_f, hs_b[:, ::-1]], axis=2),  # back in sentence order
+            np.concatenate([last_f, last_b], axis=1))  # [→h_S ; ←h_1]
+
+
+ann_fruit, final_fruit = bidirectional_one(x_fruit)  # (1, 12, 2H), (1, 2H)
+ann_phone, final_phone = bidirectional_one(x_phone)  # (1, 14, 2H), (1, 2H)
 assert ann_fruit.shape == (1, 12, 2 * H) and final_fruit.shape == (1, 2 * H)
 assert np.array_equal(ann_fruit[..., :H], hs_fruit)  # forward half = the forward GRU alone
-
-# the backward half at j is the backward GRU run on x_S .. x_j (here: run it by hand on the
-# reversed sentence and flip its outputs back)
-bwd_by_hand, _ = gru_bwd(x_fruit[:, ::-1].copy())
-assert np.allclose(ann_fruit[..., H:], bwd_by_hand[:, ::-1])
 # final state = [forward state at the last token ; backward state at the first token]
-assert np.allclose(final_fruit, np.concatenate([ann_fruit[0, -1, :H], ann_fruit[0, 0, H:]])[None])
+assert np.array_equal(final_fruit, np.concatenate([ann_fruit[0, -1, :H], ann_fruit[0, 0, H:]])[None])
 
 for j in (j_ping, j_guo):
     d_fwd = np.abs(ann_fruit[0, j, :H] - ann_phone[0, j, :H]).max()
@@ -195,17 +203,6 @@ plt.show()
 # untrained weights, whose GRU slowly forgets; a trained encoder may keep more). This is the
 # "focus" Bahdanau et al. (§3.2) describe: because RNNs represent recent inputs best, the
 # annotation $h_j$ is mostly about the words around $x_j$.
-#
-# **The two directions are independent** (the correction to document 000 above). Change every
-# weight of the backward GRU: the forward half does not move.
-
-# %%
-other_bwd = ta.GRU(E, H, rng=np.random.default_rng(99))
-ann_other, _ = ta.Bidirectional(gru_fwd, other_bwd)(x_fruit)
-assert np.array_equal(ann_other[..., :H], ann_fruit[..., :H])
-assert not np.allclose(ann_other[..., H:], ann_fruit[..., H:])
-print("forward half unchanged when the backward GRU's weights change:",
-      np.array_equal(ann_other[..., :H], ann_fruit[..., :H]))
 
 # %% [markdown]
 # ## 3. Reversal under padding
@@ -224,38 +221,23 @@ assert (B, T) == (2, 14) and x.shape == (B, T, E) and not x[0, 12:].any()
 
 # %% [markdown]
 # **The naive reversal.** `np.flip(x, axis=1)` reverses the whole padded row. For the fruit
-# sentence that gives `<pad> <pad> 吃 好 很 它 为 因 ， 果 苹 欢 喜 我`: the backward RNN reads two
-# pads *first*. A zero embedding is not "nothing" to a GRU: its biases still move the state, so
-# every backward state of that sentence changes. And passing `lengths` does not rescue it: the
-# layer then stops after the first 12 steps of the flipped row, reads the two pads and never reads
-# 喜 and 我 at all.
-#
-# **The library's reversal** (`reverse_index` in `tinyattn/bidirectional.py`) reverses each
-# sequence within its own length and leaves the pads where they are; `Bidirectional` gathers with
-# it before and after the backward layer:
+# sentence the backward GRU then reads:
 
 # %%
-naive_idx = np.broadcast_to(np.arange(T)[::-1], (B, T))
-per_seq_idx = reverse_index(lengths, B, T)
-print("np.flip reads positions:     ", naive_idx[0])
-print("reverse_index reads positions:", per_seq_idx[0])
-print("fruit sentence, naive order:  ", " ".join(vocab.decode(ids[0, naive_idx[0]],
-                                                            strip_special=False)))
-print("fruit sentence, per sequence: ", " ".join(vocab.decode(ids[0, per_seq_idx[0]],
-                                                            strip_special=False)))
-assert np.array_equal(per_seq_idx[1], naive_idx[1])  # the full-length sentence: same
-assert np.array_equal(per_seq_idx[0], [11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 12, 13])
-assert np.array_equal(np.take_along_axis(per_seq_idx, per_seq_idx, axis=1),
-                      np.broadcast_to(np.arange(T), (B, T)))  # applied twice: the identity
+print("np.flip reads:", " ".join(vocab.decode(np.flip(ids, axis=1)[0], strip_special=False)))
 
 # %% [markdown]
-# (`strip_special=False` makes `decode` show the `<pad>` tokens instead of dropping them.)
-# Now the numbers: the backward GRU's states $\overleftarrow{h}_j$ for the fruit sentence, computed
-# three ways and compared with the truth, the sentence run alone.
+# (`strip_special=False` makes `decode` show the `<pad>` tokens instead of dropping them.) The
+# backward RNN reads two pads *first*.
+#
+# **Predict.** A pad's embedding is a zero vector. Does reading two zero vectors first change the
+# backward states of the fruit sentence at all? And if we also pass `lengths`, so that the layer
+# stops after each sentence's 12 or 14 steps, which positions come out wrong? Then run the cell:
+# it computes $\overleftarrow{h}_j$ of the fruit sentence with `np.flip`, without and with
+# `lengths`, and compares it with the truth, the sentence run alone (section 2).
 
 # %%
-alone, _ = gru_bwd(x_fruit[:, ::-1].copy())  # the truth: the 12 tokens alone, reversed
-truth = alone[0, ::-1]  # (12, H), back in sentence order: truth[j] = ←h_j
+truth = ann_fruit[0, :, H:]  # (12, H): ←h_j of the fruit sentence run alone, unpadded
 
 # flipped position p holds original position 13 - p, so flipping the outputs back puts
 # ←h_j at index j again; the fruit sentence's real tokens are j = 0..11
@@ -263,37 +245,126 @@ naive, _ = gru_bwd(np.flip(x, axis=1).copy())  # pads first, no lengths
 naive = naive[0, ::-1][:12]
 naive_len, _ = gru_bwd(np.flip(x, axis=1).copy(), None, lengths)  # pads first, with lengths
 naive_len = naive_len[0, ::-1][:12]
-hs_batch, _ = bi(x, None, lengths)
-library = hs_batch[0, :12, H:]
+errors = {"np.flip, no lengths": np.abs(naive - truth).max(axis=1),
+          "np.flip, with lengths": np.abs(naive_len - truth).max(axis=1)}
 
-print("max |error| of ←h_j per position j of the fruit sentence:")
-print("                       " + "".join(f"{t:>7}" for t in tok_fruit))
-for name, got in (("np.flip, no lengths", naive), ("np.flip, with lengths", naive_len),
-                  ("library", library)):
-    print(f"{name:22} " + "".join(f"{e:8.0e}" if e else "       0"
-                                  for e in np.abs(got - truth).max(axis=1)))
-assert not np.allclose(naive, truth) and not naive_len[:2].any()
-assert np.allclose(library, truth, rtol=1e-12, atol=1e-14)
+
+def error_table(rows):
+    print("max |error| of ←h_j per position j of the fruit sentence:")
+    print("                       " + "".join(f"{t:>7}" for t in tok_fruit))
+    for name, err in rows.items():
+        print(f"{name:22} " + "".join(f"{e:8.0e}" if e else "       0" for e in err))
+
+
+error_table(errors)
+assert errors["np.flip, no lengths"].min() > 0 and not naive_len[:2].any()
 
 # %% [markdown]
 # Read the rows from the right, the order in which the backward GRU reads. **Without lengths**, the
-# two pads come first and shift the state; the error is largest at 吃, the first real token read
-# after them, and fades as real tokens wash the pads out (with these random weights the GRU forgets
-# quickly; the error never reaches 0). **With lengths**, the layer stops after 12 steps of the
-# flipped row, so 喜 and 我 are never read: their "states" come out as pad outputs, 0, wrong by the
-# size of the states themselves (errors 0.4 and 0.6), and the other states carry the same error as
-# without lengths. The **library's** padded batch reproduces the sentence run alone, up to
-# rounding.
+# two pads come first and shift the state: a zero embedding is not "nothing" to a GRU, its biases
+# still move the state. The error is largest at 吃, the first real token read after the pads, and
+# fades as real tokens wash the pads out (with these random weights the GRU forgets quickly; the
+# error never reaches 0). **With lengths**, the layer stops after 12 steps of the flipped row, so
+# 喜 and 我 are never read: their "states" come out as pad outputs, 0, wrong by the size of the
+# states themselves (the errors 4e-01 and 6e-01 in the first two columns), and the other states
+# carry the same error as without lengths.
 #
-# That is the library's padding contract (`docs/design.md` §3), and we check all of it here: for
-# each sentence, the annotations of the padded batch equal those of the sentence run alone; the
-# outputs at pads are **exactly** 0; and the final state is the forward state at the sentence's
-# own last real token (not at a pad) joined with the backward state at its first token.
+# ## 4. Your turn: `bidirectional_encode`
+#
+# Write the bidirectional encoder of a padded batch from two GRU layers. The forward layer runs on
+# `x` as it is; the backward layer must read each sequence **reversed within its own length**,
+# with the pads left where they are (after the real tokens), and its outputs must be put back in
+# sentence order the same way. With positions from 0 (`docs/equations.md` §3, "Padding"):
+#
+# $$\text{idx}[b, t] = L_b - 1 - t \ \text{ for } t < L_b, \qquad \text{idx}[b, t] = t \ \text{ for a pad},$$
+#
+# and `np.take_along_axis(a, idx[:, :, None], axis=1)` gathers `a (B, T, ·)` in that order.
+# Return `hs (B, T, 2H)` $= [\overrightarrow{h}_j ; \overleftarrow{h}_j]$ and the final state
+# `h_last (B, 2H)` $= [\overrightarrow{h}_{L_b} ; \overleftarrow{h}_1]$. Each layer, called as
+# `fwd(x, None, lengths)`, returns `(hs (B, T, H), h_last (B, H))`, and with `lengths` it keeps
+# its state after the last real token and outputs 0 at the pads (`docs/equations.md` §1.5).
+# Think about where each direction *ends*: that is the state its `h_last` holds.
+#
+# `ex.check("bidirectional_encode", fn)` runs your function and the library's on a padded batch
+# (lengths 5, 3, 1) and on an unpadded one, compares both outputs, and names the mistake when one
+# is recognised. First, what it says about the naive version above:
 
 # %%
+def encode_with_flip(x, lengths, fwd, bwd):
+    hs_f, last_f = fwd(x, None, lengths)
+    hs_b, last_b = bwd(np.flip(x, axis=1).copy(), None, lengths)  # BUG: pads read first
+    return (np.concatenate([hs_f, np.flip(hs_b, axis=1)], axis=2),
+            np.concatenate([last_f, last_b], axis=1))
+
+
+flipped = ex.check("bidirectional_encode", encode_with_flip)
+assert flipped.status == "failed"
+
+# %% [markdown]
+# Right on the unpadded batch, wrong on the padded one: `np.flip` is the right reversal exactly
+# when there are no pads, which is why a test on equal-length sentences never catches it. Now
+# yours: replace the `raise` line, then run the cell after it.
+
+# %%
+def my_bidirectional_encode(x, lengths, fwd, bwd):
+    # BEGIN SOLUTION
+    T = x.shape[1]
+    t = np.arange(T)[None, :]  # (1, T)
+    idx = np.where(t < lengths[:, None], lengths[:, None] - 1 - t, t)  # (B, T)
+
+    def reverse(a):  # within each length; pads stay put; its own inverse
+        return np.take_along_axis(a, idx[:, :, None], axis=1)
+
+    fwd_hs, fwd_last = fwd(x, None, lengths)  # fwd_last = →h at each sequence's last real token
+    bwd_hs, bwd_last = bwd(reverse(x), None, lengths)  # bwd_last = ←h_1, where it ends
+    hs = np.concatenate([fwd_hs, reverse(bwd_hs)], axis=-1)  # (B, T, 2H), sentence order
+    h_last = np.concatenate([fwd_last, bwd_last], axis=-1)  # (B, 2H)
+    return hs, h_last
+    # END SOLUTION
+
+# %%
+mine = ex.check("bidirectional_encode", my_bidirectional_encode)
+assert mine.status in ("passed", "not implemented"), "read the report above"
+
+# %% [markdown]
+# ## 5. The library's `Bidirectional`
+#
+# `ta.Bidirectional(forward_layer, backward_layer)` is that function as a layer, with a backward.
+# Its reversal is `reverse_index` in `tinyattn/bidirectional.py`, the index of section 4; it
+# gathers with it before and after the backward layer:
+
+# %%
+from tinyattn.bidirectional import reverse_index
+
+bi = ta.Bidirectional(gru_fwd, gru_bwd)  # the same two GRU objects as in section 2
+per_seq_idx = reverse_index(lengths, B, T)
+print("np.flip reads positions:      ", np.arange(T)[::-1])
+print("reverse_index reads positions:", per_seq_idx[0])
+print("fruit sentence, per sequence: ", " ".join(vocab.decode(ids[0, per_seq_idx[0]],
+                                                            strip_special=False)))
+assert np.array_equal(per_seq_idx[1], np.arange(T)[::-1])  # the full-length sentence: same
+assert np.array_equal(per_seq_idx[0], [11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 12, 13])
+assert np.array_equal(np.take_along_axis(per_seq_idx, per_seq_idx, axis=1),
+                      np.broadcast_to(np.arange(T), (B, T)))  # applied twice: the identity
+
 hs_batch, final_batch = bi(x, None, lengths)  # (2, 14, 2H), (2, 2H)
+errors["library"] = np.abs(hs_batch[0, :12, H:] - truth).max(axis=1)
+error_table(errors)
+assert np.allclose(hs_batch[0, :12, H:], truth, rtol=1e-12, atol=1e-14)
+
+# %% [markdown]
+# The library's padded batch reproduces the sentence run alone, up to rounding: its row is at most
+# 1e-16, the size of float64's last bit on numbers of this size.
+#
+# That is the library's padding contract (`docs/design.md` §3), and we check all of it here: for
+# each sentence, the annotations of the padded batch equal those of the sentence run alone
+# (section 2's `bidirectional_one`, which needs no padding); the outputs at pads are **exactly**
+# 0; and the final state is the forward state at the sentence's own last real token (not at a
+# pad) joined with the backward state at its first token.
+
+# %%
 for b, (xb, L) in enumerate(zip((x_fruit, x_phone), lengths)):
-    hs_alone, final_alone = bi(xb)
+    hs_alone, final_alone = bidirectional_one(xb)
     assert np.allclose(hs_batch[b, :L], hs_alone[0], rtol=1e-12, atol=1e-14)
     assert np.allclose(final_batch[b], final_alone[0], rtol=1e-12, atol=1e-14)
     assert not hs_batch[b, L:].any()  # exactly 0.0 at every pad, both halves
@@ -303,7 +374,19 @@ print("final state of the fruit sentence = [→h at 吃 ; ←h at 我]:",
       np.allclose(final_batch[0], np.concatenate([hs_batch[0, 11, :H], hs_batch[0, 0, H:]])))
 
 # %% [markdown]
-# ## 4. Gradient check
+# **The two directions are independent** (the correction to document 000 in section 1). Change
+# every weight of the backward GRU: the forward half does not move.
+
+# %%
+other_bwd = ta.GRU(E, H, rng=np.random.default_rng(99))
+ann_other, _ = ta.Bidirectional(gru_fwd, other_bwd)(x_fruit)
+assert np.array_equal(ann_other[..., :H], ann_fruit[..., :H])
+assert not np.allclose(ann_other[..., H:], ann_fruit[..., H:])
+print("forward half unchanged when the backward GRU's weights change:",
+      np.array_equal(ann_other[..., :H], ann_fruit[..., :H]))
+
+# %% [markdown]
+# ## 6. Gradient check
 #
 # The wrapper's backward is short (`tinyattn/bidirectional.py`): the gradient of the forward half
 # goes to the forward layer; the gradient of the backward half is put in reversed order with the
@@ -312,9 +395,9 @@ print("final state of the fruit sentence = [→h at 吃 ; ←h at 我]:",
 #
 # `check_module` perturbs every entry of the input, of both initial states and of both GRUs'
 # parameters, in float64, on a padded batch (lengths 4 and 2). **What to expect:** relative errors
-# between about $10^{-10}$ and $10^{-7}$ (this run: at most 3.5e-08), well under the layer
-# tolerance $10^{-6}$ (`TOL_LAYER`). Sizes are small and all different (B = 2, T = 4, D = 5, H = 6)
-# so that a transposed gradient cannot hide.
+# far below the layer tolerance $10^{-6}$ (`TOL_LAYER`), as in lesson 00; a wrong backward would
+# be off by about the size of the gradient itself. Sizes are small and all different (B = 2,
+# T = 4, D = 5, H = 6) so that a transposed gradient cannot hide.
 
 # %%
 rng_check = np.random.default_rng(1)
@@ -323,10 +406,11 @@ x_check = rng_check.standard_normal((2, 4, 5))
 h0_check = rng_check.standard_normal((2, 12))  # [→h_0 ; ←h_{S+1}]
 result = check_module(bi_check, x_check, h0_check, lengths=np.array([4, 2]))
 print(result)
+print(f"largest relative error: {result.max_error:.2e}")
 assert result.passed and result.max_error < TOL_LAYER
 
 # %% [markdown]
-# ## 5. What the future is worth: tagging dates
+# ## 7. What the future is worth: tagging dates
 #
 # An experiment where the answer at a position depends on what comes later. The library's
 # `date-fields` task labels every character of a date string with its field: `Y` year, `M` month,
@@ -345,16 +429,16 @@ assert result.passed and result.max_error < TOL_LAYER
 # %%
 splits = make_splits("date-fields")  # the seeded splits of data/date-fields/*.tsv
 train_ex, test_ex = splits["train"][:2000], splits["test"]
-for ex in splits["train"][:3]:
-    print(f'{"".join(ex.src)!r:28} {"".join(ex.tgt)}')
+for item in splits["train"][:3]:
+    print(f'{"".join(item.src)!r:28} {"".join(item.tgt)}')
 
 
 def forward_ceiling(examples, k):
     """Best accuracy at position k of any tagger that sees only the first k+1 characters."""
     groups = defaultdict(Counter)
-    for ex in examples:
-        if len(ex.src) > k:
-            groups[ex.src[:k + 1]][ex.tgt[k]] += 1
+    for item in examples:
+        if len(item.src) > k:
+            groups[item.src[:k + 1]][item.tgt[k]] += 1
     return sum(max(c.values()) for c in groups.values()) / sum(
         sum(c.values()) for c in groups.values())
 
@@ -371,15 +455,19 @@ print("forward-only ceiling by position:", np.round(ceiling, 3))
 # masked cross-entropy (`sequence_cross_entropy`, pads do not count) and Adam, on the first 2,000
 # training strings for 3 epochs, in float32. Batches hold strings of similar length, so there is
 # little padding; the bidirectional one still gets ragged batches, and `lengths` keeps its backward
-# direction honest (section 3).
+# direction honest (sections 3–5).
+#
+# **Predict.** Before you run it: where will the forward tagger lose its points, and can it do
+# better than the ceiling at positions 0 and 1 (0.79 and 0.93 above) if it trains long enough?
+# Where will the bidirectional one lose its points?
 
 # %%
 TAGS = ("Y", "M", "D", "W", "O")
-char_vocab = Vocab.build([ex.src for ex in splits["train"]])
+char_vocab = Vocab.build([item.src for item in splits["train"]])
 
 
 def encode(examples):
-    return [(char_vocab.encode(ex.src), [TAGS.index(t) for t in ex.tgt]) for ex in examples]
+    return [(char_vocab.encode(item.src), [TAGS.index(t) for t in item.tgt]) for item in examples]
 
 
 def pad(pairs):
@@ -484,17 +572,23 @@ for slash, dot, truth_slash, truth_dot in (("5/6/84", "5.6.84", "MODOYY", "DOMOY
     n_same = 1 if len(slash) == 6 else 2  # "5" / "12": the prefix before the separator
     assert fwd[0][:n_same] == fwd[1][:n_same]  # same prefix, same forward tags: one is wrong
 
+# what the training strings say about a leading number: the tag of its first character
+for number in ("5", "12"):
+    n = len(number)
+    tags = Counter(item.tgt[0] for item in train_ex
+                   if "".join(item.src[:n]) == number and not item.src[n].isdigit())
+    print(f'training strings that start with the number "{number}": month {tags["M"]} times, '
+          f'day {tags["D"]} times')
+
 # %% [markdown]
 # Up to the separator, the forward tagger *must* give the slash and the dot version the same tags,
 # so one of each pair is wrong there, whichever it guesses; in this run it guesses month for "5"
-# and day for "12". (Among the 2,000 training strings, a leading "5" is a month 16 times and a
-# day 8 times, a leading "12" a month 35 times and a day 20 times: the trained forward tagger
-# does not simply pick the majority, and it does not matter, as one of each pair is lost
-# anyway.) The
-# bidirectional tagger has read the separator and, in this run, tags all four strings right.
+# and day for "12". (The last two lines count the 2,000 training strings: the trained forward
+# tagger does not simply pick the majority, and it does not matter, as one of each pair is lost
+# anyway.) The bidirectional tagger has read the separator and, in this run, tags all four strings right.
 
 # %% [markdown]
-# ## 6. What we saw
+# ## 8. What we saw
 #
 # - **The forward state cannot know the future.** At 苹果 the forward GRU's state was bit for bit
 #   the same in both sentences. On dates, the forward tagger's accuracy at the first two

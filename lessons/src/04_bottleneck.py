@@ -7,13 +7,17 @@
 # **Goal.** The plain encoder–decoder reads the whole source, keeps **one** vector $c$ (the context
 # vector, document 000's 上下文向量 C), and writes the whole target from it. In this lesson you will
 #
-# 1. write out its equations and compute them by hand on tiny arrays, checked against
+# 1. write out its equations;
+# 2. write the backward of the bridge and the decoder yourself (exercise
+#    `plain_decoder_backward`, graded by the gradient checker): $c$ reaches the output by three
+#    paths, and its gradient is their sum;
+# 3. compute the forward by hand on tiny arrays, checked against
 #    `tinyattn.Seq2Seq(..., attention=None)`;
-# 2. see that the decoder reads the source *only* through $c$: swap in another source's encoder
+# 4. see that the decoder reads the source *only* through $c$: swap in another source's encoder
 #    states and keep $c$, and the output does not move; and $c$ has the same size for 3 tokens as
 #    for 30;
-# 3. gradient-check the decoder, whose $c$ is used at every step;
-# 4. train a plain model and a Bahdanau attention model with the same layer sizes on the same
+# 5. gradient-check the library's decoder, whose $c$ is used at every step;
+# 6. train a plain model and a Bahdanau attention model with the same layer sizes on the same
 #    task, copying strings of 3 to 20 letters (plus a plain model with more parameters than the
 #    attention one, as a control), and plot accuracy against source length: the shape of
 #    Bahdanau et al.'s figure 2.
@@ -41,10 +45,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import tinyattn as ta
+import tinyattn.exercises as ex
 from tinyattn.data import Vocab, make_task
 from tinyattn.cli.evaluation import decode
 from tinyattn.gradcheck import TOL_LAYER, check_gradients
-from tinyattn.gru import gru_step_forward
+from tinyattn.gru import gru_step_backward, gru_step_forward
 from tinyattn.metrics import exact_match, token_accuracy
 from tinyattn.cli.run import DataSpec, Run, encode_pairs
 from tinyattn.seq2seq import ATTENTIONS
@@ -92,6 +97,13 @@ print("attention options of Seq2Seq:", ATTENTIONS)
 # | $W_o$, $b_o$ | output layer of $g$ | `model.decoder.out.params` | (Hd + 2H + E, V), (V,) |
 # | logits | scores of the next token | `logits` | (B, T, V) |
 #
+# ![the plain encoder-decoder: the whole source squeezed into one context vector c, which the decoder reads](../docs/images/encoder_decoder.png)
+#
+# In the schematic, look at the one vector $c$ between the encoder and the decoder: everything
+# the decoder learns about the source passes through it, whatever the source's length. In
+# tinyattn it enters the decoder in three places: the bridge to $s_0$, each step's cell input
+# and each step's output layer; those are the paths its gradient comes back along (section 2).
+#
 # The decoder state has the size of $c$: Hd = 2H. **Row vectors**, as everywhere in tinyattn:
 # `c @ W_s` with `W_s` of shape (2H, Hd) is the papers' $W_s c$ transposed.
 #
@@ -101,7 +113,89 @@ print("attention options of Seq2Seq:", ATTENTIONS)
 # writes left to right and has no future tokens to read. Only the encoder is bidirectional.
 
 # %% [markdown]
-# ## 2. The encoder and $c$, by hand
+# ## 2. Your turn: the backward of the bridge and the decoder
+#
+# Before the library's decoder appears, write its backward. The exercise's forward is
+# `plain_decoder_forward` in `tinyattn/exercises/_ex_plain_decoder.py`: the equations above, in
+# order, on tiny float64 arrays:
+#
+# ```python
+# s0 = np.tanh(c @ W_s + b_s)                                   # the bridge, (B, Hd)
+# for i in range(T):                                            # lesson 02's GRU step
+#     s, steps[i] = gru_step_forward(np.concatenate([emb[:, i], c], axis=1), s, W_x, W_h, b_x, b_h)
+# logits = np.concatenate([states, c_all, emb], axis=2) @ W_o + b_o   # c_all: c at every step
+# ```
+#
+# which is exactly what `tinyattn/bridge.py` and `PlainDecoder` compute (the exercise's tests check
+# it). The GRU's own weights are fixed here, since their gradients were lesson 02's exercise: you
+# call `gru_step_backward(ds_i, steps[i])` once per step, last step first, and use its first two
+# returns, `dx (B, E + C)` and `dh_prev (B, Hd)`. Return the gradients of `emb, c, W_s, b_s, W_o,
+# b_o`. Sizes: B = 2, T = 3, E = 4, C = Hd = 6 (the bridge is square, as in the library), V = 7.
+# Hints:
+#
+# - **The output layer first**, for all steps at once: `dfeat = dlogits @ W_o.T` is
+#   $[\partial s_i ; \partial c ; \partial (E y_{i-1})]$ from the output layer at every step.
+# - **The state.** The gradient of $s_i$ is the output layer's share *plus* what step $i+1$ sent
+#   back (its `dh_prev`); what reaches $s_0$ goes into the bridge.
+# - **$c$ has three paths** to the logits: the output layer at every step, the cell's input
+#   $[E y_{i-1} ; c]$ at every step, and the bridge once. Its gradient is the sum of all of them.
+# - **The bridge**: $s_0 = \tanh(z)$, $z = c W_s + b_s$; `s0` is in the cache.
+#
+# `ex.stub("plain_decoder_backward")` prints the starting point with the cache's contents.
+# `ex.check` grades your function with the gradient checker alone and names likely mistakes.
+# First, what it says about a half-written backward, which has done only the output layer's
+# weights so far and returns zeros for the rest:
+
+# %%
+ex.stub("plain_decoder_backward")
+
+
+def half_written(dlogits, cache):
+    emb, c, s0, W_s, W_o, states, steps = cache
+    B, T, V = dlogits.shape
+    feats = np.concatenate([states, np.repeat(c[:, None], T, axis=1), emb], axis=2)
+    dW_o = feats.reshape(B * T, -1).T @ dlogits.reshape(B * T, V)  # (Hd + C + E, V)
+    db_o = dlogits.sum(axis=0).sum(axis=0)  # (V,)
+    not_yet = [np.zeros_like(a) for a in (emb, c, W_s, s0[0])]  # demb, dc, dW_s, db_s
+    return (*not_yet, dW_o, db_o)
+
+
+half = ex.check("plain_decoder_backward", half_written)
+assert half.status == "failed" and half.errors["dW_o"] < 1e-7
+
+# %% [markdown]
+# The two gradients it has written pass (relative errors 5.4e-09 and 1.1e-10); the four it has
+# not are wrong by 1.0e+00, the size of the gradient itself, and the report says they are all
+# zeros. Now yours: replace the `raise` line, then run the cell after it.
+
+# %%
+def my_plain_decoder_backward(dlogits, cache):
+    emb, c, s0, W_s, W_o, states, steps = cache
+    # BEGIN SOLUTION
+    B, T, E = emb.shape
+    Hd, C = states.shape[2], c.shape[1]
+    dfeat = dlogits @ W_o.T  # (B, T, Hd + C + E): the output layer's shares, every step
+    feat = np.concatenate([states, np.broadcast_to(c[:, None], (B, T, C)), emb], axis=2)
+    dW_o = np.einsum("btf,btv->fv", feat, dlogits)
+    db_o = dlogits.sum(axis=(0, 1))
+    demb = dfeat[..., Hd + C:].copy()
+    dc = dfeat[..., Hd:Hd + C].sum(axis=1)  # c in the output layer at every step
+    ds = np.zeros_like(s0)  # what step i + 1 sends back to s_i
+    for i in reversed(range(T)):
+        dx, ds = gru_step_backward(dfeat[:, i, :Hd] + ds, steps[i])[:2]
+        demb[:, i] += dx[:, :E]  # the cell's input is [E y_{i-1} ; c]
+        dc += dx[:, E:]  # c in the cell's input at every step
+    dz = ds * (1.0 - s0 * s0)  # s_0 = tanh(z)
+    dc += dz @ W_s.T  # c in the bridge
+    return demb, dc, c.T @ dz, dz.sum(axis=0), dW_o, db_o
+    # END SOLUTION
+
+# %%
+mine = ex.check("plain_decoder_backward", my_plain_decoder_backward)
+assert mine.status in ("passed", "not implemented"), "read the report above"
+
+# %% [markdown]
+# ## 3. The encoder and $c$, by hand
 #
 # A tiny plain model in float64 (sizes different wherever the model allows, so that most
 # transposed matrices fail on their shape: E = 4, H = 5, 11 source and 13 target tokens; the
@@ -133,7 +227,7 @@ print("enc_hs", enc_hs.shape, "-> c", c.shape, "-> s_0", state0.shape)
 print("c:\n", c)
 
 # %% [markdown]
-# ## 3. The decoder, by hand
+# ## 4. The decoder, by hand
 #
 # Teacher forcing (`docs/equations.md` §6): step $i$ reads the true previous token $y_{i-1}$,
 # starting from `<sos>`. We run the GRU step function of lesson 02 on $[E y_{i-1} ; c]$, then the
@@ -172,7 +266,7 @@ print("logits", logits_lib.shape, "; first step of example 0:\n", logits_lib[0, 
 # `annotations`, the encoder states. Compare the attention decoder of lesson 05, whose memory's
 # `keys` come from all S encoder states.
 #
-# ## 4. The decoder sees the source only through $c$
+# ## 5. The decoder sees the source only through $c$
 #
 # Change one token in the *middle* of the first source (position 2: 6 → 10) and follow the
 # change. For a fair contrast, build a Bahdanau model of the same sizes and seed.
@@ -181,6 +275,9 @@ print("logits", logits_lib.shape, "; first step of example 0:\n", logits_lib[0, 
 # $h_1..h_S$ with source a's $s_0$ and $c$, and let the library do everything after the encoder
 # (`start` picks what the decoder reads, the decoder runs). If a decoder read any $h_j$ other
 # than through $c$, the mixture would give a different output from source a's.
+#
+# **Predict.** For each of the two models, how far will the mixture's logits be from source a's:
+# as far as source b's own logits, a little, or not at all?
 
 # %%
 attn_model = ta.Seq2Seq(V_src, V_tgt, emb_size=E, hidden_size=H, attention="bahdanau",
@@ -245,16 +342,19 @@ for L in (3, 30):
 # Thirty tokens, or three hundred, must fit into the same 2H = 10 numbers. An attention model's
 # memory grows with the source: one key per position.
 #
-# ## 5. Gradient check: $c$ is used at every step
+# ## 6. Gradient check: $c$ is used at every step
 #
 # Because $c$ enters every decoder step (and every output), its gradient is a **sum over the
 # steps**: each step's error sends a share back to the same vector, and the encoder receives
 # their total as the gradient of its final state. The library's backward returns
-# `demb, dc, dstate0` (the mirror of `forward(emb, c, state0)`). We check all three and every
-# decoder parameter against centered differences. **What to expect:** relative errors between
-# about $10^{-10}$ and $10^{-7}$ (the recurrent weights, used at every step, collect the most
-# round-off), below the tolerance for a layer, $10^{-6}$ (`TOL_LAYER`); a wrong backward is off
-# by about the size of the gradient itself, an error near $10^{-1}$–$1$.
+# `demb, dc, dstate0` (the mirror of `forward(emb, c, state0)`): the two paths of section 2 that
+# run through the decoder; `tinyattn.bridge.bridge_backward` turns `dstate0` into the third.
+# Together they compute what you wrote in section 2 (the exercise's tests check it). We check
+# all three and every decoder parameter, the GRU's included, against centered differences.
+# **What to expect:** relative errors far below the tolerance for a layer, $10^{-6}$
+# (`TOL_LAYER`), with the recurrent weights, used at every step, collecting the most round-off;
+# a wrong backward is off by the size of the gradient itself, as the half-written backward of
+# section 2 was.
 
 # %%
 dec = plain.decoder
@@ -278,6 +378,7 @@ def backward(dlogits):
 
 result = check_gradients(forward, backward, arrays, tol=TOL_LAYER)
 print(result)
+print(f"largest relative error: {result.max_error:.2e}")
 assert result.passed and result.max_error < TOL_LAYER
 
 # %% [markdown]
@@ -299,7 +400,7 @@ print("|dc| of each step's share (example 0):", np.array([np.linalg.norm(d[0]) f
 dec.zero_grad()
 
 # %% [markdown]
-# ## 6. The experiment: accuracy against source length
+# ## 7. The experiment: accuracy against source length
 #
 # **What Bahdanau et al. showed.** Their figure 2 (the image is not reproduced here) plots BLEU
 # on the English→French test set against sentence length (0 to 60 words) for four models: RNNenc
@@ -318,17 +419,17 @@ dec.zero_grad()
 # %%
 MIN_LEN, MAX_LEN = 3, 20
 train = make_task("copy", 4000, seed=0, min_len=MIN_LEN, max_len=MAX_LEN)
-seen = {ex.src for ex in train}
+seen = {item.src for item in train}
 test = {}
 for L in range(MIN_LEN, MAX_LEN + 1):
-    fresh = [ex for ex in make_task("copy", 80, seed=100 + L, min_len=L, max_len=L)
-             if ex.src not in seen]
+    fresh = [item for item in make_task("copy", 80, seed=100 + L, min_len=L, max_len=L)
+             if item.src not in seen]
     test[L] = fresh[:50]
     assert len(test[L]) == 50
-for ex in train[:3]:
-    print(f'{"".join(ex.src):22} -> {"".join(ex.tgt)}')
+for item in train[:3]:
+    print(f'{"".join(item.src):22} -> {"".join(item.tgt)}')
 
-vocab = Vocab.build([ex.src for ex in train])  # the 20 letters + 4 specials, both sides
+vocab = Vocab.build([item.src for item in train])  # the 20 letters + 4 specials, both sides
 pairs = encode_pairs(train, vocab, vocab)
 print(f"{len(train)} training strings, {len(vocab)} tokens in the vocabulary, "
       f"{sum(len(v) for v in test.values())} test strings")
@@ -337,12 +438,17 @@ print(f"{len(train)} training strings, {len(vocab)} tokens in the vocabulary, "
 # **Two models with the same layer sizes.** E = 16, H = 32 per encoder direction (so $c$ and the
 # decoder state have 64 numbers), GRU cells, float32, the same seed. The attention model has in
 # addition Bahdanau's $W_a$ and $U_a$ (64 × 64 each, A = 64) and $v_a$ (64): 8,256 more
-# parameters, 18 % more than the plain model. So that those extra parameters cannot be the
+# parameters (the third cell prints the share). So that those extra parameters cannot be the
 # explanation, a third model, the **control**, is a plain model with H = 36, which has *more*
 # parameters than the attention model. All three get exactly the same training: the same batches
 # in the same order (the trainer's `rng` has the same seed), Adam with learning rate 0.01
 # multiplied by 0.7 after every epoch (`StepDecay`), batches of 64, gradient norm clipped at 5,
 # 6 epochs (378 updates). The cells print each training's time; it depends on the machine.
+#
+# **Predict.** Before you run the three trainings: the test strings have 3 to 20 letters. For
+# each model, what happens to its token accuracy from 3 to 20 letters? Does the plain model fall
+# steadily, or hold and then collapse, and where? Does attention stay level? Does the control's
+# extra size buy it much?
 
 # %%
 def train_model(name, attention, hidden_size=32):
@@ -375,6 +481,9 @@ n_params = {name: sum(v.size for _, v, _ in model.named_parameters())
             for name, (model, _) in models.items()}
 assert n_params["attention"] - n_params["plain"] == 2 * 64 * 64 + 64  # W_a, U_a, v_a
 assert n_params["control"] > n_params["attention"]
+extra = n_params["attention"] - n_params["plain"]
+print(f"attention has {extra:,} parameters more than plain, "
+      f"{extra / n_params['plain']:.1%} more; the control {n_params['control']:,}")
 
 # %% [markdown]
 # **Scoring.** Greedy decoding (`tinyattn.cli.evaluation.decode`), then, per source length,
@@ -428,17 +537,23 @@ plt.show()
 names = ("plain", "attention", "control")
 print(f"{'source length':14}{'token accuracy':^33}   {'exact match':^33}")
 print(f"{'':14}" + "".join(f"{n:>11}" for n in names) + "   " + "".join(f"{n:>11}" for n in names))
+gains = []
 for lo in range(MIN_LEN, MAX_LEN + 1, 3):
     bucket = [L for L in lengths if lo <= L < lo + 3]
-    refs = [list(ex.tgt) for L in bucket for ex in test[L]]
+    refs = [list(item.tgt) for L in bucket for item in test[L]]
     outs = {n: [o for L in bucket for o in results[n][0][L]] for n in names}
     acc = [token_accuracy(outs[n], refs) for n in names]
     em = [exact_match(outs[n], refs) for n in names]
     print(f"{f'{bucket[0]}-{bucket[-1]}':14}" + "".join(f"{v:11.1%}" for v in acc) + "   "
           + "".join(f"{v:11.1%}" for v in em))
+    gains.append(acc[2] - acc[0])  # control - plain, token accuracy
+print("control - plain, token accuracy by bucket, in points:",
+      " ".join(f"{g * 100:+.1f}" for g in gains))
 em_attn = results["attention"][2]
 print("attention, exact match at S = 17..20:",
       " ".join(f"{em_attn[L]:.0%}" for L in range(17, MAX_LEN + 1)))
+letters = len(vocab) - len(Vocab.SPECIALS)  # the letters a-t
+print(f"one letter right by pure chance: 1 / {letters} = {1 / letters:.1%}")
 
 acc_plain, acc_attn, acc_ctrl = (results[n][1] for n in names)
 assert min(acc_attn.values()) > 0.9  # attention: high at every length
@@ -497,10 +612,16 @@ ax_len.legend(fontsize=8, loc="center right")
 plt.show()
 for name in models:
     print(f"{name:9} test loss at S = {MIN_LEN}: {test_loss[name][0]:.3f}   "
-          f"at S = {MAX_LEN}: {test_loss[name][-1]:.3f} nats per token")
+          f"at S = {MAX_LEN}: {test_loss[name][-1]:.3f} nats per token, "
+          f"{test_loss[name][-1] / test_loss[name][0]:.1f} times higher")
+print(f"at S = {MAX_LEN}, the plain model's test loss is "
+      f"{test_loss['plain'][-1] / test_loss['attention'][-1]:.1f} times the attention model's")
+first, last = (models["attention"][1].history[k].train_loss for k in (0, -1))
+print(f"attention's training loss, epoch 1 to 6: {first:.3f} -> {last:.3f}, "
+      f"{first / last:.0f} times lower")
 
 # %% [markdown]
-# ## 7. What the experiment shows
+# ## 8. What the experiment shows
 #
 # The numbers below are those of the run stored in this notebook (the asserts above hold the
 # main ones).
@@ -508,29 +629,29 @@ for name in models:
 # - **The plain model degrades with length.** It copies strings of 3 to 5 letters almost
 #   perfectly (95.5 % of the letters, 91.3 % of the strings exactly); from 9 letters on it copies
 #   not a single test string exactly, and its token accuracy keeps falling, to 20.6 % for 18–20
-#   letters (one letter in 20 right by pure chance would be 5 %). The samples show how: the
+#   letters (one letter right by pure chance would be 5.0 %). The samples show how: the
 #   output often starts right, then drifts into letters that are plausible but wrong, and it may
 #   be a letter short or long, which shifts everything after it. Everything it writes must come
 #   from the 64 numbers of $c$, and a string of 20 random letters is more than it has learned to
 #   pack into them.
 # - **More parameters do not explain the gap.** The control, a plain model with H = 36 and more
 #   parameters than the attention model (56,544 against 54,296), draws nearly the same curve as
-#   the plain model: 3 to 5 points higher in token accuracy at 6–14 letters, 21.9 % at 18–20;
-#   exact match 4.0 % at 9–11 letters, one string in 150 at 12–14, none from 15 on. Its $c$ has
+#   the plain model: +3.5, +3.7 and +5.3 points of token accuracy at 6–8, 9–11 and 12–14
+#   letters, −0.3, −0.5 and +1.4 in the other buckets, 21.9 % at 18–20; exact match 4.0 % at
+#   9–11 letters, 0.7 % at 12–14, none from 15 on. Its $c$ has
 #   72 numbers instead of 64; that is not enough to change the picture.
 # - **The attention model stays high, but it is not perfect at length 19–20.** With the same
 #   layer sizes, data and updates, its token accuracy is 96.9 % or more in every bucket. Exact
 #   match slips from 99.3 % (3–5 letters) to 82.7 % (18–20), and to 76 % and 80 % at 19 and 20
-#   letters: it gets about one long string in five wrong. Some of that is how exact match
+#   letters: it gets a fifth or more of those strings wrong. Some of that is how exact match
 #   counts (one slip in 20 letters loses the whole string; the third sample goes wrong from the
 #   14th letter on, in a stretch where letters repeat, "…mhmshnpph", and comes out two letters
 #   too long), but not all: its test loss also rises with length, from 0.021 to 0.091 nats per
-#   token, about four times. At 20 letters that is still about 20 times below the plain model's
-#   (1.778). At each step it reads the
-#   encoder states directly, so a longer string does not crowd a fixed memory; it adds states to
+#   token, 4.2 times higher. At 20 letters the plain model's (1.778) is still 19.6 times
+#   higher. At each step the attention model reads the encoder states directly, so a longer string does not crowd a fixed memory; it adds states to
 #   choose from, and more steps at which to choose wrongly.
-# - **The training curves.** With attention, the epoch-mean loss falls by a factor of about 50
-#   in 6 epochs (2.352 → 0.050); the plain model's is still 1.101 after 6 epochs and falling
+# - **The training curves.** With attention, the epoch-mean loss of epoch 6 is 47 times lower
+#   than that of epoch 1 (2.352 → 0.050); the plain model's is still 1.101 after 6 epochs and falling
 #   slowly, the control's 1.048. The plain model's batch losses split into low and high values
 #   because the trainer groups strings of similar length into the same batch (`bucket=True`): a
 #   batch of short strings has a low loss, a batch of long ones a high loss. It is the
@@ -540,7 +661,7 @@ for name in models:
 #   attention does not make length free (RNNsearch-30 also declines on the longest sentences,
 #   though less than the RNNenc models), as our exact match at 19–20 letters does. Our task is
 #   easier than translation (the alignment is the diagonal) and our models are tiny, so the
-#   effect shows at 5–20 letters rather than at 30–60 words.
+#   effect shows from 6 letters on rather than at 30–60 words.
 # - **Honest limits.** This is one seed and one small budget. A bigger plain model trained
 #   longer does better: Sutskever et al. (abstract and conclusion) found that their large
 #   4-layer LSTM, with the source reversed, "did not have difficulty on long sentences". The

@@ -63,6 +63,12 @@ def _final_at_last_row(which):
     return predict
 
 
+def _outputs_not_put_back(x, lengths, fwd, bwd):
+    hs_f, last_f = fwd(x, None, lengths)
+    hs_b_rev, last_b = bwd(_reverse(x, lengths), None, lengths)
+    return np.concatenate([hs_f, hs_b_rev], axis=2), np.concatenate([last_f, last_b], axis=1)
+
+
 def bidirectional_encode(x, lengths, fwd, bwd):
     """A bidirectional encoder from two GRU layers, on a padded batch.
 
@@ -92,6 +98,11 @@ BIDIRECTIONAL = OutputExercise(
             "so every backward state of a short sequence has seen zeros first. Reverse "
             "within each length, so the backward direction starts at the last real token",
             _flip(False)),
+        Bug("the backward outputs left in reading order",
+            "the backward layer's output p is ←h at position L_b − 1 − p: reverse its "
+            "outputs back (with the same per-sequence index) before joining them to the "
+            "forward ones, so that position j holds [→h_j ; ←h_j]",
+            _outputs_not_put_back),
         Bug("the backward direction's final state taken at T−1",
             "after reversing its outputs back, the backward direction ends at each "
             "sequence's *first* position: ←h_1 = hs_b[:, 0], the layer's final state "
