@@ -23,7 +23,7 @@ def learner(h, enc_hs, lengths, W_a, W_p, v_p, w, mistake=None):
         for t in range(T):
             rho = 1 / (1 + math.exp(-float(v_p @ np.tanh(h[b, t] @ W_p))))
             scale = {"padded": S - 1, "paper": S, "from 1": n}.get(mistake, n - 1)
-            p[b, t] = scale * rho
+            p[b, t] = min(t, n - 1) if mistake == "local-m" else scale * rho
             upto = S if mistake == "no clip" else n
             lo, hi = p[b, t] - w, p[b, t] + w
             inside = [s for s in range(upto) if mistake == "no window" or lo <= s <= hi]
@@ -35,7 +35,7 @@ def learner(h, enc_hs, lengths, W_a, W_p, v_p, w, mistake=None):
             elif mistake == "times":
                 z = e * g
                 a = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
-            elif mistake == "no gauss":
+            elif mistake in ("no gauss", "local-m"):
                 a = np.exp(e - e.max()) / np.exp(e - e.max()).sum()
             else:
                 z = np.exp(e - e.max()) * g
@@ -52,6 +52,7 @@ def test_a_learner_version_passes():
     ("padded", "p_t scaled by the padded length", {"alpha", "p"}),
     ("paper", "eq. 9 as printed", {"alpha", "p"}),
     ("from 1", "positions counted from 1", {"alpha", "p"}),
+    ("local-m", "local-m's position p_t = t", {"alpha", "p"}),
     ("sigma = w", "σ = w instead of w / 2", {"alpha"}),
     ("no 2", "the 2 of 2σ² missing", {"alpha"}),
     ("after", "multiplied after the softmax, not renormalised", {"alpha"}),

@@ -56,9 +56,13 @@ def _local_p(h, enc_hs, lengths, W_a, W_p, v_p, w, *, scale="real", sigma=0.5,
     S = enc_hs.shape[1]
     scores = h @ (enc_hs @ W_a.T).transpose(0, 2, 1)  # (B, T, S)
     rho = 1.0 / (1.0 + np.exp(-(np.tanh(h @ W_p) @ v_p)))  # (B, T)
-    size = {"real": lengths - 1, "padded": np.full_like(lengths, S - 1),
-            "paper": np.full_like(lengths, S), "from 1": lengths}[scale]
-    p = size[:, None] * rho  # (B, T)
+    if scale == "local-m":  # p_t = t, clamped to the last real token; no Gaussian
+        p = np.minimum(np.arange(h.shape[1])[None, :], (lengths - 1)[:, None]).astype(float)
+        gauss = "none"
+    else:
+        size = {"real": lengths - 1, "padded": np.full_like(lengths, S - 1),
+                "paper": np.full_like(lengths, S), "from 1": lengths}[scale]
+        p = size[:, None] * rho  # (B, T)
     diff = np.arange(S)[None, None, :] - p[:, :, None]  # (B, T, S)
     sig = sigma * w
     log_g = -diff**2 / (two * sig**2)
@@ -125,6 +129,11 @@ LOCAL_P = OutputExercise(
             "positions count from 0, so the last real token is S_b − 1: "
             "p_t = (S_b − 1) · sigmoid(…)",
             _bug(scale="from 1")),
+        Bug("local-m's position p_t = t, and no Gaussian",
+            "that is local-m; local-p predicts its position from the state, "
+            "p_t = (S_b − 1) · sigmoid(v_p · tanh(h_t @ W_p)), and weighs the window with "
+            "the Gaussian centred there",
+            _bug(scale="local-m")),
         Bug("σ = w instead of w / 2",
             "the Gaussian's width is half the window's half-width, σ = w / 2 (Luong §3.2): "
             "with σ = w it is four times too flat in the exponent",
