@@ -3,40 +3,36 @@
 # `.venv/bin/python lessons/build.py 06` (see lessons/build.py).
 
 # %% [markdown]
-# # Lesson 06 — Luong attention: global scores, local windows, input feeding
+# # Lesson 06 — Luong attention: global scores, the attentional state, input feeding
 #
-# **Goal.** Lesson 05 built Bahdanau's additive attention. In 2015 Luong, Pham and
-# Manning simplified and extended it: attend *after* the decoder's RNN step, with a choice of
-# simpler **score functions** (dot, general, concat), an **attentional hidden state** $\tilde h_t$
-# that feeds the output layer, **local attention** that reads only a window of the source, and
-# **input feeding**. In this lesson you will
+# **Where this sits.** Lesson 05 built Bahdanau's additive attention. This lesson takes the
+# simplifications Luong, Pham and Manning made in 2015 for **global** attention (every source
+# position scored at every step); lesson 07 restricts it to a window (**local** attention), and
+# lesson 08 compares soft attention with hard attention. In this lesson you will
 #
 # 1. write out the four global scores (dot, general, concat, scaled dot) and compute each by hand
 #    on tiny arrays, checked against `tinyattn.LuongAttention(score=...)`;
-# 2. compute the attentional state $\tilde h_t = \tanh(W_c [c_t ; h_t])$;
-# 3. compute local-m and local-p attention by hand (the predicted position $p_t$, the window, the
-#    Gaussian), checked against `tinyattn.LocalAttention`, and see the two places where the library
-#    makes a choice the paper leaves open;
-# 4. unroll a decoder with input feeding by hand and match the library's `LuongDecoder`;
-# 5. gradient-check every variant, and write one backward yourself;
-# 6. train the six attentions (and input feeding once) on the same dates, with the same budget,
-#    and compare loss, exact match, alignment and speed.
+# 2. compute the attentional state $\tilde h_t = \tanh([c_t ; h_t] W_c)$;
+# 3. unroll a decoder with input feeding by hand and match the library's `LuongDecoder`;
+# 4. write the backward of the general score yourself, then gradient-check every score and a
+#    whole model;
+# 5. train the four global scores (and general with input feeding) on the same dates, with the
+#    same budget, and compare loss, exact match, alignment and speed.
 #
-# **Sources.** `docs/equations.md` §5. Document 003 (`docs/sources.md`, "从 Seq2seq 到 Attention
-# 模型到 Self Attention（一）") is where the two documents meet this lesson: right after Bahdanau's
-# equations it says that the follow-up papers *Effective approaches of the NMT* (Luong et al.) and
-# *Show, Attend and Tell* (Xu et al.) introduced **global/local attention** (全局/局部注意力) and
-# **soft/hard attention** (软/硬注意力), that the score $e_{ij}$ it just described is of the global,
-# soft kind, and that its figure 11 shows three ways to compute the score; it then rewrites
-# $e_{ij}$ as $\text{score}(h_t, \bar h_s)$ and picks the dot product "for convenience" (the figure
-# itself is lost). Document 000 names the same families in one line: the score "can be additive,
+# **Sources.** `docs/equations.md` §5 (§5.1 the decoder step and $\tilde h_t$, §5.2 the global
+# scores). Document 003 (`docs/sources.md`, "从 Seq2seq 到 Attention 模型到 Self Attention（一）")
+# is where the two documents meet this lesson: right after Bahdanau's equations it says that the
+# follow-up papers *Effective approaches of the NMT* (Luong et al.) and *Show, Attend and Tell*
+# (Xu et al.) introduced **global/local attention** (全局/局部注意力) and **soft/hard attention**
+# (软/硬注意力), that the score $e_{ij}$ it just described is of the global, soft kind, and that
+# its figure 11 shows three ways to compute the score; it then rewrites $e_{ij}$ as
+# $\text{score}(h_t, \bar h_s)$ and picks the dot product "for convenience" (the figure itself is
+# lost). Document 000 names the same families in one line: the score "can be additive,
 # multiplicative or dot-product" (加性、乘性或者 Dot-product). The paper: M.-T. Luong, H. Pham,
 # C. D. Manning, *Effective Approaches to Attention-based Neural Machine Translation*, EMNLP 2015
-# (arXiv:1508.04025): §3 for $\tilde h_t$, §3.1 global attention and its scores, §3.2 local
-# attention (its eqs. 9–10), §3.3 input feeding. The scaled dot product is from A. Vaswani et al.,
-# *Attention Is All You Need*, NeurIPS 2017, §3.2.1.
-#
-# The whole notebook runs in well under a minute on two CPU cores.
+# (arXiv:1508.04025): §3 for $\tilde h_t$, §3.1 global attention and its scores, §3.3 input
+# feeding. The scaled dot product is from A. Vaswani et al., *Attention Is All You Need*,
+# NeurIPS 2017, §3.2.1.
 
 # %%
 import re
@@ -46,17 +42,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import tinyattn as ta
-import tinyattn.exercises
+import tinyattn.exercises as ex
 from tinyattn.attention import LuongAttention
-from tinyattn.training.batching import make_batches
+from tinyattn.cli.evaluation import evaluate_examples, teacher_forced
+from tinyattn.cli.run import DataSpec, Run, encode_pairs, load_examples
 from tinyattn.data import Vocab
 from tinyattn.decoders import combine_forward, hidden
-from tinyattn.cli.evaluation import evaluate_examples, teacher_forced
-from tinyattn.functional import sigmoid
 from tinyattn.gradcheck import TOL_LAYER, TOL_MODEL, check_gradients, check_module
-from tinyattn.local_attention import LocalAttention
-from tinyattn.cli.run import DataSpec, Run, encode_pairs, load_examples
 from tinyattn.plot import plot_alignment
+from tinyattn.training.batching import make_batches
 
 np.set_printoptions(precision=3, suppress=True)
 plt.rcParams["figure.dpi"] = 80  # smaller stored figures, still readable
@@ -64,9 +58,15 @@ plt.rcParams["figure.dpi"] = 80  # smaller stored figures, still readable
 # %% [markdown]
 # ## 1. The equations
 #
-# Luong's decoder first takes its RNN step, $h_t = f(h_{t-1}, E y_{t-1})$, and only then attends,
-# with the **current** state $h_t$ as the query (Bahdanau attends with $s_{i-1}$, the state
-# *before* the step). For every source position $s = 1..S$ with encoder state $\bar h_s$:
+# ![Bahdanau scores with the state before the step, Luong with the state after it](../docs/images/bahdanau_vs_luong.png)
+#
+# Follow the red "query" arrow in each half of the figure: Bahdanau scores with $s_{i-1}$, the
+# state before the step, and feeds the context $c_i$ into the step; Luong scores with $h_t$, the
+# state after the step, and sends $c_t$ to $\tilde h_t$ (the dashed line is input feeding,
+# section 4). Luong's decoder first takes its RNN step, $h_t = f(h_{t-1}, E y_{t-1})$, and only then attends, with the
+# **current** state $h_t$ as the query; Bahdanau attends with $s_{i-1}$, the state *before* the
+# step, and feeds the context into the step. For every source position $s = 1..S$ with encoder
+# state $\bar h_s$:
 #
 # $$\text{score}(h_t, \bar h_s) = \begin{cases}
 # h_t \cdot \bar h_s & \text{dot} \\
@@ -105,15 +105,14 @@ plt.rcParams["figure.dpi"] = 80  # smaller stored figures, still readable
 #   Luong's notation. The symbols line up, but the *time* does not: Luong's query $h_t$ is the
 #   state after the step, Bahdanau's $s_{i-1}$ the state before it. That is why a Luong decoder
 #   without input feeding can run its RNN over the whole target first and attend afterwards, all
-#   steps at once (section 5).
+#   steps at once (sections 4 and 7).
 # - Document 003 calls the context vector also the *attention vector*; in Luong's paper the
 #   "attentional vector" is $\tilde h_t$, which mixes the context with $h_t$. This lesson keeps
 #   "context" for $c_t$ and "attentional state" for $\tilde h_t$.
-# - **Soft, hard, global, local.** Global attention is *soft* attention: every source position
-#   gets some weight, and everything is differentiable. Xu et al.'s *hard* attention picks one
-#   position at random and needs a sampling-based gradient. Luong's **local** attention sits in
-#   between: it attends softly, but only inside a window, and stays differentiable almost
-#   everywhere (section 4).
+# - **Global, local, soft, hard.** Everything in this lesson is *global* attention, and it is
+#   *soft*: every source position gets some weight, and everything is differentiable. Lesson 07
+#   keeps the softness but only inside a window (Luong's local attention); lesson 08 compares
+#   soft attention with Xu et al.'s *hard* attention, which picks one position at random.
 
 # %% [markdown]
 # ## 2. The four scores by hand
@@ -183,7 +182,12 @@ for score, e in scores.items():
 
 # %% [markdown]
 # Now softmax with the pads masked, the context, and the library's result for each score
-# (`context, alpha = attn(queries, enc_hs, src_mask)`, all T steps in one call):
+# (`context, alpha = attn(queries, enc_hs, src_mask)`, all T steps in one call).
+#
+# **Predict.** Scaled dot is dot with every score divided by $\sqrt{H_k} = 2$. The cell prints,
+# for each score, the weights of example 1 at step 0 and the largest weight over all rows. Will
+# scaled dot's largest weight be half of dot's, the same, or something else, and will its rows
+# be flatter or sharper?
 
 # %%
 for score, attn in attns.items():
@@ -197,11 +201,12 @@ for score, attn in attns.items():
           f"max weight over all rows {alpha_lib.max():.2f}")
 
 # %% [markdown]
-# Dot and scaled dot differ only by the factor $1/\sqrt{H_k}$ = 1/2 here, yet the scaled rows are
-# visibly flatter: dividing the scores divides their *differences*, and the softmax depends only
-# on differences. Vaswani et al. added the factor because dot products of $H_k$-dimensional
-# vectors grow like $\sqrt{H_k}$, and large scores saturate the softmax (one weight near 1,
-# gradients near 0).
+# Dot and scaled dot differ only by the factor $1/\sqrt{H_k}$ = 1/2 here, yet the largest weight
+# does not halve: it drops from 0.85 to 0.64, and the scaled rows are flatter. Dividing the
+# scores divides their *differences*, the softmax depends only on differences, and the result is
+# a flatter row that still sums to 1. Vaswani et al. added the factor because dot products of
+# $H_k$-dimensional vectors grow like $\sqrt{H_k}$, and large scores saturate the softmax (one
+# weight near 1, gradients near 0).
 
 # %% [markdown]
 # ## 3. The attentional hidden state $\tilde h_t$
@@ -220,135 +225,13 @@ h_tilde_lib, _ = combine_forward(context_g, h, W_c)
 assert h_tilde.shape == (B, T, H) and np.allclose(h_tilde_lib, h_tilde)
 print("h~_t of example 0:\n", h_tilde[0])
 
-# %% [markdown]
-# ## 4. Local attention: a window around $p_t$
-#
-# Global attention scores every source position at every step. Local attention (paper §3.2)
-# first picks an **aligned position** $p_t$ and attends only inside the window
-# $[p_t - D, p_t + D]$:
-#
-# - **local-m** (monotonic): $p_t = t$, as if source and target were aligned word by word;
-# - **local-p** (predictive):
-#   $p_t = S \cdot \text{sigmoid}\big(v_p \cdot \tanh(h_t W_p)\big)$ (eq. 9), a position the
-#   model predicts from its state; and the weights are multiplied by a Gaussian centred at $p_t$
-#   with $\sigma = D/2$ (eq. 10):
-#
-# $$a_t(s) = \text{align}(h_t, \bar h_s)\,\exp\!\Big(-\frac{(s - p_t)^2}{2\sigma^2}\Big)$$
-#
-# where align is the softmax of section 2, taken over the window. $p_t$ is a real number; the
-# window holds the integer positions $s$ with $|s - p_t| \le D$.
-#
-# | maths | meaning | in the code | shape |
-# |---|---|---|---|
-# | $D$ | half-width of the window | `window` (Seq2Seq's `window=`, default 3) | int |
-# | $\sigma = D/2$ | width of the Gaussian | `attn.sigma` | float |
-# | $W_p$, $v_p$ | position predictor (local-p) | `attn.params["W_p"]`, `"v_p"` | (Hq, A), (A,) |
-# | $p_t$ | aligned position | `attn.positions` after each call | (B, T) |
-#
-# **What the library chooses where the paper is open** (`tinyattn/local_attention.py`, module
-# docstring):
-#
-# 1. *Positions and S.* The library counts positions from 0 and uses each example's **own real
-#    length** $S_b$: $p_t = (S_b - 1)\,\text{sigmoid}(\cdot)$ lies in $[0, S_b - 1]$, so the
-#    window always holds a real token, whatever the padding. (With the paper's
-#    $S \cdot \text{sigmoid}$ and $S$ the padded length, a short example's window could sit
-#    entirely on pads.) local-m clamps $p_t = \min(t, S_b - 1)$ for targets longer than their
-#    source.
-# 2. *Renormalising.* Eq. 10 multiplies the softmax by the Gaussian *after* normalising, so rows
-#    sum to less than 1. The library adds $\log$ Gaussian $= -(s - p_t)^2 / 2\sigma^2$ to the
-#    scores *before* the softmax over the window, which is eq. 10 divided by its row sum: the same
-#    shape, every row summing to 1 like every other attention in tinyattn.
-#
-# Both choices, by hand, with D = 2 (σ = 1) and the general score:
-
-# %%
-D = 2
-local = {mode: LocalAttention(H, H, mode=mode, window=D, score="general", attn_size=A,
-                              rng=np.random.default_rng(2))
-         for mode in ("local-m", "local-p")}
-for attn in local.values():  # the general score's W_a, as in section 2
-    attn.params["W_a"][...] = W_g
-e_g = scores["general"]  # (B, T, S)
-s_idx = np.arange(S)  # source positions 0..S-1
-
-# local-m: p_t = t, clamped to the last real token
-p_m = np.minimum(np.arange(T)[None, :], lengths[:, None] - 1)  # (1, T) vs (B, 1) -> (B, T)
-in_window = np.abs(s_idx[None, None, :] - p_m[:, :, None]) <= D  # (B, T, S)
-alpha_m = masked_softmax(e_g, src_mask[:, None, :] & in_window)
-_, alpha_m_lib = local["local-m"](h, enc_hs, src_mask)
-assert np.array_equal(local["local-m"].positions, p_m) and np.allclose(alpha_m_lib, alpha_m)
-print("local-m p_t:\n", p_m)
-print("local-m weights of example 0 (rows: steps t, columns: source positions s):\n",
-      alpha_m_lib[0])
 
 # %% [markdown]
-# Each row of example 0 has at most 2D + 1 = 5 non-zero weights, on a band that moves one position
-# per step. In example 1 (3 real tokens), steps 2, 3 and 4 all get $p_t = 2$, the last real
-# token. Now local-p:
-
-# %%
-attn_p = local["local-p"]
-W_p, v_p = attn_p.params["W_p"], attn_p.params["v_p"]  # (Hq, A), (A,)
-assert W_p.shape == (H, A) and v_p.shape == (A,)  # attn_size=A above (default: A = Hq)
-u = np.tanh(h @ W_p) @ v_p  # (B, T, Hq) @ (Hq, A) -> (B, T, A), @ (A,) -> (B, T)
-p = (lengths[:, None] - 1) * (1.0 / (1.0 + np.exp(-u)))  # (B, 1) * (B, T): p_t in [0, S_b - 1]
-assert np.allclose(sigmoid(u), 1.0 / (1.0 + np.exp(-u)))  # the library's tanh form of σ
-
-sigma = D / 2
-diff = s_idx[None, None, :] - p[:, :, None]  # s - p_t: (1, 1, S) - (B, T, 1) -> (B, T, S)
-window_p = src_mask[:, None, :] & (np.abs(diff) <= D)  # real tokens inside [p_t - D, p_t + D]
-gauss = np.exp(-diff**2 / (2 * sigma**2))  # (B, T, S)
-align = masked_softmax(e_g, window_p)  # softmax over the window
-a_paper = align * gauss  # eq. 10 as printed: rows sum to less than 1
-a_lib_by_hand = a_paper / a_paper.sum(axis=2, keepdims=True)  # the library: renormalised
-
-_, alpha_p_lib = attn_p(h, enc_hs, src_mask)
-assert np.allclose(attn_p.positions, p)
-assert np.allclose(alpha_p_lib, a_lib_by_hand)
-# the same thing, the library's way: the log of the Gaussian added to the scores
-assert np.allclose(alpha_p_lib, masked_softmax(e_g - diff**2 / (2 * sigma**2), window_p))
-print("local-p p_t:\n", p)
-print("row sums of eq. 10 as printed (example 0):", a_paper[0].sum(axis=1))
-print("row sums in the library:                  ", alpha_p_lib[0].sum(axis=1))
-
-# %% [markdown]
-# One row in pictures: example 0 at step 0. The softmax inside the window (align), the Gaussian
-# centred at $p_t$, their product (eq. 10), and the library's renormalised product.
-
-# %%
-b, t = 0, 0
-fig, ax = plt.subplots(figsize=(7.5, 4.0), layout="constrained")
-ax.axvspan(p[b, t] - D, p[b, t] + D, color="0.92", label=f"window p$_t$ ± D (D = {D})")
-width = 0.2
-ax.bar(s_idx - 1.5 * width, align[b, t], width, label="align: softmax over the window")
-ax.bar(s_idx - 0.5 * width, gauss[b, t] * window_p[b, t], width,
-       label=f"Gaussian exp(−(s − p$_t$)²/2σ²), σ = {sigma:g}")
-ax.bar(s_idx + 0.5 * width, a_paper[b, t], width, label="eq. 10: align × Gaussian")
-ax.bar(s_idx + 1.5 * width, alpha_p_lib[b, t], width, label="library: renormalised")
-ax.axvline(p[b, t], color="black", ls="--", lw=1)
-ax.text(p[b, t] + 0.05, 1.02, f"p$_t$ = {p[b, t]:.2f}", fontsize=9)
-ax.set_xticks(s_idx)
-ax.set_xlim(-0.6, S - 0.4)
-ax.set_ylim(0, 1.12)
-ax.set_xlabel("source position s")
-ax.set_ylabel("weight")
-ax.set_title("local-p attention for one step: the window and the Gaussian")
-fig.legend(loc="outside lower center", ncols=3, fontsize=8, frameon=False)
-plt.show()
-
-# %% [markdown]
-# Positions outside the window get exactly 0 (they are masked like pads). Inside it, the
-# Gaussian pulls the weight towards $p_t$, and that is what trains $W_p$ and $v_p$: the gradient
-# reaches $p_t$ only through the Gaussian term, $\partial\big(-(s - p_t)^2/2\sigma^2\big)/\partial
-# p_t = (s - p_t)/\sigma^2$. The window's edges have no gradient (a position enters or leaves the
-# window as $p_t$ moves): local-p is differentiable almost everywhere, not everywhere.
-
-# %% [markdown]
-# ## 5. Input feeding
+# ## 4. Input feeding
 #
 # Attention decisions in this decoder are made independently at each step: nothing tells step
-# $t$ where the model looked at step $t - 1$. Input feeding (paper §3.3) concatenates the
-# previous attentional state to the next input:
+# $t$ where the model looked at step $t - 1$. Input feeding (paper §3.3, `docs/equations.md`
+# §5.1) concatenates the previous attentional state to the next input:
 #
 # $$h_t = f\big(h_{t-1}, [E y_{t-1} ; \tilde h_{t-1}]\big), \qquad \tilde h_0 = 0.$$
 #
@@ -357,11 +240,11 @@ plt.show()
 # E + Hd, and the RNN can no longer run as one sequence call before the attention; it runs step
 # by step, because $\tilde h_{t-1}$ is needed before step $t$. Here is that loop by hand, with the
 # library's own pieces (`cell.step`, `attn.step`, `combine_forward`, the output layer), on a tiny
-# model, matched against the model's decoder:
+# model with the general score, matched against the model's decoder:
 
 # %%
-tiny = ta.Seq2Seq(9, 10, emb_size=3, hidden_size=2, attention="local-p", input_feeding=True,
-                  window=1, rng=np.random.default_rng(0))
+tiny = ta.Seq2Seq(9, 10, emb_size=3, hidden_size=2, attention="general", input_feeding=True,
+                  rng=np.random.default_rng(0))
 dec = tiny.decoder
 src = np.array([[3, 4, 5, 6], [6, 7, 8, 0]])
 tgt_in = np.array([[1, 5, 6, 7], [1, 8, 0, 0]])  # <sos> y_1 y_2 ...
@@ -385,32 +268,73 @@ assert np.allclose(logits_lib, logits)
 print("decoder cell:", dec.cell.params["W_x"].shape, "(E + Hd rows);  logits", logits.shape)
 
 # %% [markdown]
-# ## 6. Gradient checks
+# ## 5. Your turn: the backward of the general score
 #
-# The backward of every variant, against centered differences (`tinyattn.gradcheck`, float64,
-# every entry of the queries, the encoder states and every parameter). **What to expect:** a
-# correct attention backward gives relative errors between about $10^{-10}$ and a few
-# $10^{-7}$, below the layer tolerance `TOL_LAYER` = $10^{-6}$; a wrong one would be off by
-# about the gradient's own size ($10^{-1}$–$1$). For local-p the check also covers $W_p$ and
-# $v_p$, whose only gradient path is the Gaussian term, and the queries reach the weights twice:
-# through the score and through $p_t$.
+# Write the backward of `scores = queries @ (enc_hs @ W_a.T).transpose(0, 2, 1)`
+# (`docs/equations.md` §5.2). The cache is `(queries, enc_hs, W_a, keys)` with
+# `keys = enc_hs @ W_a.T` of shape (B, S, Hq); return
+# `dqueries (B, T, Hq), denc_hs (B, S, Hk), dW_a (Hq, Hk)`. Hints: `scores` is a batched matrix
+# product, so each factor's gradient is `dscores` times the other factor, transposed where the
+# shapes say so; `keys` depends on `enc_hs` and `W_a` through one more product; `W_a` is shared
+# by every example, so its gradient is a sum over the batch.
+#
+# `ex.stub("luong_general_score_backward")` prints the same starting point. `ex.check` grades
+# your function with the gradient checker alone (never against a hidden solution) and names
+# likely mistakes. First, what it says about a first try that gets the query's gradient (the
+# first hint) and stops there:
 
 # %%
-modules = {**attns, **local}
-for name, attn in modules.items():
+def general_backward_first_try(dscores, cache):
+    queries, enc_hs, W_a, keys = cache
+    dq = dscores @ keys  # scores = queries @ keys^T, so dqueries = dscores @ keys
+    return dq, np.zeros_like(enc_hs), np.zeros_like(W_a)  # BUG: the keys' path is missing
+
+
+first_try = ex.check("luong_general_score_backward", general_backward_first_try)
+assert first_try.status == "failed"
+
+# %% [markdown]
+# Read it: each gradient is graded on its own, so `dqueries` passes while the other two fail,
+# and the report says why they fail (all zeros: no path into them). Now yours: replace the
+# `raise` line, then run the cell after it.
+
+# %%
+def my_luong_general_score_backward(dscores, cache):
+    queries, enc_hs, W_a, keys = cache
+    # BEGIN SOLUTION
+    dqueries = dscores @ keys  # (B, T, S) @ (B, S, Hq) -> (B, T, Hq)
+    dkeys = dscores.transpose(0, 2, 1) @ queries  # (B, S, T) @ (B, T, Hq) -> (B, S, Hq)
+    denc_hs = dkeys @ W_a  # keys = enc_hs W_a^T -> denc_hs = dkeys W_a: (B, S, Hk)
+    dW_a = np.einsum("bsq,bsk->qk", dkeys, enc_hs)  # Σ_b dkeys_b^T enc_hs_b: (Hq, Hk)
+    return dqueries, denc_hs, dW_a
+    # END SOLUTION
+
+# %%
+mine = ex.check("luong_general_score_backward", my_luong_general_score_backward)
+assert mine.status in ("passed", "not implemented"), "read the report above"
+
+# %% [markdown]
+# ## 6. Gradient checks
+#
+# From here on the library's backward of the general score (`general_score_backward` in
+# `tinyattn/attention.py`) is used, inside `LuongAttention.backward`. The backward of every
+# score, against centered differences (`tinyattn.gradcheck`, float64, every entry of the
+# queries, the encoder states and every parameter). **What to expect:** a correct attention
+# backward lands well below the layer tolerance `TOL_LAYER` = $10^{-6}$; a wrong one is off by
+# about the gradient's own size.
+
+# %%
+for name, attn in attns.items():
     result = check_module(attn, h, enc_hs, src_mask)
     params = ", ".join(attn.params) or "(no parameters)"
     print(f"{name:10} max error {result.max_error:.1e}   checked: queries, enc_hs, {params}")
     assert result.passed and result.max_error < TOL_LAYER
-print()
-print(check_module(local["local-p"], h, enc_hs, src_mask))
 
 # %% [markdown]
-# The same for a whole model with local-p attention *and* input feeding (the tiny one above), the
-# loss against every parameter of embeddings, encoder, bridge, decoder cell, attention, $W_c$
-# and output layer. Errors add up over the steps and through the model's many products, so the
-# tolerance is looser, `TOL_MODEL` = $10^{-5}$; expect a correct model to land between about
-# $10^{-8}$ and $10^{-6}$.
+# The same for a whole model with the general score *and* input feeding (the tiny one above):
+# the loss against every parameter of embeddings, encoder, bridge, decoder cell, attention,
+# $W_c$ and output layer. Errors add up over the steps and through the model's many products,
+# so the tolerance is looser, `TOL_MODEL` = $10^{-5}$.
 
 # %%
 tgt = np.array([[1, 5, 6, 7, 2], [1, 8, 2, 0, 0]])  # <sos> y ... <eos>, then padding
@@ -433,53 +357,29 @@ print(f"{len(model_check.reports)} parameter arrays, max error {model_check.max_
 assert model_check.passed
 
 # %% [markdown]
-# ## 7. Your turn: the backward of the general score
-#
-# Write the backward of `scores = queries @ (enc_hs @ W_a.T).transpose(0, 2, 1)`. The cache is
-# `(queries, enc_hs, W_a, keys)` with `keys = enc_hs @ W_a.T` of shape (B, S, Hq); return
-# `dqueries (B, T, Hq), denc_hs (B, S, Hk), dW_a (Hq, Hk)`. Hints: `scores` is a batched matrix
-# product, so each factor's gradient is `dscores` times the other factor, transposed where the
-# shapes say so; `W_a` is shared by every example, so its gradient is a sum over the batch.
-
-# %%
-def my_luong_general_score_backward(dscores, cache):
-    queries, enc_hs, W_a, keys = cache
-    # BEGIN SOLUTION
-    dqueries = dscores @ keys  # (B, T, S) @ (B, S, Hq) -> (B, T, Hq)
-    dkeys = dscores.transpose(0, 2, 1) @ queries  # (B, S, T) @ (B, T, Hq) -> (B, S, Hq)
-    denc_hs = dkeys @ W_a  # keys = enc_hs W_a^T -> denc_hs = dkeys W_a: (B, S, Hk)
-    dW_a = np.einsum("bsq,bsk->qk", dkeys, enc_hs)  # Σ_b dkeys_b^T enc_hs_b: (Hq, Hk)
-    return dqueries, denc_hs, dW_a
-    # END SOLUTION
-
-# %%
-mine = tinyattn.exercises.check("luong_general_score_backward", my_luong_general_score_backward)
-
-# %% [markdown]
-# ## 8. Six attentions on the same dates
+# ## 7. Four scores, and input feeding, on the same dates
 #
 # The task of lesson 05 (`tinyattn.data`, `"dates"`): a date as people write it → `YYYY-MM-DD`,
 # one character per token, with gold spans for scoring the attention. Every model below is the
 # same small network (bidirectional GRU encoder, E = 32, H = 32 per direction so the decoder
 # state and the keys have 64 entries; float32), trained on the same 4,000 dates in the same
-# order (Adam, learning rate 0.005, batches of 64, gradient norm clipped at 5, 2 epochs: 126
-# updates), from the same seed. Only the attention changes: the four global scores, local-m and
-# local-p (both with the general score and D = 3, the library's default), and general with input
-# feeding. Exact match and alignment accuracy are measured on the 1,000 test dates as in
-# lesson 05.
+# order (Adam, learning rate 0.005, batches of 64, gradient norm clipped at 5, 2 epochs; the
+# cell prints the number of updates), from the same seed. Only the attention changes: the four
+# global scores, and general with input feeding. Exact match and alignment accuracy are
+# measured on the 1,000 test dates as in lesson 05.
 
 # %%
 spec = DataSpec("dates", train_size=4000)
 splits, info = load_examples(spec)
-src_vocab = Vocab.build([ex.src for ex in splits["train"]])
-tgt_vocab = Vocab.build([ex.tgt for ex in splits["train"]])
+src_vocab = Vocab.build([d.src for d in splits["train"]])
+tgt_vocab = Vocab.build([d.tgt for d in splits["train"]])
 train = encode_pairs(splits["train"], src_vocab, tgt_vocab)
 test = splits["test"]
-print(info, f"; longest source {max(len(ex.src) for ex in splits['train'])} characters")
+print(info, f"; longest source {max(len(d.src) for d in splits['train'])} characters")
 
 CONFIGS = [("dot", False), ("general", False), ("concat", False), ("scaled_dot", False),
-           ("local-m", False), ("local-p", False), ("general", True)]
-OPTIONS = dict(emb_size=32, hidden_size=32, window=3, pad_id=Vocab.pad_id, dtype=np.float32)
+           ("general", True)]
+OPTIONS = dict(emb_size=32, hidden_size=32, pad_id=Vocab.pad_id, dtype=np.float32)
 
 
 def label(attention, feed):
@@ -511,7 +411,8 @@ start = time.perf_counter()
 for attention, feed in CONFIGS:
     key = label(attention, feed)
     models[key], losses[key], results[key] = train_and_score(attention, feed)
-print(f"7 models trained and evaluated in {time.perf_counter() - start:.0f} s")
+print(f"{len(CONFIGS)} models trained and evaluated in {time.perf_counter() - start:.0f} s, "
+      f"{len(losses['general'])} updates each")
 
 # %% [markdown]
 # **Speed.** Timing the training above model by model would mix the attention's cost with
@@ -521,10 +422,14 @@ print(f"7 models trained and evaluated in {time.perf_counter() - start:.0f} s")
 # The table gives the median time per step over 20 rounds and, in the last column, the median
 # over rounds of each model's time divided by general's in the same round, so that a busy moment
 # slows the numerator and the denominator alike.
+#
+# **Predict.** Section 2 showed that scaled dot makes every row flatter than dot's. After the
+# same 126 updates, which of the four scores has the lowest final loss, and where does scaled
+# dot land? And which configuration will be the slowest per step?
 
 # %%
 batches = make_batches(train[:320], 64, pad_id=Vocab.pad_id, sos_id=Vocab.sos_id,
-                                   eos_id=Vocab.eos_id)
+                       eos_id=Vocab.eos_id)
 fresh = {label(a, f): new_model(a, f) for a, f in CONFIGS}
 times = {key: [] for key in fresh}
 for batch in batches * 4:  # 20 rounds
@@ -572,158 +477,87 @@ fig, ax = plt.subplots(figsize=(7, 3.9), layout="constrained")
 for key, curve in losses.items():
     smooth = np.convolve(curve, np.ones(10) / 10, mode="valid")
     ax.plot(np.arange(10, len(curve) + 1), smooth, label=key,
-            ls="--" if "local" in key or "feeding" in key else "-")
+            ls="--" if "feeding" in key else "-")
 ax.set_yscale("log")
 ax.set_xlabel("update (batch of 64 dates)")
 ax.set_ylabel("training loss (nats per token, log scale)")
-ax.set_title("Same data, same updates: how fast each attention learns")
-ax.legend(fontsize=8, ncols=2)
+ax.set_title("Same data, same updates: how fast each score learns")
+ax.legend(fontsize=8)
 plt.show()
 
 # %% [markdown]
-# ## 9. Where each model looks
+# ## 8. Where each model looks
 #
 # The same test date under the four global scores: teacher-forced attention (the reference fed
 # in, so every model has the same rows), one row per output character plus `<eos>`, red boxes for
 # the gold spans.
 
 # %%
-example = next(ex for ex in test if re.fullmatch(r"\d{1,2} [a-z]+ \d{4}", "".join(ex.src)))
+example = next(d for d in test if re.fullmatch(r"\d{1,2} [a-z]+ \d{4}", "".join(d.src)))
 src_tokens, labels = list(example.src), list(example.tgt) + ["<eos>"]
 gold = list(example.gold) + [None]
 run = Run(directory=None, data=spec, model_options=models["general"].config,
           train_options={"max_decode_len": 15}, src_vocab=src_vocab, tgt_vocab=tgt_vocab)
 
-
-def attention_of(key):
-    (alpha,), (p_t,) = teacher_forced(models[key], run, [src_tokens], [list(example.tgt)])
-    return alpha, p_t
-
-
-def one_legend(fig, axes):
-    """Replace the per-panel legends (the same in every panel) by one below the figure."""
-    handles, names = axes[-1].get_legend_handles_labels()
-    for ax in axes:
-        ax.get_legend().remove()
-    fig.legend(handles, names, loc="outside lower center", ncols=3, fontsize="small",
-               frameon=False)
-
-
 fig, axes = plt.subplots(2, 2, figsize=(10, 8.6), layout="constrained")
 for ax, key in zip(axes.flat, ["dot", "general", "concat", "scaled_dot"]):
-    alpha, _ = attention_of(key)
+    (alpha,), _ = teacher_forced(models[key], run, [src_tokens], [list(example.tgt)])
     plot_alignment(alpha, src_tokens, labels, gold=gold, ax=ax,
                    title=f"{key}: alignment {results[key]['alignment_accuracy']:.0%} (test)")
-one_legend(fig, list(axes.flat))
+handles, names = axes.flat[-1].get_legend_handles_labels()
+for ax in axes.flat:  # one legend below the figure instead of four identical ones
+    ax.get_legend().remove()
+fig.legend(handles, names, loc="outside lower center", ncols=3, fontsize="small", frameon=False)
 fig.suptitle(f'"{"".join(example.src)}" → {"".join(example.tgt)}: global attention')
 plt.show()
 
 # %% [markdown]
-# And the two local attentions, with the window centre $p_t$ (orange dots) and the window edges
-# $p_t \pm D$ (magenta dashes) drawn on each row: local-p predicts its centre, local-m's is simply
-# $p_t = t$ (clamped to the last source character):
-
-# %%
-fig, axes = plt.subplots(1, 2, figsize=(11, 5.2), layout="constrained")
-for ax, key in zip(axes, ["local-m", "local-p"]):
-    alpha, p_t = attention_of(key)
-    plot_alignment(alpha, src_tokens, labels, gold=gold, positions=p_t,
-                   window=models[key].config["window"], ax=ax,
-                   title=f"{key}: alignment {results[key]['alignment_accuracy']:.0%} (test)")
-    print(f"{key:8} p_t:", np.round(p_t, 1))
-one_legend(fig, list(axes))
-fig.suptitle(f'"{"".join(example.src)}" → {"".join(example.tgt)}: local attention, D = 3')
-plt.show()
-
-# %% [markdown]
-# **Could the window even see the right characters?** For every output character with a gold
-# span, over all test dates: is at least one of its gold source characters inside the window
-# $[p_t - D, p_t + D]$? If not, no score function can attend to it.
-
-# %%
-sources, refs = [list(ex.src) for ex in test], [list(ex.tgt) for ex in test]
-for key in ("local-m", "local-p"):
-    _, centres = teacher_forced(models[key], run, sources, refs)
-    D_model = models[key].config["window"]
-    hits = [max(start, p - D_model) <= min(end - 1, p + D_model)  # span and window overlap
-            for ex, p_t in zip(test, centres)
-            for p, span in zip(p_t, ex.gold) if span is not None
-            for start, end in [span]]
-    year = [max(ex.gold[k][0], p_t[k] - D_model) <= min(ex.gold[k][1] - 1, p_t[k] + D_model)
-            for ex, p_t in zip(test, centres) for k in range(4)]
-    print(f"{key}: gold span reachable from the window for {np.mean(hits):.1%} of output "
-          f"characters ({np.mean(year):.1%} of the year digits)")
-
-# %% [markdown]
-# ## 10. What the table can and cannot tell
+# ## 9. What the table can and cannot tell
 #
-# **What one seed can tell: three groups, each with a reason.** The yardstick is general's own
-# spread over three seeds: exact match 68.6–84.6 %, final loss 0.136–0.194.
+# **The yardstick** is general's own spread over three seeds: exact match 68.6–84.6 %,
+# alignment 83.6–95.9 %, final loss 0.136–0.194.
 #
-# - **local-m fails on this task** (exact match 6.6 %, alignment 18.8 %), for a reason that no
-#   seed changes. $p_t = t$ assumes the $t$-th output character comes from near the $t$-th
-#   source character. An ISO date starts with the year, and every format of the task writes the
-#   year last: the window reaches a gold character for only 32.1 % of the output characters and
-#   11.2 % of the year digits (those are short numeric dates such as `01.05.1989`, whose year
-#   starts within reach of the first rows). No score function can attend outside its window.
-#   local-m suits pairs whose alignment runs roughly along the diagonal, like the paper's
-#   English–German sentences; date rewriting is not one of them.
-# - **local-p learned where to look, but later than the others** (32.7 %). In the heatmap its
-#   $p_t$ sits on the year (7.5 to 9.4) for the first four rows, then moves back towards the
-#   month (7.4, 4.8) and to the day (1.3, 0.9), and over the test set the window reaches the gold
-#   characters of 99.1 % of the year digits (82.7 % of all output characters). But $p_t$ learns
-#   only through the Gaussian term, and until it has learned, the window sits in the wrong place:
-#   the loss curve stalls for a stretch of the second epoch and ends about where general's was
-#   some 50 updates earlier.
-# - **scaled dot most likely lags the three other global scores**, the weakest of the three
-#   claims: its exact match (63.8 %) is only 5 points below general's worst seed, but its final
-#   loss (0.380) is about twice general's worst, and its heatmap is still diffuse after 126
-#   updates while dot's rows are close to one-hot. At initialisation every row of every global
-#   score is nearly flat; dividing by $\sqrt{64} = 8$ means the dot products must grow eight
-#   times larger than dot's to make a row as sharp. The factor protects large models from
-#   softmaxes saturated by huge scores; in this small model, at this budget, it mostly slows the
-#   sharpening down.
+# - **Scaled dot most likely lags the three other global scores.** Its exact match (63.8 %) is
+#   not far below general's worst seed (68.6 %), but its final loss (0.380) is about twice
+#   general's worst (0.194), and its heatmap is still diffuse after 126 updates while dot's rows
+#   are close to one-hot. At initialisation every row of every global score is nearly flat;
+#   dividing by $\sqrt{64} = 8$ means the dot products must grow eight times larger than dot's
+#   to make a row as sharp. The factor protects large models from softmaxes saturated by huge
+#   scores; in this small model, at this budget, it mostly slows the sharpening down (section 2
+#   showed the same flattening on random arrays).
+# - **One seed cannot rank the other four**: dot (90.5 %), general (84.6 %), concat (82.7 %) and
+#   general with input feeding (80.8 %). General alone, with seeds 1 and 2, scored 68.6 % and
+#   79.7 % exact match: one configuration moves by more than the gaps between these four. The
+#   final losses hint at more (dot's 0.103 lies below general's range, concat's 0.281 above
+#   it), but with one seed each and the spread measured for general only, a hint is all it is.
+#   And every curve is still falling in the second epoch, so the table says how fast each score
+#   learns with this budget, not which is best once trained (Luong et al. report, on WMT
+#   English–German, that dot works well for global attention and general for local attention).
+# - **Input feeding gives no visible gain here.** Dates are short and each output character can
+#   find its source without knowing where the previous one looked; a single seed could not show
+#   a gain of a few points anyway.
 #
-# **What one seed cannot tell.** The order of dot (90.5 %), general (84.6 %), concat (82.7 %)
-# and general with input feeding (80.8 %). General alone, with seeds 1 and 2, scored 68.6 % and
-# 79.7 % exact match (84.6 % with seed 0), and its alignment ranged from 83.6 % to 95.9 %: one
-# configuration moves by more than the gaps between these four. The final losses hint at more
-# (dot's 0.103 lies below general's range, concat's 0.281 above it), but with one seed each and
-# the spread measured for general only, a hint is all it is. And every curve but local-m's
-# is still falling steeply in the second epoch, so the table says how fast each attention learns
-# with this budget, not which is best once trained (Luong et al. report, on WMT English–German, that
-# dot works well for global attention and general for local attention). Input feeding gives no
-# visible gain here; dates are short and each output character can find its source without
-# knowing where the previous one looked, but a single seed could not show a gain of a few points
-# anyway. To rank these four you would need several seeds per configuration and longer training.
+# **Speed does not depend on the seed, but on the implementation.** Read the ratio column:
 #
-# **Speed does not depend on the seed, but on the implementation.** The ratio column:
-#
-# - concat is the slowest score, about 1.3–1.7× general in our runs: its tanh runs over a
-#   (B, T, S, A) block, like Bahdanau's; dot, general and scaled dot are one batched matrix
-#   product each.
-# - Input feeding costs about 1.1–1.3×: the decoder RNN runs step by step with one attention call
-#   per step, instead of one sequence call followed by one batched product for all T × S scores.
-# - local-m and local-p cost about what global attention costs (between about 0.95× and 1.15× in
-#   our runs, where a busy machine adds ±0.1 of noise; local-p pays a little for its position
-#   predictor $W_p$, $v_p$). tinyattn computes all T × S scores and masks the positions outside
-#   the window, so the window saves nothing: the saving that motivates local attention in the
-#   paper, for long sources, needs an implementation that gathers only the 2D + 1 states of each
-#   window.
-# - The milliseconds themselves depend on the machine and its load; the ratios are what carries
-#   over.
+# - concat is the slowest score: its tanh runs over a (B, T, S, A) block, like Bahdanau's;
+#   dot, general and scaled dot are one batched matrix product each, and their ratios stay
+#   close to 1.
+# - Input feeding costs more than general without it: the decoder RNN runs step by step with
+#   one attention call per step, instead of one sequence call followed by one batched product
+#   for all T × S scores.
+# - The milliseconds depend on the machine and its load; the ratios are what carries over.
 #
 # **To remember.** Luong attends with the state *after* the step, $h_t$; scores dot
 # $h_t \cdot \bar h_s$, general $h_t W_a \bar h_s^\top$, concat
 # $v_a \cdot \tanh([h_t ; \bar h_s] W_a)$, scaled dot $h_t \cdot \bar h_s / \sqrt{H_k}$; then
-# $\tilde h_t = \tanh([c_t ; h_t] W_c)$ feeds the output layer. Local attention keeps only
-# $|s - p_t| \le D$, with $p_t = t$ (local-m) or
-# $p_t = (S_b - 1)\,\text{sigmoid}(v_p \cdot \tanh(h_t W_p))$ and a Gaussian of width
-# $\sigma = D/2$ (local-p; the library renormalises). Input feeding puts
-# $\tilde h_{t-1}$ into the next step's input, and makes the decoder run step by step.
+# $\tilde h_t = \tanh([c_t ; h_t] W_c)$ feeds the output layer. Input feeding puts
+# $\tilde h_{t-1}$ into the next step's input, and makes the decoder run step by step. The
+# general score's backward is two batched products and one more for the key projection, with
+# $W_a$'s gradient summed over the batch.
 #
-# **Try it yourself.** Give local-m a window wide enough to reach the year from the first rows
-# (`window=15` in `OPTIONS`): what is left of "local"? Give local-p `window=6` and see whether
-# it learns faster; train everything for 4 epochs instead of 2 and see which differences in the
-# table survive; run `train_and_score` for dot and concat with seeds 1 and 2; try
+# **Next.** Lesson 07 keeps these scores but lets each step read only a window of the source
+# (local attention), and lesson 08 compares this soft attention with hard attention.
+#
+# **Try it yourself.** Train everything for 4 epochs instead of 2 and see which differences in
+# the table survive; run `train_and_score` for dot and concat with seeds 1 and 2; try
 # `input_feeding=True` with `"dot"`.
