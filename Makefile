@@ -10,7 +10,7 @@ EXTRAS  := dev,cli,metrics,notebooks
 
 export MPLBACKEND = Agg
 
-.PHONY: venv test demo translate gradcheck lessons bench lint torch clean
+.PHONY: venv test demo translate gradcheck lessons schematics bench lint torch clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -81,6 +81,10 @@ lint: $(STAMP)
 # Rebuild the lesson notebooks from lessons/src (and execute them).
 lessons: $(STAMP)
 	$(BIN)/python lessons/build.py
+
+# Redraw the lessons' schematics (docs/images/*.png) from docs/schematics.py.
+schematics: $(STAMP)
+	$(BIN)/python docs/schematics.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build dist runs

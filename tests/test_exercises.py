@@ -310,3 +310,13 @@ def test_one_array_stacked_in_the_wrong_gate_order_is_named(order):
     # (z, r, n) happens to match the registered swap Bug too; either names the order
     assert any(f"gate blocks in the wrong order: yours hold gates ({gates})" in d
                or f"wrong gate order ({gates})" in d for d in r.diagnoses), r.text
+
+
+def test_the_package_docstring_lists_every_exercise_with_its_kind():
+    import re
+
+    from tinyattn.exercises._outputs import OutputExercise
+
+    listed = dict(re.findall(r"^(\w+)\s+\d\d\s+([BO])\s", ex.__doc__, re.M))
+    assert listed == {n: "O" if isinstance(e, OutputExercise) else "B"
+                      for n, e in TABLE.items()}

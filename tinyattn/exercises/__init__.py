@@ -1,4 +1,4 @@
-"""Exercises: write a backward pass yourself, and have it checked.
+"""Exercises: write a piece of the maths yourself, and have it checked.
 
 ::
 
@@ -26,17 +26,33 @@ are run on the same cases and the one the learner's numbers reproduce is
 named. Each lesson's exercises live in their own module ``_ex_<topic>.py``
 (a list ``EXERCISES``), found by `names()` without registration.
 
-The backward exercises of the first lessons (`names()` lists all):
+Exercises (`names()`), by lesson; B: a backward graded by the gradient
+checker, O: graded by its outputs (with a gradient check where it returns
+gradients):
 
-=============================  ==============================================
-rnn_step_backward              `tinyattn.rnn.rnn_step_backward`
-gru_step_backward              `tinyattn.gru.gru_step_backward`, reset_after=True
-gru_cho_step_backward          the same function, reset_after=False (Cho 2014)
-lstm_step_backward             `tinyattn.lstm.lstm_step_backward`
-masked_softmax_backward        `tinyattn.functional.masked_softmax_backward`
-bahdanau_score_backward        `tinyattn.attention.additive_score_backward`
-luong_general_score_backward   `tinyattn.attention.general_score_backward`
-=============================  ==============================================
+==============================  ==  ==  ========================================
+rnn_step_backward               00  B   one RNN step
+rnn_output_loss_backward        01  B   o_t = softmax(h_t W_hy + b_y) and its loss
+rnn_backward                    01  B   BPTT over a whole sequence
+lstm_step_backward              02  B   one LSTM step
+gru_step_backward               02  B   one GRU step, reset_after=True
+gru_cho_step_backward           02  B   the same function, reset_after=False
+bidirectional_encode            03  O   per-sequence reversal under padding
+plain_decoder_backward          04  B   the bridge and the plain decoder
+masked_softmax_backward         05  B   α over real positions
+bahdanau_score_backward         05  B   the additive score
+bahdanau_decoder_step           05  O   one attention decoder step
+bahdanau_decoder_step_backward  05  B   its backward
+luong_general_score_backward    06  B   the general score
+local_p_attention               07  O   local-p's position, window and Gaussian
+reinforce_score_grad            08  O   hard attention's REINFORCE gradient
+beam_search                     09  O   beam search with length normalisation
+masked_cross_entropy            10  O   the loss over real tokens and its gradient
+adam_step                       10  O   one Adam update
+bleu_sentence_stats             11  O   clipped n-gram counts against references
+batched_scores_backward         12  B   batched Luong scores' backward
+multi_head_backward             13  B   multi-head self-attention's backward
+==============================  ==  ==  ========================================
 """
 
 from __future__ import annotations
