@@ -635,8 +635,8 @@ print("outputs", hs_st.shape, "(the top layer's); final states", [f.shape for f 
 # With bidirectional layers, layer 2 reads layer 1's 2H-wide annotations $[\overrightarrow{h}^1_t ;
 # \overleftarrow{h}^1_t]$, so both of its directions see the whole sentence from the first layer
 # on. With padding every layer runs with the same lengths (each freezes after the last real token
-# and writes 0 at pads, §1.5): the padded batch of section 5, through two bidirectional layers
-# wired by hand, against the same two layers as one `StackedRNN`:
+# and writes 0 at pads, §1.5). The padded batch of sections 3 and 5 (the two 苹果 sentences),
+# through two bidirectional layers wired by hand, against the same two layers as one `StackedRNN`:
 
 # %%
 bi1 = ta.Bidirectional(ta.GRU(E, H, rng=rng_st), ta.GRU(E, H, rng=rng_st))
