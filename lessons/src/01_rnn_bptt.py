@@ -132,6 +132,31 @@ print("states of example 0, one row per step t = 1..4:\n", hs[0])
 # $x_t W_{xh} + b_h$ of all steps in one matrix product before the loop, so only
 # $h_{t-1} W_{hh}$ is left inside it. The recurrence itself cannot be vectorised over $t$:
 # $h_t$ needs $h_{t-1}$.
+#
+# **The papers' column form** (`docs/equations.md` §1.4). A paper writes
+# $h_t = \tanh(W_{xh} x_t + W_{hh} h_{t-1} + b_h)$ with column vectors and its $W_{xh}$ of shape
+# (H, D): the transpose of ours. Stack the B examples as columns, use the transposed matrices,
+# and the first step must give our states, transposed. The backward factor likewise: in column
+# form the gradient reaching $h_{t-1}$ is $W_{hh}^\top \text{diag}(1 - h_t^2)\, dh_t$ with the
+# paper's $W_{hh}$, our row form's `(dh * (1 - h**2)) @ W_hh.T` transposed.
+
+# %%
+W_xh_paper, W_hh_paper = W_xh.T, W_hh.T  # (H, D), (H, H): the papers' matrices
+X_col, H0_col = x[:, 0].T, h0.T  # one column per example: (D, B), (H, B)
+H1_col = np.tanh(W_xh_paper @ X_col + W_hh_paper @ H0_col + b_h[:, None])  # (H, B)
+assert np.allclose(H1_col.T, hs[:, 0])  # the row form of the layer's first step, transposed
+
+dh1 = np.random.default_rng(1).standard_normal((B, H))  # some gradient reaching h_1
+dh0_row = rnn_step_backward(dh1, caches[0])[1]  # the library's step backward, row form
+dh0_col = W_hh_paper.T @ ((1 - H1_col**2) * dh1.T)  # W_hhᵀ diag(1 − h_1²) dh_1, per column
+assert np.allclose(dh0_col.T, dh0_row)
+print("column form = row form transposed, forward and backward:",
+      np.allclose(H1_col.T, hs[:, 0]) and np.allclose(dh0_col.T, dh0_row))
+
+# %% [markdown]
+# Nothing but the layout differs, so a paper's equation can be read into the code by transposing
+# every matrix (and every weight loaded from a column-form framework, as
+# `tinyattn.interop` does for PyTorch's).
 
 # %% [markdown]
 # ## 3. The output layer and its loss

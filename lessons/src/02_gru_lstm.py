@@ -224,6 +224,41 @@ print("forget gate f:\n", f)
 print("c_t = f * c_prev + i * g:\n", c)
 
 # %% [markdown]
+# **The papers' column form** (`docs/equations.md` §1.4). The papers write
+# $r_t = \sigma(W_{xr} x_t + W_{hr} h_{t-1} + b_r)$ and so on, with column vectors and each matrix
+# the transpose of the code's block, and one bias per gate, $b_r = b_{xr} + b_{hr}$; only the
+# reset-after candidate keeps $b_{hn}$ apart, inside the reset:
+# $n_t = \tanh(W_{xn} x_t + b_{xn} + r_t \odot (W_{hn} h_{t-1} + b_{hn}))$. One step of each cell
+# in that form, the B examples as columns, against the row-form states above:
+
+# %%
+def col(v):
+    return v[:, None]  # a bias (H,) as a column (H, 1)
+
+
+Xc, Hc, Cc = x_t.T, h_prev.T, c_prev.T  # one column per example: (D, B), (H, B), (H, B)
+r_c = sig(W_xr.T @ Xc + W_hr.T @ Hc + col(b_xr + b_hr))
+z_c = sig(W_xz.T @ Xc + W_hz.T @ Hc + col(b_xz + b_hz))
+n_c_after = np.tanh(W_xn.T @ Xc + col(b_xn) + r_c * (W_hn.T @ Hc + col(b_hn)))  # b_hn apart
+n_c_cho = np.tanh(W_xn.T @ Xc + W_hn.T @ (r_c * Hc) + col(b_xn + b_hn))  # Cho et al.'s b_n
+assert np.allclose(((1 - z_c) * n_c_after + z_c * Hc).T, h_after)
+assert np.allclose(((1 - z_c) * n_c_cho + z_c * Hc).T, h_cho)
+
+Wxi, Wxf, Wxg, Wxo = (M.T for M in blocks(W_x4, 4))  # the papers' (H, D) matrices
+Whi, Whf, Whg, Who = (M.T for M in blocks(W_h4, 4))
+bi_, bf_, bg_, bo_ = (col(v) for v in blocks(b4, 4))  # the library's LSTM has one bias
+c_c = (sig(Wxf @ Xc + Whf @ Hc + bf_) * Cc
+       + sig(Wxi @ Xc + Whi @ Hc + bi_) * np.tanh(Wxg @ Xc + Whg @ Hc + bg_))
+h_c = sig(Wxo @ Xc + Who @ Hc + bo_) * np.tanh(c_c)
+assert np.allclose(c_c.T, c_lib) and np.allclose(h_c.T, h_lib)
+print("column form, transposed, = the library's row-form step: GRU (both forms) and LSTM")
+
+# %% [markdown]
+# Every equation of a paper maps onto the code by transposing its matrices and summing the biases
+# it does not keep apart; the gate order (i, f, g, o and r, z, n, PyTorch's) only decides which
+# block of the stacked matrix is which.
+
+# %% [markdown]
 # ## 4. Whole sequences
 #
 # The layers `ta.GRU` and `ta.LSTM` run these steps over a sequence, faster (one input

@@ -19,6 +19,8 @@
 # 5. gradient-check the bidirectional layer;
 # 6. train two small taggers on dates, forward-only and bidirectional, and measure what the
 #    future is worth: a forward-only tagger has a hard ceiling that no training can lift.
+# 7. stack two layers by hand, one reading the other's outputs, and check `StackedRNN` against it
+#    (`docs/equations.md` §3.1).
 #
 # **Sources.** `docs/equations.md` §3. Document 003 (`docs/sources.md`, "从 Seq2seq 到 Attention
 # 模型到 Self Attention（一）"), the end of its "Attention model" section: the attention model's
@@ -588,7 +590,73 @@ for number in ("5", "12"):
 # anyway.) The bidirectional tagger has read the separator and, in this run, tags all four strings right.
 
 # %% [markdown]
-# ## 8. What we saw
+# ## 8. Stacking layers
+#
+# Deep encoders stack recurrent layers (`docs/equations.md` §3.1; Sutskever et al. 2014 use four
+# LSTM layers; Luong et al. 2015, §3, attend with the top layer's state): layer $l$ reads, at
+# every position, the output of layer $l - 1$, and layer 1 reads the input,
+#
+# $$h^0_t = x_t, \qquad h^l_t = f_l(h^{l-1}_t, h^l_{t-1}), \quad l = 1..L,$$
+#
+# each layer with its own weights and its own initial state. The stack's outputs are the top
+# layer's $h^L_1..h^L_T$; its final state is every layer's $(h^1_T, \dots, h^L_T)$. (In train mode
+# `Seq2Seq(num_layers=L, dropout=p)` also applies inverted dropout to each layer's input above the
+# first, §9.6; the stacks here have none.) Two GRU layers by hand, with the GRU step of lesson 02,
+# against `tinyattn.stacked.StackedRNN`, on a batch without padding (sizes D = 3, H = 4 then 5):
+
+# %%
+from tinyattn.gru import gru_step_forward
+from tinyattn.stacked import StackedRNN
+
+rng_st = np.random.default_rng(5)
+layer1, layer2 = ta.GRU(3, 4, rng=rng_st), ta.GRU(4, 5, rng=rng_st)
+x_st = rng_st.standard_normal((2, 6, 3))
+
+
+def gru_by_hand(layer, x_seq):
+    """All states of one GRU layer over x_seq (B, T, D), from h_0 = 0, step by step."""
+    h, out = np.zeros((x_seq.shape[0], layer.hidden_size)), []
+    for t in range(x_seq.shape[1]):
+        h, _ = gru_step_forward(x_seq[:, t], h, *(layer.params[k] for k in
+                                                  ("W_x", "W_h", "b_x", "b_h")))
+        out.append(h)
+    return np.stack(out, axis=1)
+
+
+h1_hand = gru_by_hand(layer1, x_st)  # layer 1 reads the input
+h2_hand = gru_by_hand(layer2, h1_hand)  # layer 2 reads layer 1's outputs, at every position
+stack = StackedRNN([layer1, layer2])
+hs_st, final_st = stack(x_st)
+assert np.allclose(hs_st, h2_hand)  # the stack's outputs: the top layer's
+assert np.allclose(final_st[0], h1_hand[:, -1]) and np.allclose(final_st[1], h2_hand[:, -1])
+print("outputs", hs_st.shape, "(the top layer's); final states", [f.shape for f in final_st])
+
+# %% [markdown]
+# With bidirectional layers, layer 2 reads layer 1's 2H-wide annotations $[\overrightarrow{h}^1_t ;
+# \overleftarrow{h}^1_t]$, so both of its directions see the whole sentence from the first layer
+# on. With padding every layer runs with the same lengths (each freezes after the last real token
+# and writes 0 at pads, §1.5). The padded batch of sections 3 and 5 (the two 苹果 sentences),
+# through two bidirectional layers wired by hand, against the same two layers as one `StackedRNN`:
+
+# %%
+bi1 = ta.Bidirectional(ta.GRU(E, H, rng=rng_st), ta.GRU(E, H, rng=rng_st))
+bi2 = ta.Bidirectional(ta.GRU(2 * H, H, rng=rng_st), ta.GRU(2 * H, H, rng=rng_st))
+ann1, fin1 = bi1(x, None, lengths)  # layer 1: (2, 14, 2H)
+ann2, fin2 = bi2(ann1, None, lengths)  # layer 2 reads layer 1's annotations
+hs_bi, final_bi = StackedRNN([bi1, bi2])(x, None, lengths)
+assert np.allclose(hs_bi, ann2) and np.allclose(final_bi[0], fin1) and np.allclose(final_bi[1], fin2)
+assert not hs_bi[0, lengths[0]:].any()  # pads: exactly 0 at the top, as in one layer
+print("stacked bidirectional outputs", hs_bi.shape, "; final state per layer",
+      [f.shape for f in final_bi], "; all 0 at the pads:", not hs_bi[0, lengths[0]:].any())
+
+# %% [markdown]
+# A stack changes nothing inside a layer: it only feeds each layer's outputs to the next, so
+# everything above (the equations, the reversal under padding, the gradient check) holds for each
+# layer of it. What it adds is depth: the top layer's annotation of a word is a function of the
+# whole sentence's first-layer annotations.
+
+# %% [markdown]
+# ## 9. What we saw
 #
 # - **The forward state cannot know the future.** At 苹果 the forward GRU's state was bit for bit
 #   the same in both sentences. On dates, the forward tagger's accuracy at the first two
@@ -605,6 +673,9 @@ for number in ("5", "12"):
 # - **Document 000, corrected.** The two directions run independently and are joined per
 #   position afterwards; their states are never merged step by step. Only the encoder is
 #   bidirectional; the decoder generates left to right.
+# - **Stacks wire layers, nothing more.** Layer 2 reads layer 1's outputs at every position
+#   (2H wide for bidirectional layers); the stack's outputs are the top layer's, its final state
+#   one per layer (§3.1), and padding behaves in every layer as in one.
 #
 # **To remember.** $h_j = [\overrightarrow{h}_j ; \overleftarrow{h}_j]$ (size 2H); the final state
 # $[\overrightarrow{h}_S ; \overleftarrow{h}_1]$; pass `lengths` and never flip a padded batch

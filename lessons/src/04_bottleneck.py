@@ -266,6 +266,50 @@ print("logits", logits_lib.shape, "; first step of example 0:\n", logits_lib[0, 
 # `annotations`, the encoder states. Compare the attention decoder of lesson 05, whose memory's
 # `keys` come from all S encoder states.
 #
+# **The two layers with weights.** The output layer `out` is a `ta.Linear` and the target
+# embedding `tgt_emb` a `ta.Embedding` (`docs/equations.md` §8.3):
+#
+# $$\text{Linear: } y = x W + b, \quad dW = X^\top dY, \quad db = \textstyle\sum_\text{rows} dY,
+# \quad dX = dY\, W^\top \qquad \text{Embedding: } y = W[\text{id}], \quad
+# dW[\text{id}] \mathrel{+}= dy \text{ for every occurrence of id},$$
+#
+# where $X$ and $dY$ have all leading axes flattened into rows, and the embedding's padding row
+# gets no gradient and stays 0. Both by hand on tiny arrays, forward and backward:
+
+# %%
+rng_l = np.random.default_rng(3)
+lin = ta.Linear(4, 3, rng=rng_l)
+x_l, dy_l = rng_l.standard_normal((2, 5, 4)), rng_l.standard_normal((2, 5, 3))  # (B, T, in/out)
+W_l, b_l = lin.params["W"], lin.params["b"]
+assert np.allclose(lin(x_l), x_l @ W_l + b_l)
+dx_l = lin.backward(dy_l)
+X2, dY2 = x_l.reshape(-1, 4), dy_l.reshape(-1, 3)  # leading axes flattened: (10, 4), (10, 3)
+assert np.allclose(lin.grads["W"], X2.T @ dY2) and np.allclose(lin.grads["b"], dY2.sum(axis=0))
+assert np.allclose(dx_l, dy_l @ W_l.T)
+
+emb_l = ta.Embedding(6, 3, rng=rng_l, pad_id=0)
+ids_l = np.array([[2, 5, 2, 0],
+                  [1, 2, 0, 0]])  # id 2 three times, two pads
+dy_e = rng_l.standard_normal((2, 4, 3))
+assert np.array_equal(emb_l(ids_l), emb_l.params["W"][ids_l]) and not emb_l.params["W"][0].any()
+emb_l.backward(dy_e)
+dW_hand = np.zeros((6, 3))
+for b in range(2):
+    for t in range(4):
+        if ids_l[b, t] != 0:  # the padding row gets nothing
+            dW_hand[ids_l[b, t]] += dy_e[b, t]  # a repeated id: the gradients add up
+assert np.allclose(emb_l.grads["W"], dW_hand) and not emb_l.grads["W"][0].any()
+wrong_dW = np.zeros((6, 3))
+wrong_dW[ids_l] += dy_e  # fancy-index +=: a repeated id keeps only its last gradient
+print("row 2 (id 2 read 3 times): summed", dW_hand[2], " fancy-index +=", wrong_dW[2])
+
+# %% [markdown]
+# The printout is the one trap of the embedding's backward: `dW[ids] += dy` writes each row once,
+# so a token read three times in a batch gets one of its three gradients; the sum needs
+# `np.add.at` (or the loop above). Without the padding rule, `<pad>` would get a gradient from
+# every pad of every batch, and its embedding would learn something from positions that are not
+# there.
+#
 # ## 5. The decoder sees the source only through $c$
 #
 # Change one token in the *middle* of the first source (position 2: 6 → 10) and follow the
@@ -491,6 +535,31 @@ print(f"attention has {extra:,} parameters more than plain, "
 # and `exact_match` (the share of outputs equal to the reference). Token accuracy compares
 # position by position, so an output that drops one letter is also wrong at every position after
 # it; exact match has no such subtlety, but it is harsh: one wrong letter in 20 scores 0.
+# In symbols (`docs/equations.md` §11.1), over N sentences,
+#
+# $$\text{exact match} = \frac{1}{N} \sum_i [\text{hyp}_i = \text{ref}_i], \qquad
+# \text{token accuracy} = \frac{\sum_i \sum_{t < |\text{ref}_i|} [\text{hyp}_i[t] =
+# \text{ref}_i[t]]}{\sum_i |\text{ref}_i|},$$
+#
+# a missing position counting as wrong and letters past the end of the reference ignored. By
+# hand on three made-up outputs (a right one, one a letter short, one a letter long):
+
+# %%
+refs_toy = [list("abc"), list("hello"), list("xy")]
+hyps_toy = [list("abc"), list("helo"), list("xyz")]
+em_hand = sum(h == r for h, r in zip(hyps_toy, refs_toy)) / len(refs_toy)
+right = sum(t < len(h) and h[t] == r[t] for h, r in zip(hyps_toy, refs_toy) for t in range(len(r)))
+acc_hand = right / sum(len(r) for r in refs_toy)
+n_ref = sum(len(r) for r in refs_toy)
+print(f"exact match {em_hand:.4f} (library {exact_match(hyps_toy, refs_toy):.4f}), token "
+      f"accuracy {right}/{n_ref} = {acc_hand:.4f} (library {token_accuracy(hyps_toy, refs_toy):.4f})")
+assert em_hand == exact_match(hyps_toy, refs_toy) == 1 / 3
+assert acc_hand == token_accuracy(hyps_toy, refs_toy) == 8 / 10
+
+# %% [markdown]
+# "helo" loses two positions of "hello" for one missing letter (the "o" sits where the second "l"
+# should be, and position 5 is empty); "xyz" scores full token accuracy but no exact match. That
+# is why the table below reports both.
 
 # %%
 def scores(model):

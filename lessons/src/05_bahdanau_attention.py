@@ -679,6 +679,44 @@ fig = show(short)
 # With a two-digit year the model has to *infer* the century ("15" → 2015, "84" → 1984), and
 # both month and day need a leading "0" that the source does not write.
 #
+# **Two numbers for an α matrix** (`docs/equations.md` §11.3). The *alignment accuracy* counts,
+# over the target tokens $t$ that have a gold source span $[\text{start}, \text{end})$, how often
+# the peak $\arg\max_s \alpha_{ts}$ lies in it (ties go to the first maximum; tokens without a
+# gold span are skipped; a gold token past the last row of α, when the model stopped early, is a
+# miss). The *entropy* of a row, $H(\alpha_t) = -\sum_s \alpha_{ts} \log \alpha_{ts}$ nats with
+# $0 \log 0 = 0$, is 0 for a one-hot row and $\ln n$ for a row spread evenly over $n$ positions.
+# Both by hand on two made-up α matrices, against `tinyattn.metrics`:
+
+# %%
+alpha_a = np.array([[0.7, 0.2, 0.1, 0.0],  # peak 0, gold [0, 1): hit
+                    [0.1, 0.3, 0.3, 0.3],  # a tie: the first maximum, 1; gold [2, 4): miss
+                    [0.25, 0.25, 0.25, 0.25],  # gold None: skipped
+                    [0.0, 0.0, 0.0, 1.0]])  # peak 3, gold [2, 4): hit
+alpha_b = np.array([[0.2, 0.5, 0.3]])  # one row: peak 1, gold [1, 2): hit; gold token 2: a miss
+gold_a = [(0, 1), (2, 4), None, (2, 4)]
+gold_b = [(1, 2), (0, 3)]
+hits = counted = 0
+for alpha, gold in ((alpha_a, gold_a), (alpha_b, gold_b)):
+    for t, span in enumerate(gold):
+        if span is None:
+            continue
+        counted += 1
+        hits += t < len(alpha) and span[0] <= np.argmax(alpha[t]) < span[1]
+acc_hand = hits / counted
+acc_lib = alignment_accuracy([alpha_a, alpha_b], [gold_a, gold_b])
+logs = np.log(alpha_a, out=np.zeros_like(alpha_a), where=alpha_a > 0)  # 0 log 0 = 0
+ent_hand = -(alpha_a * logs).sum(axis=1) + 0.0  # + 0.0: no -0.0
+ent_lib = attention_entropy(alpha_a)
+print(f"alignment accuracy: by hand {hits}/{counted} = {acc_hand:.4f}, library {acc_lib:.4f}")
+print("row entropies (nats): by hand", ent_hand, " library", ent_lib, f" ln 4 = {np.log(4):.4f}")
+assert acc_hand == acc_lib == 3 / 5 and np.allclose(ent_hand, ent_lib)
+assert ent_lib[3] == 0.0 and np.isclose(ent_lib[2], np.log(4))
+
+# %% [markdown]
+# Alignment accuracy needs gold spans, which only synthetic tasks like these dates have; entropy
+# needs none, so it can be measured on any model: a row near 0 nats reads one source position, a
+# row near $\ln S$ reads them all alike (and says little about where the model looks).
+#
 # **Per output position, over all 1,000 test dates.** For each position of `YYYY-MM-DD<eos>`:
 # how often the attention peak lies in the gold span (the alignment accuracy of that position
 # alone), and how spread out the row is: its entropy in nats, 0 when all the weight sits on one

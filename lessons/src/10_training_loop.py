@@ -15,7 +15,9 @@
 # 4. run the two sanity checks practitioners run first: the loss of an untrained model is
 #    about $\ln V$, and a model can drive the loss on one batch to almost 0;
 # 5. check that the library's `Trainer`, given the same seed, data and number of updates,
-#    produces the same losses as your loop, to the last digits.
+#    produces the same losses as your loop, to the last digits;
+# 6. compute label smoothing, SGD with momentum, two learning-rate schedules and dropout by hand,
+#    and assert each against the library.
 #
 # **Sources.** `docs/equations.md` §6 (teacher forcing, the masked loss and its gradient; document
 # 000, section "模型训练", trains with cross-entropy and Adam), §8.2 (softmax and log-softmax
@@ -383,7 +385,138 @@ fig.tight_layout()
 # checks that stop training when a loss or gradient becomes NaN or inf before it reaches the
 # weights.
 #
-# ## 6. Summary
+# ## 6. The rest of the toolbox, by hand
+#
+# Five more pieces of `docs/equations.md` that `Seq2Seq`, `Trainer` and lesson 11 use. Each is a few
+# lines of NumPy; here each is computed by hand on tiny arrays and asserted against the library.
+#
+# **Label smoothing** (§6.1; C. Szegedy et al., *Rethinking the Inception Architecture for
+# Computer Vision*, CVPR 2016, §7). Each real token's target becomes
+# $q_{bt} = (1 - \varepsilon)\, \text{onehot}(y_{bt}) + \varepsilon u$, with $u$ uniform over the
+# $V - 1$ classes other than `<pad>` ($u_{\text{pad}} = 0$: the pad is never a target); then
+# $L = -\frac{1}{N} \sum_{b,t:\ m_{bt} = 1} \sum_v q_{bt}[v] \log p_{bt}[v]$ and
+# $\partial L / \partial\, \text{logits}_{bt} = (p_{bt} - q_{bt})\, m_{bt} / N$. The batch of
+# section 2 (`logits6`, pads at `<pad>` = 0), with $\varepsilon = 0.1$:
+
+# %%
+eps_ls, pad = 0.1, 0
+q = np.full((3, 6, V), eps_ls / (V - 1))  # ε u on the V − 1 classes other than <pad>
+q[..., pad] = 0.0
+np.put_along_axis(q, targets[..., None], 1 - eps_ls + eps_ls / (V - 1), axis=-1)  # + (1 − ε) at y
+log_p6 = logits6 - np.log(np.exp(logits6).sum(-1, keepdims=True))  # §8.2 (small logits: no shift)
+n_real = mask.sum()
+hand_ls = -(q * log_p6).sum(-1)[mask].sum() / n_real
+hand_dls = (np.exp(log_p6) - q) * mask[..., None] / n_real
+lib_ls, lib_dls = sequence_cross_entropy(logits6, targets, mask, label_smoothing=eps_ls, pad_id=pad)
+assert np.isclose(hand_ls, lib_ls) and np.allclose(hand_dls, lib_dls)
+assert not lib_dls[~mask].any() and np.allclose(q[mask].sum(-1), 1.0)
+# a model that predicts p = q exactly (the <pad> logit far below the rest) scores the entropy of q
+entropy_q = -(q[mask] * np.log(q[mask], where=q[mask] > 0, out=np.zeros_like(q[mask]))).sum(-1)
+best, _ = sequence_cross_entropy(np.where(q > 0, np.log(np.maximum(q, 1e-300)), -60.0), targets,
+                                 mask, label_smoothing=eps_ls, pad_id=pad)
+print(f"smoothed loss: by hand {hand_ls:.6f}, library {lib_ls:.6f} (unsmoothed {lib6:.6f})")
+print(f"least possible smoothed loss, at p = q: {best:.6f} = entropy of q {entropy_q.mean():.6f}")
+assert np.isclose(best, entropy_q.mean())
+
+# %% [markdown]
+# A smoothed loss never reaches 0: at best, 0.673844 nats per token (V = 40, ε = 0.1), the entropy
+# of $q$, reached when the model predicts $q$ itself. So the gradient stops pushing the target's logit up once its
+# probability reaches $1 - \varepsilon + \varepsilon / (V - 1)$: the logits stay finite, and the
+# model stays less sure of itself than the training data would make it.
+#
+# **SGD** (§9.1), with PyTorch's momentum $\mu$ and weight decay $\lambda$:
+# $g \leftarrow g + \lambda w$, $b \leftarrow \mu b + g$ (from $b = 0$), $w \leftarrow w -
+# \text{lr} \cdot b$. Three updates with a constant gradient:
+
+# %%
+w_sgd, g_sgd = np.array([1.0, -2.0]), np.array([0.5, 0.25])
+sgd = ta.SGD([("w", w_sgd, g_sgd)], lr=0.1, momentum=0.9, weight_decay=0.01)
+w_hand, b_hand = w_sgd.copy(), np.zeros(2)
+for t in range(1, 4):
+    g_t = g_sgd + 0.01 * w_hand  # weight decay, added to the gradient
+    b_hand = 0.9 * b_hand + g_t  # momentum buffer
+    w_hand = w_hand - 0.1 * b_hand
+    sgd.step()  # updates w_sgd in place
+    print(f"update {t}: by hand {w_hand}, ta.SGD {w_sgd}, step size {np.abs(0.1 * b_hand)}")
+    assert np.allclose(w_sgd, w_hand)
+
+# %% [markdown]
+# With momentum the steps grow while the gradient keeps its direction, towards
+# $\text{lr} \cdot g / (1 - \mu)$, ten times plain SGD's step for $\mu = 0.9$: momentum speeds up
+# travel along a consistent direction and averages out gradients that flip sign.
+#
+# **Learning-rate schedules.** Step decay (§9.4): $\text{lr}_e = \text{lr}_0 \cdot
+# \gamma^{\lfloor e / \text{step\_size} \rfloor}$ in epoch $e = 0, 1, \dots$ Decay on a plateau
+# (§9.5): after each epoch's validation loss $L_e$, if $\text{best} - L_e > \text{threshold} \cdot
+# |\text{best}|$ then $\text{best} = L_e$ and $\text{bad} = 0$, else $\text{bad}$ grows by one;
+# when $\text{bad}$ reaches the patience, $\text{lr} = \max(\text{factor} \cdot \text{lr},
+# \text{min\_lr})$ and $\text{bad} = 0$. Both by hand, against `ta.StepDecay` and
+# `ta.PlateauDecay`, over a made-up sequence of validation losses (the schedules only set `opt.lr`):
+
+# %%
+def optimiser_with_lr(lr):  # a schedule only reads and sets its optimiser's lr
+    return ta.SGD([("w", np.zeros(1), np.zeros(1))], lr=lr)
+
+
+opt_step = optimiser_with_lr(0.1)
+step_decay = ta.StepDecay(opt_step, step_size=2, gamma=0.5)
+step_lib = [opt_step.lr] + [step_decay.step() for _ in range(5)]  # lr of epochs 0..5
+step_hand = [0.1 * 0.5 ** (e // 2) for e in range(6)]
+assert np.allclose(step_lib, step_hand)
+print("step decay, epochs 0-5:", step_lib)
+
+valid = [2.0, 1.5, 1.49995, 1.6, 1.4, 1.45, 1.41, 1.3]  # 1.49995: better by less than 1e-4 · 1.5
+opt_plateau = optimiser_with_lr(0.1)
+plateau = ta.PlateauDecay(opt_plateau, factor=0.5, patience=2, threshold=1e-4)
+best_h, bad, lr_h = math.inf, 0, 0.1
+for e, loss_e in enumerate(valid):
+    improved = math.isinf(best_h) or best_h - loss_e > 1e-4 * abs(best_h)
+    best_h, bad = (loss_e, 0) if improved else (best_h, bad + 1)
+    if bad == 2:  # patience
+        lr_h, bad = max(0.5 * lr_h, 0.0), 0
+    lr_lib = plateau.step(loss_e)
+    print(f"epoch {e}: valid loss {loss_e:<8} improved {improved!s:5}  next lr: by hand {lr_h}, "
+          f"PlateauDecay {lr_lib}")
+    assert lr_lib == lr_h and plateau.best == best_h
+
+# %% [markdown]
+# Step decay follows the calendar; plateau decay follows the validation loss. Epoch 2's loss is
+# lower than epoch 1's but by less than the relative threshold, so it counts as no improvement,
+# and with epoch 3 that makes two bad epochs in a row: the rate halves. The lower losses that
+# follow are improvements, but two more bad epochs halve it again.
+#
+# **Dropout** (§9.6; N. Srivastava et al., *Dropout: a simple way to prevent neural networks from
+# overfitting*, JMLR 2014). In train mode $y = x \odot m$ with $m_i = [u_i \ge p] / (1 - p)$, $u_i$
+# uniform in [0, 1), and $dx = dy \odot m$; in eval mode the identity. `tinyattn.layers.Dropout`
+# draws $u$ from its `rng`; the same seed gives us the same mask by hand:
+
+# %%
+from tinyattn.layers import Dropout
+
+p_drop = 0.4
+x_d, dy_d = np.random.default_rng(2).standard_normal((2, 2, 5))
+drop = Dropout(p_drop)
+drop.rng = np.random.default_rng(7)
+y_d = drop(x_d)
+m_d = (np.random.default_rng(7).random(x_d.shape) >= p_drop) / (1 - p_drop)  # the same draws
+assert np.array_equal(y_d, x_d * m_d) and np.array_equal(drop.backward(dy_d), dy_d * m_d)
+print("mask m:\n", m_d)
+drop.eval()
+assert drop(x_d) is x_d  # eval mode: the identity, no scaling
+drop.train()
+drop.rng = np.random.default_rng(3)
+ones = np.ones((1000, 1000))
+kept = drop(ones)
+print(f"train mode on 10^6 ones: kept {(kept > 0).mean():.4f} of them, mean output {kept.mean():.4f}")
+assert abs(kept.mean() - 1.0) < 0.01
+
+# %% [markdown]
+# Each kept unit is scaled by $1/(1 - p)$, so the output's expectation is the input: the mean over a
+# million ones is close to 1 although four in ten are dropped. The scaling happens while training
+# ("inverted" dropout), so the trained model is used as it is in eval mode; the backward is the
+# same mask, so with the mask held fixed the gradient check of lesson 00 applies unchanged.
+#
+# ## 7. Summary
 #
 # - The loss is the mean of $-\log p[y]$ over the **N real tokens**; its gradient is
 #   $(p - \text{onehot}(y))\, m / N$, zero at pads. Dividing by B·T makes a sentence's loss depend
@@ -394,6 +527,9 @@ fig.tight_layout()
 #   learnable to a loss near 0.
 # - A hand loop of forward, backward, clip and Adam gives, update for update, the losses of
 #   `Trainer.fit`.
+# - Label smoothing (§6.1) replaces the one-hot target by $q$, which gives `<pad>` nothing; SGD with
+#   momentum (§9.1), step and plateau decay (§9.4, §9.5) and inverted dropout (§9.6) are each a
+#   few lines, and the library's versions compute exactly those lines.
 #
 # **Try next.** Remove `model.zero_grad()` from `HandAdam.step` and rerun the one-batch check:
 # what happens to the loss, and why? Replace the hand Adam
