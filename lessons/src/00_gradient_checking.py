@@ -91,6 +91,24 @@ assert (dx.shape, dW.shape, db.shape) == ((B, D), (D, H), (H,))  # one per input
 print("y:", y.shape, " dx:", dx.shape, " dW:", dW.shape, " db:", db.shape)
 
 # %% [markdown]
+# The library writes these elementwise pairs once, in `tinyattn/functional.py`
+# (`docs/equations.md` §8.1), each backward reading the derivative off the cached output as
+# above. Its sigmoid is computed as $(\tanh(x/2) + 1)/2$, which cannot overflow where
+# $1/(1 + e^{-x})$ does for large negative $x$; the two agree to round-off:
+
+# %%
+from tinyattn import functional as F  # the library's elementwise pairs
+
+z = np.random.default_rng(1).standard_normal((B, H)) * 4  # a separate generator: rng untouched
+dz = np.random.default_rng(2).standard_normal((B, H))
+s_lib, s_cache = F.sigmoid_forward(z)
+t_lib, t_cache = F.tanh_forward(z)
+assert np.allclose(s_lib, sigmoid_forward(z)[0], rtol=1e-14, atol=0)
+assert np.allclose(F.sigmoid_backward(dz, s_cache), sigmoid_backward(dz, sigmoid_forward(z)[1])[0])
+assert np.allclose(F.tanh_backward(dz, t_cache), dz * (1.0 - np.tanh(z) ** 2))
+print("largest |library σ − 1/(1 + e^-x)|:", f"{np.abs(s_lib - sigmoid_forward(z)[0]).max():.1e}")
+
+# %% [markdown]
 # ## 1. Centered differences
 #
 # A forward returns an array, not a number. We make it a number with the random upstream gradient
