@@ -120,3 +120,18 @@ def test_instructor_notebooks_get_links_one_directory_down():
     text = "![a](../docs/images/x.png), [b](03_x.ipynb), [c](https://x.org), [d](#top)"
     assert build._from_solutions(text) == (
         "![a](../../docs/images/x.png), [b](../03_x.ipynb), [c](https://x.org), [d](#top)")
+
+
+def test_every_section_of_the_equations_is_mapped_to_a_lesson():
+    import re
+
+    root = LESSONS.parent
+    sections = re.findall(r"^#{2,3} (§\d+(?:\.\d+)?) ", (root / "docs/equations.md").read_text(
+        encoding="utf-8"), re.M)
+    readme = (LESSONS / "README.md").read_text(encoding="utf-8")
+    rows = dict(re.findall(r"^\| (§\d+(?:\.\d+)?) \| [^|]+ \| ([\d, ]+) \|$", readme, re.M))
+    leaves = {s for s in sections if not any(o.startswith(s + ".") for o in sections)}
+    assert leaves and leaves <= set(rows) <= set(sections)  # a parent's own text may be mapped
+    stems = {s.stem[:2] for s in SOURCES}
+    for sec, lessons in rows.items():
+        assert {n.strip() for n in lessons.split(",")} <= stems, sec
