@@ -195,6 +195,11 @@ def test_eval_reads_the_argmax_and_training_is_reproducible():
     (lambda a, m: HardSeq2Seq(5, 5, emb_size=2, hidden_size=2, label_smoothing=0.1,
                               rng=np.random.default_rng(0), sample_rng=np.random.default_rng(0)),
      ValueError, "label_smoothing=0"),
+    (lambda a, m: reinforce_surrogate_forward(np.zeros_like(a), m, np.array([0, 1, 0]),
+                                              np.ones((3, 1)), 0.0),
+     ValueError, "advantage must have shape"),
+    (lambda a, m: reinforce_surrogate_forward(np.zeros_like(a), m, np.array([0, 1, 0]), np.ones(3),
+                                              -3.0), ValueError, "entropy_weight"),
 ])
 def test_bad_inputs(call, err, words):
     alpha, _ = masked_softmax_forward(np.zeros(MASK.shape), MASK)
@@ -300,3 +305,20 @@ def test_saving_is_refused_with_a_reason(tmp_path):
     with pytest.raises(TypeError, match="would load as a soft Bahdanau model"):
         m.save(tmp_path / "hard.npz")
     assert not list(tmp_path.iterdir())
+
+
+def test_a_real_position_with_zero_weight_gives_finite_gradients():
+    alpha = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.0]])  # exact zeros, as a float32 softmax gives
+    mask = np.ones_like(alpha, bool)
+    d = reinforce_score_grad(alpha, np.array([0, 1]), mask, np.array([1.0, -2.0]), 0.3)
+    assert np.all(np.isfinite(d))
+    assert np.allclose(d[:, 2], 0.0)  # no weight, no entropy: 0 log 0 = 0
+
+
+def test_rewards_for_another_batch_are_refused():
+    m = HardSeq2Seq(6, 6, emb_size=3, hidden_size=3, rng=np.random.default_rng(0),
+                    sample_rng=np.random.default_rng(0))
+    src, tgt = np.array([[3, 4], [4, 5]]), np.array([[1, 3], [1, 4]])
+    m(src, np.array([2, 2]), tgt, tgt, np.array([2, 2]))
+    with pytest.raises(ValueError, match="reward must have shape"):
+        m.decoder.attn.set_reward(np.zeros(1), np.ones((1, 2), bool))

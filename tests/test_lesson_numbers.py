@@ -72,7 +72,8 @@ def unbacked(path):
             bare = num.replace(" ", "").rstrip("%").replace(",", "")
             forms = {num, bare, num.replace(" ", ""), re.sub(r"e-0?(\d)", r"e-0\1", bare),
                      re.sub(r"e-0(\d)", r"e-\1", bare)}
-            if num in allowed or any(v in printed for v in forms):
+            if num in allowed or any(re.search(rf"(?<![\d.]){re.escape(v)}(?!\d)", printed)
+                                     for v in forms):
                 continue
             found.append((num, " ".join(text[max(0, m.start() - 60):m.end() + 20].split())))
     return found
@@ -95,7 +96,8 @@ def test_the_check_catches_an_unprinted_number(tmp_path):
         {"cell_type": "code", "source": ["print(f'{0.4712:.2f} s')"],
          "outputs": [{"output_type": "stream", "text": ["0.47 s\n"]}]},
         {"cell_type": "markdown", "source": ["K = 2 takes 0.47 s, K = 8 about 1.0 s; see §3.2 "
-                                             "and arXiv:1409.0473, $0.5$ and `0.25`."]}]}
+                                             "and arXiv:1409.0473, $0.5$ and `0.25`; 0.4 "
+                                             "is not the 0.47 printed."]}]}
     path = tmp_path / "99_fake.ipynb"
     path.write_text(json.dumps(nb), encoding="utf-8")
-    assert [n for n, _ in unbacked(path)] == ["1.0"]
+    assert [n for n, _ in unbacked(path)] == ["1.0", "0.4"]

@@ -38,7 +38,7 @@ ANSWERS = {
     "bahdanau_decoder_step": [r"\bBahdanauDecoder\b", r"\bSeq2Seq\("],
     "bahdanau_decoder_step_backward": [r"\bBahdanauDecoder\b", r"\bSeq2Seq\("],
     "luong_general_score_backward": [r"\bgeneral_score_backward\b"],
-    "local_p_attention": [r"mode\s*=\s*[\"']local-p"],
+    "local_p_attention": [r"raw:mode\s*=\s*[\"']local-p"],
     "reinforce_score_grad": [r"\breinforce_score_grad\b", r"\bHardAttention\b",
                              r"\bHardSeq2Seq\b"],
     "beam_search": [r"\bbeam_search\b"],
@@ -53,11 +53,12 @@ CHECK = re.compile(r"""\bcheck\(\s*["'](\w+)["']""")
 PREDICT = re.compile(r"\*\*Predict[.:]?\*\*|\*\*Predict first", re.I)
 
 
-def _code(text: str) -> str:
-    """Code without comments, docstrings and printed text (names there do not count)."""
+def _code(text: str, strings: bool = False) -> str:
+    """Code without comments and docstrings; without string literals too unless ``strings``."""
     text = re.sub(r'"""[\s\S]*?"""|\'\'\'[\s\S]*?\'\'\'', " ", text)
     text = CHECK.sub(" ", text)  # an exercise's name in check("...")
-    text = re.sub(r'\bprint\(.*', " ", text)
+    if not strings:
+        text = re.sub(r'"[^"\n]*"|\'[^\'\n]*\'', " ", text)
     return re.sub(r"#.*", " ", text)
 
 
@@ -79,9 +80,16 @@ def early_answers(cells):
     for name, at in exercise_cells(cells).items():
         for pattern in ANSWERS[name]:
             for i, (kind, text) in enumerate(cells[:at]):
-                if kind == "code" and re.search(pattern, _code(text)):
+                raw = pattern.startswith("raw:")  # the pattern looks inside strings
+                if kind == "code" and re.search(pattern.removeprefix("raw:"), _code(text, raw)):
                     bad.append((name, i, pattern))
     return bad
+
+
+def test_every_exercise_has_its_answers_listed():
+    import tinyattn.exercises as ex
+
+    assert set(ANSWERS) == set(ex.names())
 
 
 @pytest.mark.parametrize("src", SOURCES, ids=lambda s: s.stem)
@@ -108,5 +116,7 @@ def test_the_check_catches_an_answer_used_early():
                       "    # END SOLUTION"),
              ("code", 'r = ex.check("rnn_step_backward", my_rnn_step_backward)')]
     assert early_answers(cells) == [("rnn_step_backward", 0, r"\brnn_step_backward\b")]
-    cells[0] = ("code", 'print("no rnn_step_backward yet")  # printed: not a use')
+    cells[0] = ("code", 'print("no rnn_step_backward yet")  # quoted: not a use')
     assert early_answers(cells) == []
+    cells[0] = ("code", "import tinyattn.rnn as R\nprint(R.rnn_step_backward(dh, cache))")
+    assert [b[0] for b in early_answers(cells)] == ["rnn_step_backward"]

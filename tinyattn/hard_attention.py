@@ -102,7 +102,7 @@ def _score_grad(alpha, positions, mask, advantage, entropy_weight):
     """`reinforce_score_grad` without the checks (any float dtype)."""
     onehot = np.zeros_like(alpha)
     onehot[np.arange(alpha.shape[0]), positions] = 1.0
-    log_a = np.log(np.where(mask, alpha, 1.0))  # 0 at pads, never log 0 there
+    log_a = np.log(np.where(mask & (alpha > 0), alpha, 1.0))  # 0 where α = 0: 0 log 0 = 0
     H = -(alpha * log_a).sum(axis=1, keepdims=True)
     d = -advantage[:, None] * (onehot - alpha) + entropy_weight * alpha * (log_a + H)
     return np.where(mask, d, 0.0)
@@ -119,9 +119,11 @@ def reinforce_surrogate_forward(scores, mask, positions, advantage, entropy_weig
     alpha, _ = masked_softmax_forward(scores, mask)
     alpha, mask = _check_alpha_mask(alpha, mask)
     positions = _check_positions(positions, mask)
-    log_a = np.log(np.where(mask, alpha, 1.0))
-    H = -(alpha * log_a).sum(axis=1)
     B = scores.shape[0]
+    advantage = check_array(advantage, "advantage", (B,), None)
+    entropy_weight = check_real(entropy_weight, "entropy_weight", "[0, inf)")
+    log_a = np.log(np.where(mask & (alpha > 0), alpha, 1.0))  # 0 log 0 = 0
+    H = -(alpha * log_a).sum(axis=1)
     loss = -(advantage * log_a[np.arange(B), positions]).sum() - entropy_weight * H.sum()
     return np.asarray(loss), (alpha, positions, mask, advantage, entropy_weight)
 
@@ -200,7 +202,8 @@ class HardAttention(Module):
     def set_reward(self, reward, step_mask):
         """Rewards R (B,) of the last forward, and which of its T steps count
         ((B, T) bool: real target tokens). Updates the baseline."""
-        reward = check_array(reward, "reward", (None,), None)
+        batch = len(self.samples[0]) if self.samples else None
+        reward = check_array(reward, "reward", (batch,), None)
         step_mask = np.asarray(step_mask, bool)
         if step_mask.shape != (reward.shape[0], len(self.samples)):
             raise ValueError(f"step_mask must be (B, T) = {(reward.shape[0], len(self.samples))}"

@@ -163,9 +163,10 @@ def my_beam_search(next_logp, K, max_len, eos_id, alpha=0.0):
     Start from one live prefix, ``()``, with log p = 0. At each of at most ``max_len`` steps:
     extend every live prefix by every token (K·V candidates, in the order prefix, then token
     id), with log p(prefix) + next_logp(prefix)[token]; rank them best first, a stable sort
-    (ties keep that order); walk down the ranking until K candidates are kept: one ending with
-    ``eos_id`` is *finished* (set aside), any other is kept as a live prefix; -inf is never
-    kept. Whatever ranks below the K-th kept candidate is pruned, `<eos>` or not. Stop once K
+    (ties keep that order); walk down the ranking until K live prefixes are kept: a candidate
+    ending with ``eos_id`` met on the way is *finished* (set aside; it does not count towards
+    the K), any other becomes a live prefix; -inf is never kept. Whatever ranks below the K-th
+    live prefix is pruned, `<eos>` or not. Stop once K
     hypotheses have finished; after ``max_len`` steps the live prefixes count as finished.
     Rank the finished by score = log p / lp(len), lp(len) = ((5 + len) / 6) ** alpha
     (`gnmt_length_penalty`; len counts the <eos>), best first (stable), and keep K.

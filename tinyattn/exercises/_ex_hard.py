@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from tinyattn.exercises._diagnose import Bug
-from tinyattn.exercises._outputs import OutputExercise
+from tinyattn.exercises._outputs import OutputExercise, as_outputs
 from tinyattn.functional import masked_softmax_forward
 from tinyattn.gradcheck import TOL_STEP, check_function
 from tinyattn.hard_attention import reinforce_score_grad as _library_grad
@@ -79,8 +79,9 @@ def _gradcheck(fn, rng):
         return loss, scores
 
     def backward(dloss, scores):
-        return (float(dloss) * np.asarray(fn(scores.copy(), _MASK.copy(), positions.copy(),
-                                              reward.copy(), baseline, lam)),)
+        (dscores,) = as_outputs(fn(scores.copy(), _MASK.copy(), positions.copy(),
+                                    reward.copy(), baseline, lam), 1)
+        return (float(dloss) * np.asarray(dscores),)
 
     return ["dscores"], check_function(forward, backward, scores, tol=TOL_STEP)
 

@@ -17,6 +17,7 @@ graded against centered differences, not only against the library.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -39,9 +40,9 @@ class OutputExercise:
     solution : callable
         The library's answer, with the learner's signature.
     cases : callable ``rng -> list of (label, args)``
-        The inputs: each ``args`` is a tuple passed as ``fn(*args)`` (arrays
-        are copied for every call, so a function writing into its inputs
-        cannot change another call's).
+        The inputs: each ``args`` is a tuple passed as ``fn(*args)`` (every
+        call gets a deep copy, containers and layers included, so a function
+        writing into its inputs cannot change another call's).
     outputs : tuple of str
         Names of the returned values, in order (one name: a bare value).
     reference : str
@@ -73,6 +74,9 @@ def same(a, b, nonfinite_ok: bool = False) -> bool:
     ``nonfinite_ok``: entries that are NaN or ±inf in both count as agreeing
     (a mistake that overflows, matched against its prediction)."""
     if isinstance(a, (list, tuple)) or isinstance(b, (list, tuple)):
+        numeric = _numeric(a), _numeric(b)
+        if all(n is not None for n in numeric):  # [1, 2] and array([1, 2]) are the same numbers
+            return same(*numeric, nonfinite_ok=nonfinite_ok)
         if not isinstance(a, (list, tuple)) or not isinstance(b, (list, tuple)):
             return False
         return len(a) == len(b) and all(same(x, y, nonfinite_ok) for x, y in zip(a, b))
@@ -95,14 +99,30 @@ def same(a, b, nonfinite_ok: bool = False) -> bool:
     return bool(np.all(x == y)) if x.shape == y.shape else False
 
 
-def _as_outputs(value, n: int):
-    if n == 1:
+def _numeric(value):
+    """``value`` as a numeric array when it is a rectangular list of numbers, else None."""
+    try:
+        x = np.asarray(value)
+    except (ValueError, TypeError):  # ragged, or objects numpy cannot hold
+        return None
+    return x if x.dtype.kind in "fciub" else None
+
+
+def as_outputs(value, n: int):
+    if n == 1:  # a bare value; a one-array tuple (dx,) is read as dx
+        if (isinstance(value, (tuple, list)) and len(value) == 1
+                and isinstance(value[0], np.ndarray)):
+            return (value[0],)
         return (value,)
     return tuple(value) if isinstance(value, (tuple, list)) else None
 
 
 def _copy(args):
-    return tuple(a.copy() if isinstance(a, np.ndarray) else a for a in args)
+    """A fresh copy of every argument, containers and layers included, for one call."""
+    try:
+        return copy.deepcopy(tuple(args))
+    except Exception:  # an argument that cannot be copied: copy its arrays at least
+        return tuple(a.copy() if isinstance(a, np.ndarray) else a for a in args)
 
 
 def _describe(mine, want) -> str:
@@ -126,6 +146,9 @@ def _generic(name, mine, want) -> str | None:
         return None
     if x.shape != y.shape or x.size == 0:
         return None
+    if not np.all(np.isfinite(x)) and np.all(np.isfinite(y)):
+        return (f"{name} has NaN or inf entries: an exp that overflowed (shift by the "
+                "maximum first), a log of 0, or a division by 0")
     if not np.abs(x).max() > 0 and np.abs(y).max() > 1e-8:
         return f"{name} is all zeros: it is not computed, or every path into it is missing"
     if close(x, -y):
@@ -146,7 +169,7 @@ def check_outputs(ex: OutputExercise, fn, seed, raised, done):
     n = len(ex.outputs)
     lines, wrong, errors = [], {}, {}
     for label, args in cases:
-        want = _as_outputs(ex.solution(*_copy(args)), n)
+        want = as_outputs(ex.solution(*_copy(args)), n)
         try:
             got = fn(*_copy(args))
         except NotImplementedError:
@@ -154,7 +177,7 @@ def check_outputs(ex: OutputExercise, fn, seed, raised, done):
                 f"not implemented yet: fill in {ex.name} and run this cell again"])
         except Exception as err:  # the learner's code: report, never crash the notebook
             return done("error", [f"✗ {label}: " + raised(ex, err)])
-        mine = _as_outputs(got, n)
+        mine = None if got is None else as_outputs(got, n)
         if mine is None or len(mine) != n:
             count = len(got) if isinstance(got, (tuple, list)) else type(got).__name__
             why = " (is the return statement missing?)" if got is None else ""
@@ -168,7 +191,10 @@ def check_outputs(ex: OutputExercise, fn, seed, raised, done):
                 wrong.setdefault(oname, []).append((args, m, w))
     grad_lines, grad_failed = [], []
     if ex.gradcheck is not None and not wrong:
-        names, result = ex.gradcheck(fn, np.random.default_rng(seed + 7))
+        try:
+            names, result = ex.gradcheck(fn, np.random.default_rng(seed + 7))
+        except Exception as err:  # the learner's code, called again: report, never crash
+            return done("error", lines + ["✗ gradient check: " + raised(ex, err)])
         for gname, rep in zip(names, result.reports):
             errors[gname] = rep.error
             grad_lines.append(f"    {gname:<10} {'✓' if rep.passed else '✗'} {rep.error:.1e}"
@@ -201,7 +227,11 @@ def _diagnose(ex: OutputExercise, wrong: dict) -> list[str]:
         for oname, rows in wrong.items():
             ok = True
             for args, m, w in rows:
-                pred = _as_outputs(bug.predict(*_copy(args)), len(ex.outputs))
+                try:
+                    pred = as_outputs(bug.predict(*_copy(args)), len(ex.outputs))
+                except Exception:  # a mistake that cannot run on these inputs explains nothing
+                    ok = False
+                    break
                 p = pred[idx[oname]]
                 if same(p, w) or not same(m, p, nonfinite_ok=True):
                     ok = False
