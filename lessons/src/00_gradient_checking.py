@@ -361,6 +361,10 @@ assert forgot.status == "failed"
 
 # %%
 def my_rnn_step_backward(dh, cache):
+    """Backward of ``h = tanh(x_t @ W_xh + h_prev @ W_hh + b_h)``.
+
+    Returns ``dx_t (B, D), dh_prev (B, H), dW_xh (D, H), dW_hh (H, H), db_h (H,)``.
+    """
     x_t, h_prev, W_xh, W_hh, h = cache
     # BEGIN SOLUTION
     da = dh * (1.0 - h * h)  # tanh'(a) = 1 − tanh(a)² = 1 − h²

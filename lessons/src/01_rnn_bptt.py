@@ -226,6 +226,12 @@ assert no_target.status == "failed"
 
 # %%
 def my_output_loss_backward(dloss, cache):
+    """Backward of ``loss = −(1/B) Σ_b log softmax(h W_hy + b_y)[b, target_b]``.
+
+    ``dloss`` is the upstream gradient of the scalar loss (a 0-d array; 1 when
+    the loss is the end of the graph); ``o (B, V)`` is the softmax, cached.
+    Returns ``dh (B, H), dW_hy (H, V), db_y (V,)``.
+    """
     h, W_hy, o, targets = cache
     # BEGIN SOLUTION
     B, V = o.shape

@@ -334,6 +334,10 @@ assert first_try.status == "failed"
 
 # %%
 def my_lstm_step_backward(dh, dc, cache):
+    """Backward of an LSTM step (gates i, f, g, o; ``tc = tanh(c)``).
+
+    Returns ``dx_t, dh_prev, dc_prev, dW_x (D, 4H), dW_h (H, 4H), db (4H,)``.
+    """
     x_t, h_prev, c_prev, W_x, W_h, i, f, g, o, tc = cache
     # BEGIN SOLUTION
     d_cell = dc + dh * o * (1.0 - tc * tc)  # both ways c_t reaches the loss
@@ -369,6 +373,13 @@ assert mine.status in ("passed", "not implemented"), "read the report above"
 
 # %%
 def my_gru_step_backward(dh, cache):
+    """Backward of a GRU step (gates r, z, n; docs/equations.md §1).
+
+    ``reset_after`` tells which candidate form the forward used. Returns
+    ``dx_t, dh_prev, dW_x (D, 3H), dW_h (H, 3H), db_x (3H,), db_h (3H,)``.
+    For ``reset_after=True``, ``hn_or_rh = h_prev @ W_hn + b_hn``; for
+    ``reset_after=False`` it is ``r ⊙ h_prev``.
+    """
     x_t, h_prev, W_x, W_h, r, z, n, hn_or_rh, reset_after = cache
     # BEGIN SOLUTION
     two_h = 2 * h_prev.shape[1]  # the r and z blocks

@@ -10,9 +10,8 @@
 # position. In this lesson you will
 #
 # 1. write out the equations, and correct what document 000 says about them;
-# 2. reproduce document 003's 苹果 example with the library: prove that a forward RNN's state at
-#    苹果 is *bit for bit* the same in "我喜欢苹果，因为它很好吃" and "我喜欢苹果，因为他比安卓稳定",
-#    and see the backward direction tell the two apart;
+# 2. reproduce document 003's 苹果 example: compare a forward RNN's state at 苹果 in
+#    "我喜欢苹果，因为它很好吃" and "我喜欢苹果，因为他比安卓稳定", and the backward direction's;
 # 3. see what a naive `np.flip` gets wrong when a batch is padded, with the numbers;
 # 4. write the encoder yourself, reversing each sequence *within its own length* (exercise
 #    `bidirectional_encode`, graded), and only then compare with the library's `Bidirectional`;
@@ -309,6 +308,12 @@ assert flipped.status == "failed"
 
 # %%
 def my_bidirectional_encode(x, lengths, fwd, bwd):
+    """A bidirectional encoder from two GRU layers, on a padded batch.
+
+    x (B, T, D), pads past ``lengths[b]``; ``fwd(x, None, lengths)`` returns
+    ``(hs (B, T, H), h_last (B, H))`` and so does ``bwd``.
+    Returns ``hs (B, T, 2H) = [→h_j ; ←h_j]`` and ``h_last (B, 2H) = [→h_L ; ←h_1]``.
+    """
     # BEGIN SOLUTION
     T = x.shape[1]
     t = np.arange(T)[None, :]  # (1, T)
@@ -557,6 +562,12 @@ ax.legend(loc="lower right")
 plt.show()
 
 # %% [markdown]
+# **The answer to the prediction.** The forward tagger loses its points at the first positions,
+# where the character alone does not say which field it starts, and it cannot beat the
+# ceiling: the assert above holds at every position (the dashed line is never crossed). The
+# bidirectional tagger, which reads the rest of the string, is well above the ceiling at
+# position 0.
+#
 # Two strings that a forward-only tagger cannot tell apart at their first character:
 
 # %%
@@ -685,3 +696,6 @@ print("stacked bidirectional outputs", hs_bi.shape, "; final state per layer",
 # the state is then a pair); give the forward tagger a look-ahead by feeding it the string shifted
 # by one or two characters and watch the ceiling move; build the backward half yourself with
 # `reverse_index` and a second GRU and check it against `Bidirectional` on a padded batch.
+#
+# **Next.** Lesson 04: the encoder's final state as the decoder's only view of the source, and
+# what one fixed-size vector costs on long inputs.

@@ -13,9 +13,8 @@
 #    paths, and its gradient is their sum;
 # 3. compute the forward by hand on tiny arrays, checked against
 #    `tinyattn.Seq2Seq(..., attention=None)`;
-# 4. see that the decoder reads the source *only* through $c$: swap in another source's encoder
-#    states and keep $c$, and the output does not move; and $c$ has the same size for 3 tokens as
-#    for 30;
+# 4. find out what the decoder reads of the source: swap in another source's encoder states
+#    and keep $c$, and watch the output; compare $c$'s size for 3 tokens and for 30;
 # 5. gradient-check the library's decoder, whose $c$ is used at every step;
 # 6. train a plain model and a Bahdanau attention model with the same layer sizes on the same
 #    task, copying strings of 3 to 20 letters (plus a plain model with more parameters than the
@@ -170,6 +169,18 @@ assert half.status == "failed" and half.errors["dW_o"] < 1e-7
 
 # %%
 def my_plain_decoder_backward(dlogits, cache):
+    """Backward of the bridge and the plain decoder (docs/equations.md §2).
+
+    dlogits (B, T, V). cache = (emb, c, s0, W_s, W_o, states, steps):
+    emb (B, T, E) the embeddings of y_0..y_{T-1}, c (B, C), s0 (B, Hd),
+    W_s (C, Hd), W_o (Hd + C + E, V), states (B, T, Hd) = s_1..s_T, steps
+    the T caches of gru_step_forward (give steps[i] to
+    tinyattn.gru.gru_step_backward, whose first two returns are dx (B, E + C)
+    and dh_prev (B, Hd)).
+    Forward: s_0 = tanh(c W_s + b_s); s_i = GRU(s_{i-1}, [E y_{i-1} ; c]);
+    logits_i = [s_i ; c ; E y_{i-1}] W_o + b_o.
+    Returns demb, dc, dW_s, db_s, dW_o, db_o, each the shape of its array.
+    """
     emb, c, s0, W_s, W_o, states, steps = cache
     # BEGIN SOLUTION
     B, T, E = emb.shape
@@ -391,8 +402,8 @@ for L in (3, 30):
 # Because $c$ enters every decoder step (and every output), its gradient is a **sum over the
 # steps**: each step's error sends a share back to the same vector, and the encoder receives
 # their total as the gradient of its final state. The library's backward returns
-# `demb, dc, dstate0` (the mirror of `forward(emb, c, state0)`): the two paths of section 2 that
-# run through the decoder; `tinyattn.bridge.bridge_backward` turns `dstate0` into the third.
+# `demb, dmemory, dstate0` (the mirror of `forward(emb, memory, state0)`; `dmemory.context` is
+# the gradient of c): the two paths of section 2 that run through the decoder; `tinyattn.bridge.bridge_backward` turns `dstate0` into the third.
 # Together they compute what you wrote in section 2 (the exercise's tests check it). We check
 # all three and every decoder parameter, the GRU's included, against centered differences.
 # **What to expect:** relative errors far below the tolerance for a layer, $10^{-6}$
@@ -761,3 +772,5 @@ print(f"attention's training loss, epoch 1 to 6: {first:.3f} -> {last:.3f}, "
 # - **Longer strings than in training:** test on 25 or 30 letters (`make_task(..., min_len=25,
 #   max_len=25)`) with `max_decode_len` raised. Neither model has seen such lengths; which one
 #   fails more gracefully?
+#
+# **Next.** Lesson 05: Bahdanau attention, a new context vector $c_i$ at every output step.

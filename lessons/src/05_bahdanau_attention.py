@@ -325,6 +325,10 @@ assert diagonal.status == "failed"
 
 # %%
 def my_masked_softmax_backward(dalpha, cache):
+    """Backward of ``alpha = softmax(where(mask, scores, -inf), axis)``.
+
+    Returns ``dscores``, shaped like ``alpha``.
+    """
     alpha, axis = cache
     # BEGIN SOLUTION
     return alpha * (dalpha - np.sum(alpha * dalpha, axis=axis, keepdims=True))
@@ -346,6 +350,11 @@ assert mine_softmax.status in ("passed", "not implemented"), "read the report ab
 
 # %%
 def my_additive_score_backward(dscores, cache):
+    """Backward of ``scores[b, t, s] = v_a · tanh(q_proj[b, t] + k_proj[b, s])``.
+
+    ``feats (B, T, S, A)`` is the tanh. Returns ``dq_proj (B, T, A),
+    dk_proj (B, S, A), dv_a (A,)``.
+    """
     feats, v_a = cache
     # BEGIN SOLUTION
     dfeats = dscores[..., None] * v_a * (1.0 - feats * feats)  # (B, T, S, A), tanh' from f
@@ -413,6 +422,22 @@ print("gradient at the pad:", denc_hs[1, 3])
 
 # %%
 def my_decoder_step(y_emb, s_prev, enc_hs, src_mask, p):
+    """One step of Bahdanau's decoder, docs/equations.md §4 (row vectors).
+
+    y_emb (B, E) is E y_{i-1}; s_prev (B, Hd) is s_{i-1}; enc_hs (B, S, Hk)
+    the annotations h_j; src_mask (B, S) bool, True at real positions.
+    p: W_a (Hd, A), U_a (Hk, A), v_a (A,); the GRU's W_x (E + Hk, 3Hd),
+    W_h (Hd, 3Hd), b_x, b_h (3Hd,); the output layer's W_o (Hd + Hk + E, V),
+    b_o (V,).
+
+        e_ij = v_a · tanh(s_{i-1} W_a + h_j U_a)    α_i = masked softmax_j(e_i)
+        c_i  = Σ_j α_ij h_j                          s_i = GRU([E y_{i-1} ; c_i], s_{i-1})
+        logits_i = [s_i ; c_i ; E y_{i-1}] W_o + b_o
+
+    `tinyattn.gru.gru_step_forward(x, h_prev, W_x, W_h, b_x, b_h)` returns
+    ``(s_i, cache)``. Returns context (B, Hk), alpha (B, S), s (B, Hd),
+    logits (B, V).
+    """
     # BEGIN SOLUTION
     e = np.tanh((s_prev @ p["W_a"])[:, None, :] + enc_hs @ p["U_a"]) @ p["v_a"]  # (B, S)
     e = np.where(src_mask, e, -np.inf)  # pads: exp(-inf) = 0
@@ -501,6 +526,21 @@ from tinyattn.gru import gru_step_backward
 
 
 def my_decoder_step_backward(dlogits, ds, cache):
+    """Backward of one Bahdanau decoder step (docs/equations.md §4).
+
+    dlogits (B, V) and ds (B, Hd): the gradients of the step's two outputs,
+    the logits and the new state s_i (ds from step i + 1). The cache:
+    y_emb (B, E), s_prev (B, Hd), enc_hs (B, S, Hk), W_a (Hd, A),
+    U_a (Hk, A), W_o (Hd + Hk + E, V), feat (B, Hd + Hk + E) =
+    [s_i ; c_i ; E y_{i-1}], alpha (B, S), and the caches of
+    `additive_score_forward` (scores (B, 1, S)), `masked_softmax_forward`
+    (alpha (B, 1, S)) and `gru_step_forward` (x = [E y_{i-1} ; c_i]): their
+    backwards, `additive_score_backward`, `masked_softmax_backward`,
+    `gru_step_backward`, are yours to call.
+
+    Returns one gradient per argument of the forward, in order: dy_emb,
+    ds_prev, denc_hs, dW_a, dU_a, dv_a, dW_x, dW_h, db_x, db_h, dW_o, db_o.
+    """
     (y_emb, s_prev, enc_hs, W_a, U_a, W_o, feat, alpha,
      score_cache, sm_cache, gru_cache) = cache
     # BEGIN SOLUTION
@@ -811,3 +851,6 @@ for k in (5, 8):
 # accuracy; train with `attention=None` (one context vector, `docs/equations.md` §2) and compare the
 # exact match on the long formats; replace `"bahdanau"` by `"general"` (Luong, `docs/equations.md`
 # §5), which attends after the RNN step.
+#
+# **Next.** Lesson 06: Luong's attention, which scores with the state after the step, and its
+# four global scores.

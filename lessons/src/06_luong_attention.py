@@ -63,10 +63,9 @@ plt.rcParams["figure.dpi"] = 80  # smaller stored figures, still readable
 # Follow the red "query" arrow in each half of the figure: Bahdanau scores with $s_{i-1}$, the
 # state before the step, and feeds the context $c_i$ into the step; Luong scores with $h_t$, the
 # state after the step, and sends $c_t$ to $\tilde h_t$ (the dashed line is input feeding,
-# section 4). Luong's decoder first takes its RNN step, $h_t = f(h_{t-1}, E y_{t-1})$, and only then attends, with the
-# **current** state $h_t$ as the query; Bahdanau attends with $s_{i-1}$, the state *before* the
-# step, and feeds the context into the step. For every source position $s = 1..S$ with encoder
-# state $\bar h_s$:
+# section 4). Luong's decoder first takes its RNN step, $h_t = f(h_{t-1}, E y_{t-1})$, and only
+# then attends, with the **current** state $h_t$ as the query. For every source position
+# $s = 1..S$ with encoder state $\bar h_s$:
 #
 # $$\text{score}(h_t, \bar h_s) = \begin{cases}
 # h_t \cdot \bar h_s & \text{dot} \\
@@ -300,6 +299,11 @@ assert first_try.status == "failed"
 
 # %%
 def my_luong_general_score_backward(dscores, cache):
+    """Backward of ``scores = queries @ (enc_hs @ W_a.T).transpose(0, 2, 1)``.
+
+    ``keys = enc_hs @ W_a.T (B, S, Hq)``. Returns ``dqueries (B, T, Hq),
+    denc_hs (B, S, Hk), dW_a (Hq, Hk)``.
+    """
     queries, enc_hs, W_a, keys = cache
     # BEGIN SOLUTION
     dqueries = dscores @ keys  # (B, T, S) @ (B, S, Hq) -> (B, T, Hq)

@@ -197,6 +197,20 @@ assert wrong_mode.status == "failed"
 
 # %%
 def my_local_p_attention(h, enc_hs, lengths, W_a, W_p, v_p, w):
+    """local-p attention weights, as `LocalAttention(mode="local-p", score="general")`.
+
+    h (B, T, Hq) decoder states; enc_hs (B, S, Hk) encoder states, 0 past
+    ``lengths[b]``; W_a (Hq, Hk); W_p (Hq, A); v_p (A,); w the window's
+    half-width (an int). docs/equations.md §5.3, positions counted from 0:
+
+        score_ts = h_t @ W_a @ h̄_sᵀ                   (lesson 06's general score)
+        p_t      = (S_b − 1) · sigmoid(v_p · tanh(h_t @ W_p))      S_b = lengths[b]
+        window   the real positions s (0 ≤ s < S_b) with |s − p_t| ≤ w
+        a_t(s)   = softmax over the window of [score_ts − (s − p_t)² / (2σ²)],  σ = w / 2
+
+    (the softmax of the window, times the Gaussian, renormalised), 0 outside
+    the window. Returns ``p (B, T)`` and ``alpha (B, T, S)``.
+    """
     # BEGIN SOLUTION
     positions = np.arange(enc_hs.shape[1])  # s = 0..S-1
     e = h @ (enc_hs @ W_a.T).transpose(0, 2, 1)  # general scores (B, T, S)
@@ -242,17 +256,18 @@ assert np.allclose(alpha_p_lib, a_paper / a_paper.sum(axis=2, keepdims=True))  #
 assert np.allclose(alpha_p_lib, masked_softmax(e_g - diff**2 / (2 * sigma**2), window_p))
 
 # %% [markdown]
-# **Predict.** The Gaussian is 1 at $p_t$ and below 1 everywhere else, and $p_t$ is a real number,
-# so it rarely sits exactly on a position. What do the rows of eq. 10 as printed sum to: 1, more
-# than 1, or less? And the library's rows?
+# **Predict.** You know the rows of eq. 10 as printed sum to less than 1. How much less, for a
+# window of half-width w = 2 and σ = w/2 = 1: just under 1, or nearer a half?
 
 # %%
 print("row sums of eq. 10 as printed (example 0):", a_paper[0].sum(axis=1))
 print("row sums in the library:                  ", alpha_p_lib[0].sum(axis=1))
 
 # %% [markdown]
-# Every row of eq. 10 sums to less than 1: a weighted average of Gaussian values that are all
-# below 1. Its context vector $c_t = \sum_s a_t(s) \bar h_s$ is then shrunk towards 0 by a factor
+# Nearer a half: each printed sum is a weighted average of the Gaussian's values inside the
+# window, all below 1 and most well below it, since σ = w/2 makes the Gaussian fall to
+# $e^{-2}$, about a seventh, at the window's edge; a row whose weight sits next to $p_t$ keeps
+# the most. Its context vector $c_t = \sum_s a_t(s) \bar h_s$ is then shrunk towards 0 by a factor
 # that changes from step to step; the library divides by the row sum, so every row sums to 1 and
 # the *shape* of the weights is eq. 10's. One row in pictures: example 0 at step 0, the softmax
 # inside the window (align), the Gaussian centred at $p_t$, their product (eq. 10), and the

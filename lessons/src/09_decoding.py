@@ -249,9 +249,9 @@ assert np.isclose(everything[0][1], np.log(0.4 * 0.9 * 0.9))
 #   prefix by prefix (in the order the prefixes were kept), token ids in increasing order, each
 #   scored $\log p(\text{prefix}) + $ `next_logp(prefix)[token]`;
 # - rank them best first with a *stable* sort (ties keep the listing order), and walk down the
-#   ranking until $K$ candidates are kept as live prefixes: a candidate that ends with `eos_id`
+#   ranking until $K$ live prefixes are kept: a candidate that ends with `eos_id` met on the way
 #   is *finished* (set aside; it takes no slot), one at −inf is never kept, and everything
-#   ranked below the $K$-th kept candidate is pruned, an `<eos>` included;
+#   ranked below the $K$-th live prefix is pruned, an `<eos>` included;
 # - stop once $K$ hypotheses have finished; after `max_len` steps the live prefixes count as
 #   finished, as they are;
 # - rank the finished by $s(y) = \log p(y) / lp(y)$, with $lp$ from
@@ -876,3 +876,6 @@ print(f"best hypothesis changed by the penalty for {changed} of 200 dates")
 # search errors remain? Change the hand-made table so that greedy is optimal. In the second
 # table, give `<eos>` at step 1 probability 0.4 (and "b" 0.1): at which $\alpha$ does the
 # ranking flip now?
+#
+# **Next.** Lesson 10: the training loop the lessons have used so far, written out: the masked
+# loss, Adam, and the sanity checks to run first.

@@ -120,6 +120,14 @@ assert wrong.status == "failed"
 
 # %%
 def my_masked_cross_entropy(logits, targets, mask):
+    """Mean cross-entropy over the real tokens of a padded batch, and its gradient.
+
+    logits (B, T, V) float; targets (B, T) int (pads hold any id); mask (B, T)
+    bool, True at real target tokens. With N = mask.sum() and p = softmax(logits)
+    over the last axis (subtract each row's maximum before exp):
+        loss    = -(1/N) Σ_{b,t: mask} log p[b, t, targets[b, t]]        (a float)
+        dlogits = (p - onehot(targets)) · mask / N                        (B, T, V)
+    """
     # BEGIN SOLUTION
     z = logits - logits.max(axis=-1, keepdims=True)  # the row maximum: no overflow
     e = np.exp(z)
@@ -197,6 +205,15 @@ assert wrong_adam.status == "failed"
 
 # %%
 def my_adam_step(w, g, m, v, t, lr, beta1, beta2, eps):
+    """One Adam update (Kingma & Ba 2015, Algorithm 1) of one parameter array.
+
+    w, g, m, v: arrays of one shape (weights, gradient, first and second moments
+    before this update); t: this update's number, 1 for the first. Returns the
+    new (w, m, v), as new arrays:
+        m = β1 m + (1 − β1) g;   v = β2 v + (1 − β2) g²
+        m̂ = m / (1 − β1^t);     v̂ = v / (1 − β2^t)
+        w = w − lr · m̂ / (√v̂ + eps)
+    """
     # BEGIN SOLUTION
     m = beta1 * m + (1 - beta1) * g
     v = beta2 * v + (1 - beta2) * g * g
@@ -534,3 +551,5 @@ assert abs(kept.mean() - 1.0) < 0.01
 # **Try next.** Remove `model.zero_grad()` from `HandAdam.step` and rerun the one-batch check:
 # what happens to the loss, and why? Replace the hand Adam
 # by SGD (`w -= lr * g`): which learning rate overfits the batch in 150 updates?
+#
+# **Next.** Lesson 11: a real corpus, English → Chinese, trained with exactly this loop.

@@ -13,8 +13,8 @@
 #    train`, keep its short sentences and split them by source sentence; then write BLEU's
 #    counting for one sentence against several references (an exercise);
 # 3. gradient-check the model's configuration on a tiny, phrasebook-sized model;
-# 4. train a Bahdanau model (bidirectional GRU encoder) on 8,925 sentence pairs, in about a
-#    minute and a half;
+# 4. train a Bahdanau model (bidirectional GRU encoder) on 8,925 sentence pairs, in a minute
+#    or two;
 # 5. measure it on held-out sentences: BLEU against one reference and against all of them,
 #    with its signature, and read some of its translations;
 # 6. read alignment heatmaps of held-out sentences, translate document 003's example "Are you
@@ -66,6 +66,7 @@ from tinyattn.training.batching import pad_batch
 np.set_printoptions(precision=2, suppress=True)
 DATA = Path("..") / "data" / "phrasebook_en_zh.tsv"  # the notebook runs in lessons/
 
+# %% [markdown]
 # ## 1. The phrasebook and its tokens
 #
 # `data/phrasebook_en_zh.tsv` holds 283 short English → Simplified Chinese pairs written for
@@ -252,6 +253,14 @@ assert wrong_bleu.status == "failed"
 
 # %%
 def my_bleu_sentence_stats(hyp, refs, max_order):
+    """One hypothesis's BLEU statistics against its references.
+
+    hyp: a list of tokens; refs: a list of token lists (one or more references);
+    max_order: N, the longest n-gram counted. Returns (matches, totals, ref_len):
+        matches[n-1] = Σ_{n-grams g of hyp} min(count_hyp(g), max over refs of count_ref(g))
+        totals[n-1]  = the number of n-grams of hyp (len(hyp) − n + 1, or 0)
+        ref_len      = the reference length closest to len(hyp) (a tie: the shorter)
+    """
     # BEGIN SOLUTION
     matches, totals = [], []
     for n in range(1, max_order + 1):
@@ -406,8 +415,8 @@ fig = plot_history(trainer.history, batch_losses=trainer.batch_losses,
                    title=f"cmn-eng, {len(splits['train']):,} training pairs")
 
 # %% [markdown]
-# Six epochs took about a minute and a half of training (about 14 s each with one BLAS thread,
-# as printed; the validation loss and BLEU add a few seconds per epoch). The training loss
+# Each epoch's time is printed above (with one BLAS thread; the validation loss and BLEU add a
+# few seconds per epoch, and a busy machine many more). The training loss
 # (left, each batch and each epoch's mean) falls from 3.668 to 0.262 nats per character. The
 # validation loss is lowest after epoch 3 (2.292) and then creeps up (2.447 after epoch 6):
 # the model grows more confident, also on the held-out sentences it gets wrong. Yet the
@@ -613,7 +622,7 @@ print("content words counted:", ", ".join(f"{c} {content[3].count(c)}"
 # The whole test split says the same as the four heatmaps. The content words (83 pairs: 吃 ←
 # "eat", 書 ← "book", 水 ← "water" and the others of the printed list) peak on their English
 # word 80 % of the time. The pronouns 他, 她, 我, 你 (479 pairs) peak on their word only 5 % of
-# the time and after it 82 % of the time (43 % on the next token, 39 % further on). The final
+# the time and after it most of the time (43 % on the next token, 39 % further on). The final
 # 。 and ？ (1,054 pairs) peak on "." or "?" 15 % of the time, and on the token before them
 # 67 % of the time.
 #
@@ -731,8 +740,8 @@ print(f"test, beam 5: BLEU {beam_scores['bleu']:.2f} (all references), "
 
 # %% [markdown]
 # A beam of 5 raises the test BLEU from 24.79 to 26.79 (all references) and from 24.28 to
-# 26.19 (one reference), and the exact match from 8.1 % to 9.3 %, for about 12 s of
-# decoding: beam search finds outputs the model itself prefers, and on average they are a
+# 26.19 (one reference), and the exact match from 8.1 % to 9.3 %, for the decoding time printed
+# above: beam search finds outputs the model itself prefers, and on average they are a
 # little better. It cannot fix what the model believes, such as 他十歲十歲。.
 #
 # ## 7. Where document 000 goes wrong
@@ -1055,7 +1064,7 @@ assert np.allclose(context, alpha @ enc_hs)  # c_i = Σ_j α_ij h_j, nothing add
 #   by source sentence with a fixed seed) → `Vocab.build` on the training split → `Run` →
 #   `run.build_model`: exactly what `tinyattn train cmn-eng --max-len 8` does. The corpus is
 #   fetched, never committed: `tinyattn data fetch cmn-eng`.
-# - **A real model in a minute and a half.** A Bahdanau model with a bidirectional GRU encoder
+# - **A real model in a minute or two.** A Bahdanau model with a bidirectional GRU encoder
 #   (E = H = 128, 3,216,786 parameters), six epochs over 8,925 pairs of Tatoeba's
 #   English–Chinese corpus. Held-out character BLEU 24.79 against all references, 24.28
 #   against one (with its signature; 26.79 and 26.19 with a beam of 5), against 92.42 on as
@@ -1086,5 +1095,7 @@ assert np.allclose(context, alpha @ enc_hs)  # c_i = Σ_j α_ij h_j, nothing add
 # epochs=9)` continues) and watch the validation loss and BLEU. Swap the direction
 # (`DataSpec("cmn-eng", max_len=8, swap=True)`: Chinese → English) and look at the heatmaps
 # again. And train the command line's default sizes (`emb_size` 32, `hidden_size` 64), or
-# Luong's general score (`attention="general"`, lesson 06), and compute the table of 6.1
+# Luong's general score (`attention="general"`, lesson 06), and compute the table of section 6.1
 # again: where do the pronouns and the final 。 read now, and what happens to BLEU?
+#
+# **Next.** Lesson 12: why the library's loops look the way they do, measured step by step.

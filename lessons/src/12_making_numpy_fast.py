@@ -894,6 +894,11 @@ assert ex.check("batched_scores_backward", scores_backward_loop, verbose=False).
 
 # %%
 def scores_backward_batched(dscores, cache):
+    """Backward of ``scores = queries @ keys.transpose(0, 2, 1)``, with no loop.
+
+    dscores (B, T, S); cache = ``(queries (B, T, K), keys (B, S, K), scale)``, scale = 1 here.
+    Returns ``dqueries (B, T, K)`` and ``dkeys (B, S, K)``, one batched product each.
+    """
     queries, keys, _ = cache
     # BEGIN SOLUTION
     dqueries = dscores @ keys  # (B, T, S) @ (B, S, K) -> (B, T, K)
@@ -939,3 +944,6 @@ if result.passed:
 # Jupyter with `OPENBLAS_NUM_THREADS=1` (one BLAS thread) and compare again. Write the LSTM's v0
 # and v3 (4 gates, `docs/equations.md` §1) and check them against `tinyattn.LSTM`;
 # `python benchmarks/bench_rnn.py` times the library against PyTorch on your machine.
+#
+# **Next.** Lesson 13: attention within one sequence, self-attention, where the second source
+# document ends.

@@ -349,8 +349,9 @@ print("changing token 3 changes no earlier output:", np.array_equal(out_f[0, :3]
 # reads the whole sentence. With it, it is "forward-only", like a left-to-right RNN. We embed the
 # two sentences of lesson 03 (random weights, E = 16) and compare the outputs at 苹 and 果.
 #
-# **Predict.** The two sentences share their first five characters, 我喜欢苹果. Without the mask,
-# will the outputs at 苹 and 果 be the same in both sentences? With it?
+# **Predict.** The two sentences share their first eight tokens, 我喜欢苹果，因为 (苹果 is the
+# fourth and fifth). Without the mask, will the outputs at 苹 and 果 be the same in both
+# sentences? With it?
 
 # %%
 fruit, phone = tokenize("我喜欢苹果，因为它很好吃", "zh"), tokenize("我喜欢苹果，因为他比安卓稳定", "zh")
@@ -370,7 +371,7 @@ for causal in (False, True):
 
 # %% [markdown]
 # Without the mask the outputs at 苹果 differ (2.42e-01): every position reads the whole
-# sentence, and the two sentences differ after their first five characters. With the mask they
+# sentence, and the two sentences differ after their first eight tokens. With the mask they
 # agree exactly (0.00e+00): position $i$ reads only positions $j \le i$, which the two sentences
 # share, like the forward direction of an RNN.
 #
@@ -491,6 +492,13 @@ print("multi-head forward = two SelfAttention heads, concatenated, times W_o:", 
 
 # %%
 def my_multi_head_backward(dY, cache):
+    """Gradients of the two-head forward.
+
+    dY (T, D); cache = ``(X, W_q, W_k, W_v, W_o, Qh, Kh, Vh, Ah, concat)`` with Qh, Kh, Vh
+    (h, T, d_k) the heads' slices, Ah (h, T, T) their weights, concat (T, h·d_k) = [head_1 ;
+    head_2]. Y = concat W_o; head_h = softmax(Q_h K_hᵀ / √d_k) V_h.
+    Returns ``dX (T, D), dW_q, dW_k, dW_v (D, h·d_k), dW_o (h·d_k, D)``.
+    """
     X, W_q, W_k, W_v, W_o, Qh, Kh, Vh, Ah, concat = cache
     # BEGIN SOLUTION
     n_heads, T_, dk = Qh.shape
