@@ -234,7 +234,7 @@ assert result.status in ("passed", "not implemented"), "read the report above"
 # The task `copy` (`tinyattn.data`): repeat a string of letters. Both models are the same
 # network (bidirectional GRU encoder, E = 32, H = 32, Bahdanau scores, float32), trained on the
 # same 2,000 examples in the same order (Adam, learning rate 0.01, batches of 32, gradient norm
-# clipped at 5, 5 epochs: 315 updates), from seeds 0, 1 and 2. The only difference: soft reads
+# clipped at 5, 5 epochs of 63 batches: 315 updates), from seeds 0, 1 and 2. The only difference: soft reads
 # $\sum_j \alpha_{ij} h_j$, hard reads one $h_j$ (entropy weight $\lambda_e$ = 0.01, baseline
 # decay 0.9). Both are scored with greedy decoding on 200 test strings.
 #

@@ -64,7 +64,12 @@ from tinyattn.plot import plot_alignment, plot_history, plot_hypotheses
 from tinyattn.training.batching import pad_batch
 
 np.set_printoptions(precision=2, suppress=True)
-DATA = Path("..") / "data" / "phrasebook_en_zh.tsv"  # the notebook runs in lessons/
+# the repository's data/, found from the notebook's directory (lessons/ or lessons/solutions/)
+DATA = next((d / "data" / "phrasebook_en_zh.tsv" for d in (Path.cwd(), *Path.cwd().parents)
+             if (d / "data" / "phrasebook_en_zh.tsv").exists()), None)
+if DATA is None:
+    raise FileNotFoundError("data/phrasebook_en_zh.tsv not found above "
+                            f"{Path.cwd()}: open this notebook inside the tinyattn repository")
 
 # %% [markdown]
 # ## 1. The phrasebook and its tokens
