@@ -109,6 +109,7 @@ def _numeric(value):
 
 
 def as_outputs(value, n: int):
+    """A function's return value as a tuple of its ``n`` outputs (None when it cannot be)."""
     if n == 1:  # a bare value; a one-array tuple (dx,) is read as dx
         if (isinstance(value, (tuple, list)) and len(value) == 1
                 and isinstance(value[0], np.ndarray)):
