@@ -25,7 +25,7 @@ from tinyattn.decoders import BahdanauDecoder
 from tinyattn.exercises._diagnose import Bug
 from tinyattn.exercises._outputs import OutputExercise
 from tinyattn.exercises._registry import Exercise
-from tinyattn.functional import masked_softmax_backward, masked_softmax_forward
+from tinyattn.functional import masked_softmax_backward, masked_softmax_forward, softmax
 from tinyattn.gru import GRU, gru_step_backward, gru_step_forward
 from tinyattn.layers import Linear
 
@@ -78,10 +78,7 @@ def _cases(rng):
 def _attend(query, enc_hs, mask, p, masked=True):
     """Bahdanau's context and weights for a query (B, Hd)."""
     e = np.tanh((query @ p["W_a"])[:, None, :] + enc_hs @ p["U_a"]) @ p["v_a"]  # (B, S)
-    if masked:
-        e = np.where(mask, e, -np.inf)
-    w = np.exp(e - e.max(axis=1, keepdims=True))
-    alpha = w / w.sum(axis=1, keepdims=True)
+    alpha = masked_softmax_forward(e, mask)[0] if masked else softmax(e, axis=1)
     return np.einsum("bs,bsk->bk", alpha, enc_hs), alpha
 
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from tinyattn.exercises._diagnose import Bug
 from tinyattn.exercises._outputs import OutputExercise, as_outputs
-from tinyattn.functional import masked_softmax_forward
+from tinyattn.functional import masked_softmax_forward, softmax
 from tinyattn.gradcheck import TOL_STEP, check_function
 from tinyattn.hard_attention import reinforce_score_grad as _library_grad
 from tinyattn.hard_attention import reinforce_surrogate_forward
@@ -43,8 +43,7 @@ def _parts(scores, mask, positions, reward, baseline, use_mask=True):
     if use_mask:
         alpha, _ = masked_softmax_forward(scores, mask)
     else:
-        e = np.exp(scores - scores.max(axis=1, keepdims=True))
-        alpha = e / e.sum(axis=1, keepdims=True)
+        alpha = softmax(scores, axis=1)
     onehot = np.zeros_like(alpha)
     onehot[np.arange(len(alpha)), positions] = 1.0
     log_a = np.log(np.where(alpha > 0, alpha, 1.0))

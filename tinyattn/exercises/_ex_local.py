@@ -17,6 +17,7 @@ import numpy as np
 
 from tinyattn.exercises._diagnose import Bug
 from tinyattn.exercises._outputs import OutputExercise
+from tinyattn.functional import masked_softmax_forward, sigmoid
 from tinyattn.local_attention import LocalAttention
 
 # All sizes distinct, so that a transposed weight cannot pass unnoticed.
@@ -43,7 +44,7 @@ def _cases(rng):
         while True:  # a p_t scaled by S must keep a real token in reach (no empty window)
             W_p = rng.standard_normal((_HQ, _A))
             v_p = 2.0 * rng.standard_normal(_A)  # spreads p_t over the sentence
-            rho = 1.0 / (1.0 + np.exp(-(np.tanh(h @ W_p) @ v_p)))  # (B, T)
+            rho = sigmoid(np.tanh(h @ W_p) @ v_p)  # (B, T)
             if np.all(_S * rho - _W <= (lengths - 1)[:, None]):
                 return h, enc_hs, lengths, W_a, W_p, v_p, _W
     return [(f"a padded batch, lengths [9, 6, 4], w = {_W}", one(np.array([_S, 6, 4]))),
@@ -55,7 +56,7 @@ def _local_p(h, enc_hs, lengths, W_a, W_p, v_p, w, *, scale="real", sigma=0.5,
     """local-p attention with one of the classic mistakes switched on."""
     S = enc_hs.shape[1]
     scores = h @ (enc_hs @ W_a.T).transpose(0, 2, 1)  # (B, T, S)
-    rho = 1.0 / (1.0 + np.exp(-(np.tanh(h @ W_p) @ v_p)))  # (B, T)
+    rho = sigmoid(np.tanh(h @ W_p) @ v_p)  # (B, T)
     if scale == "local-m":  # p_t = t, clamped to the last real token; no Gaussian
         p = np.minimum(np.arange(h.shape[1])[None, :], (lengths - 1)[:, None]).astype(float)
         gauss = "none"
@@ -77,9 +78,7 @@ def _local_p(h, enc_hs, lengths, W_a, W_p, v_p, w, *, scale="real", sigma=0.5,
         z = scores * np.exp(log_g)
     else:
         z = scores
-    z = np.where(mask, z, -np.inf)
-    alpha = np.exp(z - z.max(axis=2, keepdims=True))
-    alpha /= alpha.sum(axis=2, keepdims=True)
+    alpha = masked_softmax_forward(z, mask)[0]  # over the window: 0 outside it
     if gauss == "after":
         alpha = alpha * np.exp(log_g)  # eq. 10 as printed: not renormalised
     return p, alpha
