@@ -255,20 +255,12 @@ class HardSeq2Seq(Seq2Seq):
         self.decoder.attn = HardAttention(self.decoder.attn, rng=sample_rng,
                                           entropy_weight=entropy_weight,
                                           baseline_decay=baseline_decay)
-        # keep the logits of the last forward: the rewards are read from them
-        self.decoder._logits = self._keep_logits(self.decoder._logits)
 
     def save(self, path, **kwargs):
         """Refused: a checkpoint's config would load as a soft Bahdanau `Seq2Seq`."""
         raise TypeError(f"HardSeq2Seq cannot be saved to {str(path)!r}: a checkpoint records "
                         "a Seq2Seq config, which would load as a soft Bahdanau model; keep "
                         "model.params (a dict of arrays) with numpy.savez if you need them")
-
-    def _keep_logits(self, logits_fn):
-        def run(feats, rows):
-            self._last_logits = logits_fn(feats, rows)
-            return self._last_logits
-        return run
 
     def forward(self, src, src_lengths, tgt_in, tgt_out, tgt_lengths):
         """Seq2Seq's loss; in train mode also the rewards for the backward."""
@@ -277,7 +269,7 @@ class HardSeq2Seq(Seq2Seq):
             tgt_out = np.asarray(tgt_out)
             T = tgt_out.shape[1]
             mask = np.arange(T)[None, :] < np.asarray(tgt_lengths)[:, None]
-            logp = log_softmax(self._last_logits, axis=1)  # (N, V), row-major tokens
+            logp = log_softmax(self.logits, axis=1)  # (N, V), row-major tokens
             tok = logp[np.arange(len(logp)), tgt_out[mask]]
             reward = np.zeros(tgt_out.shape[0])
             np.add.at(reward, np.nonzero(mask)[0], tok)  # R_b = Σ_i log p(y_bi)

@@ -226,6 +226,7 @@ class Seq2Seq(SavesCheckpoints, Module):
             self.seed_dropout(int(rng.integers(2**63)))
         self.attention_weights = None  # (B, T, S) of the last forward, None without attention
         self.attention_positions = None  # (B, T) local attention's p_t of the last forward
+        self.logits = None  # (N, V) of the last forward: one row per real target token
 
     TRAINING_OPTIONS = ("dropout", "label_smoothing")  # load_weights lets these differ
 
@@ -312,8 +313,7 @@ class Seq2Seq(SavesCheckpoints, Module):
         # encode the source; the decoder prepares what it reads of it (the memory)
         enc_hs, state0, c, src_mask = self.encode(src, src_lengths)
         memory = self.decoder.prepare(enc_hs, src_mask, c)
-        # decode with teacher forcing: the decoder reads the gold y_{i-1}
-        # the output layer runs on the real target tokens only: logits (N, V)
+        # teacher forcing: the decoder reads the gold y_{i-1}; logits (N, V) at real tokens only
         logits, alphas = self.decoder(self.tgt_drop(self.tgt_emb(tgt_in)), memory, state0,
                                       rows=tgt_mask)
         # the loss counts only real target tokens (here, all N rows)
@@ -324,6 +324,7 @@ class Seq2Seq(SavesCheckpoints, Module):
         dlogits = dlogits[0]
         self.attention_weights = alphas
         self.attention_positions = self.decoder.positions
+        self.logits = logits  # HardSeq2Seq reads its rewards from them
         self._cache = (dlogits, state0, enc_hs.shape)
         return loss
 
