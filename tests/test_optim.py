@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 import tinyattn as ta
 from tinyattn.module import Module
-from tinyattn.training.optim import SGD, Adam, StepDecay, clip_grad_norm
+from tinyattn.training.optim import SGD, Adam, clip_grad_norm
+from tinyattn.training.schedules import StepDecay
 
 
 class Quad(Module):

@@ -10,7 +10,8 @@ import pytest
 import tinyattn as ta
 from tinyattn.seq2seq import Seq2Seq
 from tinyattn.training.checkpoint import load_checkpoint
-from tinyattn.training.optim import SGD, Adam, PlateauDecay, StepDecay
+from tinyattn.training.optim import SGD, Adam
+from tinyattn.training.schedules import PlateauDecay, StepDecay
 from tinyattn.training.trainer import Diverged, Interrupted, Trainer
 
 from .test_train import IDS, assert_same_run, make_model, reversal_pairs

@@ -8,7 +8,8 @@ import pytest
 import tinyattn.training.checkpoint as checkpoint
 from tinyattn.seq2seq import Seq2Seq
 from tinyattn.training.batching import make_batches, pad_batch
-from tinyattn.training.optim import Adam, StepDecay
+from tinyattn.training.optim import Adam
+from tinyattn.training.schedules import StepDecay
 from tinyattn.training.trainer import Interrupted, Trainer
 
 PAD, SOS, EOS = 0, 1, 2

@@ -16,7 +16,8 @@ from tinyattn.module import Module
 from tinyattn.rnn import RNN
 from tinyattn.self_attention import SelfAttention
 from tinyattn.seq2seq import Seq2Seq
-from tinyattn.training.optim import SGD, Adam, PlateauDecay, StepDecay, clip_grad_norm
+from tinyattn.training.optim import SGD, Adam, clip_grad_norm
+from tinyattn.training.schedules import PlateauDecay, StepDecay
 from tinyattn.training.trainer import Trainer
 
 __version__ = "0.1.0"

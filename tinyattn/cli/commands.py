@@ -51,7 +51,8 @@ from tinyattn.data import CORPORA, TASKS, DataError, Vocab, detokenize, tokenize
 from tinyattn.data.tasks import SPLIT_NAMES
 from tinyattn.seq2seq import ATTENTIONS, MAX_LAYERS
 from tinyattn.training.checkpoint import remove_stale_temps
-from tinyattn.training.optim import Adam, PlateauDecay
+from tinyattn.training.optim import Adam
+from tinyattn.training.schedules import PlateauDecay
 from tinyattn.training.trainer import Diverged, Interrupted, LossGrowthWarning, Trainer
 
 MODEL_DEFAULTS = {"cell": "gru", "attention": "bahdanau", "emb_size": 32, "hidden_size": 64,

@@ -213,7 +213,7 @@ class Trainer:
             for name in ("step", "state_dict", "load_state_dict"):
                 if not callable(getattr(schedule, name, None)):
                     raise TypeError(f"schedule must be None or an lr schedule of "
-                                    f"tinyattn.training.optim (StepDecay, PlateauDecay), got "
+                                    f"tinyattn.training.schedules (StepDecay, PlateauDecay), got "
                                     f"{type(schedule).__name__}")
             if getattr(schedule, "optimizer", optimizer) is not optimizer:
                 raise ValueError(f"schedule must be built on this trainer's optimizer, got a "
