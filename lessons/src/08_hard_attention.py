@@ -207,7 +207,7 @@ def my_reinforce_score_grad(scores, mask, positions, reward, baseline, entropy_w
     # BEGIN SOLUTION
     alpha = masked_softmax(scores, mask)  # 0 at pads
     onehot = np.eye(scores.shape[1])[positions]  # (B, S)
-    log_a = np.log(np.where(mask, alpha, 1.0))  # log 1 = 0 at pads, never log 0
+    log_a = np.log(np.where(mask & (alpha > 0), alpha, 1.0))  # 0 log 0 = 0: pads, and any α = 0
     H = -(alpha * log_a).sum(axis=1, keepdims=True)  # (B, 1)
     adv = (reward - baseline)[:, None]
     d = -adv * (onehot - alpha) + entropy_weight * alpha * (log_a + H)
