@@ -341,3 +341,25 @@ class NonFiniteError(ValueError):
     A `ValueError`, so ``except ValueError`` still catches it; the trainer
     catches this class alone to report divergence in the user's terms.
     """
+
+
+def check_targets(src, tgt_in, tgt_out, tgt_lengths, tgt_vocab: int):
+    """A teacher-forced batch's target side (the model protocol, docs/models.md):
+    ``(tgt_in, tgt_out, tgt_lengths, tgt_mask)`` checked, ``tgt_mask (B, T)`` True at
+    real tokens. ``src`` is only compared for its batch size (the model checks it)."""
+    from tinyattn.functional import length_mask  # functional imports this module
+
+    tgt_in = check_ids(tgt_in, "tgt_in", tgt_vocab, shape=(None, None))
+    tgt_out = as_array(tgt_out, "tgt_out")
+    if tgt_out.shape != tgt_in.shape:
+        raise ValueError(f"tgt_out must have the shape of tgt_in {tgt_in.shape}, "
+                         f"got {tgt_out.shape}")
+    src = as_array(src, "src")
+    if src.ndim == 2 and src.shape[0] != tgt_in.shape[0]:
+        raise ValueError(f"src and tgt_in must have the same batch size, got "
+                         f"{src.shape[0]} and {tgt_in.shape[0]}")
+    B, T = tgt_in.shape
+    tgt_lengths = check_lengths(as_array(tgt_lengths, "tgt_lengths"), B, T, "tgt_lengths")
+    tgt_mask = length_mask(tgt_lengths, T)
+    tgt_out = check_ids(tgt_out, "tgt_out", tgt_vocab, where=tgt_mask)
+    return tgt_in, tgt_out, tgt_lengths, tgt_mask

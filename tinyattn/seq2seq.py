@@ -37,6 +37,7 @@ from tinyattn._validate import (
     check_real,
     check_rng,
     check_size,
+    check_targets,
 )
 from tinyattn.attention import BahdanauAttention, LuongAttention
 from tinyattn.bidirectional import Bidirectional
@@ -297,19 +298,8 @@ class Seq2Seq(SavesCheckpoints, Module):
     # ----- training ---------------------------------------------------------
     def forward(self, src, src_lengths, tgt_in, tgt_out, tgt_lengths):
         """Teacher-forced mean cross-entropy over the real target tokens."""
-        tgt_in = check_ids(tgt_in, "tgt_in", self.config["tgt_vocab"], shape=(None, None))
-        tgt_out = as_array(tgt_out, "tgt_out")
-        if tgt_out.shape != tgt_in.shape:
-            raise ValueError(f"tgt_out must have the shape of tgt_in {tgt_in.shape}, "
-                             f"got {tgt_out.shape}")
-        src = as_array(src, "src")
-        if src.ndim == 2 and src.shape[0] != tgt_in.shape[0]:
-            raise ValueError(f"src and tgt_in must have the same batch size, got "
-                             f"{src.shape[0]} and {tgt_in.shape[0]}")
-        B, T = tgt_in.shape
-        tgt_lengths = check_lengths(as_array(tgt_lengths, "tgt_lengths"), B, T, "tgt_lengths")
-        tgt_mask = length_mask(tgt_lengths, T)
-        tgt_out = check_ids(tgt_out, "tgt_out", self.config["tgt_vocab"], where=tgt_mask)
+        tgt_in, tgt_out, tgt_lengths, tgt_mask = check_targets(
+            src, tgt_in, tgt_out, tgt_lengths, self.config["tgt_vocab"])
         # encode the source; the decoder prepares what it reads of it (the memory)
         enc_hs, state0, c, src_mask = self.encode(src, src_lengths)
         memory = self.decoder.prepare(enc_hs, src_mask, c)
