@@ -17,7 +17,7 @@ from tinyattn.rnn import RNN
 from tinyattn.self_attention import SelfAttention
 from tinyattn.seq2seq import Seq2Seq
 from tinyattn.training.optim import SGD, Adam, clip_grad_norm
-from tinyattn.training.schedules import PlateauDecay, StepDecay
+from tinyattn.training.schedules import NoamSchedule, PlateauDecay, StepDecay
 from tinyattn.training.trainer import Trainer
 
 __version__ = "0.1.0"
@@ -27,6 +27,7 @@ __all__ = [
     "Adam",
     "Seq2Seq",
     "HardSeq2Seq",
+    "NoamSchedule",
     "PlateauDecay",
     "StepDecay",
     "Trainer",

@@ -8,9 +8,9 @@ docs/models.md.
 from tinyattn.training.batching import Batch, make_batches, pad_batch, pad_ids
 from tinyattn.training.checkpoint import load_checkpoint, save_checkpoint
 from tinyattn.training.optim import SGD, Adam, clip_grad_norm
-from tinyattn.training.schedules import PlateauDecay, StepDecay
+from tinyattn.training.schedules import NoamSchedule, PlateauDecay, StepDecay
 from tinyattn.training.trainer import EpochRecord, Interrupted, Trainer
 
-__all__ = ["SGD", "Adam", "Batch", "EpochRecord", "Interrupted", "PlateauDecay", "StepDecay",
-           "Trainer", "clip_grad_norm", "load_checkpoint", "make_batches", "pad_batch", "pad_ids",
-           "save_checkpoint"]
+__all__ = ["SGD", "Adam", "Batch", "EpochRecord", "Interrupted", "NoamSchedule", "PlateauDecay",
+           "StepDecay", "Trainer", "clip_grad_norm", "load_checkpoint", "make_batches", "pad_batch",
+           "pad_ids", "save_checkpoint"]

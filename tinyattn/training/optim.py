@@ -1,5 +1,5 @@
-"""Optimisers (SGD, Adam) and global gradient-norm clipping; the two lr
-schedules that drive an optimiser's ``lr`` are in `tinyattn.training.schedules`.
+"""Optimisers (SGD, Adam) and global gradient-norm clipping; the lr schedules
+that drive an optimiser's ``lr`` are in `tinyattn.training.schedules`.
 
 Optimisers update each ``value`` of `Module.named_parameters` in place and keep
 their state by dotted parameter name, in the parameter's dtype.

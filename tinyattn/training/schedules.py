@@ -1,6 +1,12 @@
-"""Two learning-rate schedules for the optimisers of `tinyattn.training.optim`:
+"""Learning-rate schedules for the optimisers of `tinyattn.training.optim`:
 `StepDecay` (every ``step_size`` epochs) and `PlateauDecay` (when the validation
-loss stops improving). docs/equations.md §9.4 and §9.5.
+loss stops improving), stepped once per epoch, and `NoamSchedule` (warm-up, then
+inverse square root), stepped before every optimiser step. docs/equations.md
+§9.4, §9.5 and §9.7.
+
+The schedule protocol `Trainer` reads: ``per_step`` (class attribute) True means
+``step()`` before every optimiser step, never at epoch end; otherwise ``step()``
+once at the end of each epoch, or ``step(valid_loss)`` when ``uses_valid_loss``.
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from tinyattn._validate import check_size, is_int
+from tinyattn._validate import _show, check_dim, check_real, check_size, is_int
 from tinyattn.training.optim import _number, _Optimizer
 
 
@@ -35,6 +41,7 @@ class StepDecay:
     """
 
     uses_valid_loss = False  # the schedule protocol: step() takes no argument
+    per_step = False  # ... and is called once at the end of each epoch
 
     def __init__(self, optimizer, *, step_size, gamma):
         if not isinstance(optimizer, _Optimizer):
@@ -109,6 +116,7 @@ class PlateauDecay:
     """
 
     uses_valid_loss = True  # the schedule protocol: step(valid_loss)
+    per_step = False  # ... once at the end of each epoch
 
     def __init__(self, optimizer, *, factor=0.5, patience=1, min_lr=0.0, threshold=1e-4):
         if not isinstance(optimizer, _Optimizer):
@@ -172,3 +180,110 @@ class PlateauDecay:
         bad = check_size(values["bad_epochs"], "state_dict['bad_epochs']", low=0)
         lr = _number("state_dict['lr']", values["lr"], "(0, inf)")
         self.best, self.bad_epochs, self.optimizer.lr = best, bad, lr
+
+
+class NoamSchedule:
+    """Warm the learning rate up linearly, then decay it as the inverse square
+    root of the step: the schedule of Vaswani et al. 2017, §5.3, eq. 3.
+
+    Parameters
+    ----------
+    optimizer : SGD or Adam
+        Its own ``lr`` is never used: the first `step` replaces it.
+    d_model : int, >= 1
+        The model width; it scales every rate by ``d_model ** -0.5``.
+    warmup : int, >= 1
+        The number of warm-up steps; the rate peaks at ``step == warmup``.
+    factor : float, > 0
+        An overall multiplier (1 in the paper).
+
+    Notes
+    -----
+    Call `step` before every optimiser step (`Trainer` does: ``per_step`` is
+    True). Counting optimiser steps from 1, the ``step``-th update uses::
+
+        lr(step) = factor * d_model**-0.5 * min(step**-0.5, step * warmup**-1.5)
+
+    The two terms of the min are equal at ``step == warmup``: before it the
+    second is the smaller, so the rate grows linearly from
+    ``factor * d_model**-0.5 * warmup**-1.5`` at step 1; after it the first
+    is, so the rate falls as ``1 / sqrt(step)``. The peak is::
+
+        lr(warmup) = factor / sqrt(d_model * warmup)
+
+    The paper used ``d_model = 512``, ``warmup = 4000`` and ``factor = 1`` (a
+    peak of about 7.0e-4) with Adam, ``betas = (0.9, 0.98)`` and
+    ``eps = 1e-9`` (``Adam(params, betas=(0.9, 0.98), eps=1e-9)``; the
+    ``lr`` given to Adam does not matter). The paper does not say why it warms
+    up; a common reading is that small first updates protect a model whose
+    Adam moment estimates still rest on few gradients. The ``d_model``
+    factor gives wider models lower rates.
+
+    A checkpoint stores the step count and the three constants
+    (`state_dict`); `load_state_dict` refuses constants other than this
+    schedule's, since the resumed rates would then not continue the run's.
+    """
+
+    uses_valid_loss = False  # the schedule protocol: step() takes no argument
+    per_step = True  # ... and is called before every optimiser step, never at epoch end
+
+    def __init__(self, optimizer, *, d_model, warmup, factor=1.0):
+        if not isinstance(optimizer, _Optimizer):
+            raise TypeError(f"optimizer must be an SGD or Adam optimiser, "
+                            f"got {type(optimizer).__name__}")
+        self.optimizer = optimizer
+        self.d_model = check_dim(d_model, "d_model")
+        self.warmup = check_size(warmup, "warmup")
+        self.factor = check_real(factor, "factor", "(0, inf)")
+        self.step_count = 0  # optimiser steps scheduled so far
+
+    def lr_at(self, step) -> float:
+        """The rate of the ``step``-th optimiser step (``step`` >= 1)."""
+        step = check_size(step, "step")
+        return self.factor * self.d_model ** -0.5 * min(step ** -0.5,
+                                                        step * self.warmup ** -1.5)
+
+    def step(self) -> float:
+        """Before an optimiser step: count it, set and return its ``optimizer.lr``."""
+        self.optimizer.lr = self.lr_at(self.step_count + 1)
+        self.step_count += 1
+        return self.optimizer.lr
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """``{"step_count": 0-d int64, "d_model": 0-d int64, "warmup": 0-d int64,
+        "factor": 0-d float64}``."""
+        return {"step_count": np.array(self.step_count, dtype=np.int64),
+                "d_model": np.array(self.d_model, dtype=np.int64),
+                "warmup": np.array(self.warmup, dtype=np.int64),
+                "factor": np.array(self.factor, dtype=np.float64)}
+
+    def load_state_dict(self, state) -> None:
+        """Restore a `state_dict` and set ``optimizer.lr`` to the rate of its last
+        step (left as it is at step 0); on any mismatch, constants other than
+        this schedule's included, raise ValueError naming the key and change
+        nothing."""
+        if not isinstance(state, Mapping):
+            raise TypeError(f"state must be a mapping (a state_dict()), "
+                            f"got {type(state).__name__}")
+        kinds = {"step_count": "int", "d_model": "int", "warmup": "int", "factor": "float"}
+        if set(state) != set(kinds):
+            raise ValueError(f"state_dict must be {{'step_count': int >= 0, 'd_model': int, "
+                             f"'warmup': int, 'factor': float}} (a NoamSchedule's), got the "
+                             f"keys {sorted(map(str, state))}")
+        values = {}
+        for key, kind in kinds.items():
+            arr = np.asarray(state[key])
+            if arr.shape != () or arr.dtype.kind not in ("iu" if kind == "int" else "f"):
+                raise ValueError(f"state_dict[{key!r}] must be a 0-d {kind} array, got "
+                                 f"shape {arr.shape} and dtype {arr.dtype}")
+            values[key] = arr.item()
+        for key in ("d_model", "warmup", "factor"):
+            if values[key] != getattr(self, key):
+                raise ValueError(f"state_dict[{key!r}] is {_show(values[key])}, but this "
+                                 f"NoamSchedule has {key}={getattr(self, key)!r}: a resumed "
+                                 f"run must keep its schedule's constants, or its rates would "
+                                 f"not continue the saved ones")
+        count = check_size(values["step_count"], "state_dict['step_count']", low=0)
+        if count:
+            self.optimizer.lr = self.lr_at(count)
+        self.step_count = count

@@ -156,13 +156,16 @@ class Trainer:
     clip : float or None
         Clip the global gradient norm to this (recurrent gradients explode,
         document 003 figure 4); None disables clipping.
-    schedule : StepDecay or PlateauDecay, optional
-        Built on ``optimizer``; stepped once at the end of each epoch, after
-        the epoch's record (whose ``lr`` is the rate the epoch trained with)
-        and before its checkpoint. The protocol: a schedule whose
-        ``uses_valid_loss`` is True (`PlateauDecay`) is called as
-        ``schedule.step(valid_loss)`` and needs ``valid_pairs`` in `fit`;
-        any other (`StepDecay`) as ``schedule.step()``. Its ``state_dict()``
+    schedule : StepDecay, PlateauDecay or NoamSchedule, optional
+        Built on ``optimizer``. The protocol: a schedule whose ``per_step``
+        is True (`NoamSchedule`) is called as ``schedule.step()`` before every
+        optimiser step and never at epoch end (a record's ``lr`` is then its
+        epoch's last rate). Any other is stepped once at the end of each
+        epoch, after the epoch's record (whose ``lr`` is the rate the epoch
+        trained with) and before its checkpoint: one whose
+        ``uses_valid_loss`` is True (`PlateauDecay`) as
+        ``schedule.step(valid_loss)``, needing ``valid_pairs`` in `fit`; any
+        other (`StepDecay`) as ``schedule.step()``. Its ``state_dict()``
         goes into every checkpoint (``schedule/<key>`` extras).
     rng : numpy.random.Generator
         Shuffles the training data each epoch; its state is checkpointed,
@@ -212,9 +215,9 @@ class Trainer:
         if schedule is not None:
             for name in ("step", "state_dict", "load_state_dict"):
                 if not callable(getattr(schedule, name, None)):
-                    raise TypeError(f"schedule must be None or an lr schedule of "
-                                    f"tinyattn.training.schedules (StepDecay, PlateauDecay), got "
-                                    f"{type(schedule).__name__}")
+                    raise TypeError(f"schedule must be None or an lr schedule of tinyattn."
+                                    f"training.schedules (StepDecay, PlateauDecay, NoamSchedule),"
+                                    f" got {type(schedule).__name__}")
             if getattr(schedule, "optimizer", optimizer) is not optimizer:
                 raise ValueError(f"schedule must be built on this trainer's optimizer, got a "
                                  f"{type(schedule).__name__} of another optimiser (its lr "
@@ -293,6 +296,8 @@ class Trainer:
                 self.model.backward()
                 # max_norm = inf measures the norm without clipping
                 norm = clip_grad_norm(self.model, self.clip if self.clip else np.inf)
+                if getattr(self.schedule, "per_step", False):  # NoamSchedule: this step's lr
+                    self.schedule.step()
                 self.optimizer.step()
             except NonFiniteError as err:
                 if stage.startswith("the gradients"):
@@ -406,7 +411,7 @@ class Trainer:
             self.history.append(record)
             if plateau:
                 self.schedule.step(valid_loss)
-            elif self.schedule is not None:
+            elif self.schedule is not None and not getattr(self.schedule, "per_step", False):
                 self.schedule.step()
             best = valid_loss is not None and valid_loss < self.best_valid
             if best:
