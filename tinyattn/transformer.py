@@ -30,6 +30,7 @@ from tinyattn._validate import (
     check_id,
     check_ids,
     check_lengths,
+    check_options,
     check_real,
     check_rng,
     check_size,
@@ -95,6 +96,9 @@ class Transformer(SavesCheckpoints, Module):
         (``logits = h @ E_tgtᵀ + b``), as the paper does (§3.4). The output layer
         then trains the pad row too (the pad class's logit reads it), so it leaves
         0; no real position ever reads it.
+    attention : "multihead"
+        The only value: it is here so that ``config`` (which the model protocol
+        says names the attention) builds the model again.
     rng : numpy.random.Generator
     dtype : np.float32 or np.float64
 
@@ -110,7 +114,8 @@ class Transformer(SavesCheckpoints, Module):
 
     def __init__(self, src_vocab, tgt_vocab, *, d_model, num_heads, d_ff, num_encoder_layers,
                  num_decoder_layers, dropout=0.0, norm_first=False, max_len=512, pad_id=0,
-                 label_smoothing=0.0, tie_embeddings=False, rng, dtype=np.float64):
+                 label_smoothing=0.0, tie_embeddings=False, attention="multihead", rng,
+                 dtype=np.float64):
         super().__init__(dtype)
         check_rng(rng)
         V_src, V_tgt = check_dim(src_vocab, "src_vocab"), check_dim(tgt_vocab, "tgt_vocab")
@@ -127,6 +132,7 @@ class Transformer(SavesCheckpoints, Module):
         pad_id = check_id(pad_id, "pad_id", min(V_src, V_tgt))
         label_smoothing = check_real(label_smoothing, "label_smoothing", "[0, 1)")
         tie_embeddings = check_bool(tie_embeddings, "tie_embeddings")
+        check_options("attention", attention, ("multihead",))
         self.config = dict(src_vocab=V_src, tgt_vocab=V_tgt, d_model=D, num_heads=n, d_ff=d_ff,
                            num_encoder_layers=L_enc, num_decoder_layers=L_dec, dropout=dropout,
                            norm_first=norm_first, max_len=max_len, pad_id=pad_id,

@@ -13,7 +13,6 @@ moment ends with one line and exit status 130.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import re
 import signal
@@ -34,6 +33,19 @@ from tinyattn.cli.evaluation import (
     plot_examples,
     plot_paths,
 )
+from tinyattn.cli.options import (
+    add_model_arguments,
+    build_optimizer,
+    check_arch_flags,
+    flag,
+    float_in,
+    given,
+    model_defaults,
+    non_negative,
+    positive,
+    positive_float,
+    train_defaults,
+)
 from tinyattn.cli.run import (
     FILES,
     SPLIT_DIR,
@@ -49,18 +61,8 @@ from tinyattn.cli.run import (
 )
 from tinyattn.data import CORPORA, TASKS, DataError, Vocab, detokenize, tokenize
 from tinyattn.data.tasks import SPLIT_NAMES
-from tinyattn.seq2seq import ATTENTIONS, MAX_LAYERS
 from tinyattn.training.checkpoint import remove_stale_temps
-from tinyattn.training.optim import Adam
-from tinyattn.training.schedules import PlateauDecay
 from tinyattn.training.trainer import Diverged, Interrupted, LossGrowthWarning, Trainer
-
-MODEL_DEFAULTS = {"cell": "gru", "attention": "bahdanau", "emb_size": 32, "hidden_size": 64,
-                  "attn_size": None, "input_feeding": False, "bidirectional": True,
-                  "num_layers": 1, "window": 3, "dropout": 0.0, "label_smoothing": 0.0,
-                  "dtype": "float32"}
-TRAIN_DEFAULTS = {"epochs": 2, "batch_size": 64, "lr": 0.004, "clip": 5.0, "seed": 0,
-                  "patience": None, "lr_decay": None, "decay_patience": 1}
 
 
 class CLIError(Exception):
@@ -72,17 +74,9 @@ def _say(*parts) -> None:
 
 
 # ----- train -----------------------------------------------------------------
-def _given(args, defaults: dict) -> dict:
-    """The options of ``defaults`` given on the command line ("none" -> None)."""
-    given = {k: getattr(args, k) for k in defaults if getattr(args, k) is not None}
-    if given.get("attention") == "none":
-        given["attention"] = None
-    return given
-
-
 def _options(args, defaults: dict) -> dict:
     """The options given on the command line over ``defaults``."""
-    return {**defaults, **_given(args, defaults)}
+    return {**defaults, **given(args, defaults)}
 
 
 def _new_run(args, out: Path) -> tuple[Run, dict]:
@@ -97,8 +91,13 @@ def _new_run(args, out: Path) -> tuple[Run, dict]:
     splits, info = load_examples(spec, progress=not args.quiet)
     vocabs = (Vocab.build([e.src for e in splits["train"]], min_freq=args.min_freq),
               Vocab.build([e.tgt for e in splits["train"]], min_freq=args.min_freq))
-    model_opts = _options(args, MODEL_DEFAULTS)
-    train_opts = _options(args, TRAIN_DEFAULTS)
+    arch = args.arch or "rnn"
+    try:
+        check_arch_flags(args, arch)
+    except ValueError as err:
+        raise CLIError(str(err)) from None
+    model_opts = _options(args, model_defaults(arch))
+    train_opts = _options(args, train_defaults(arch))
     longest = max(len(e.tgt) for e in splits["train"])
     train_opts["max_decode_len"] = 2 * longest + 5  # room for the <eos> and longer outputs
     run = Run(out, spec, model_opts, train_opts, *vocabs)
@@ -107,12 +106,13 @@ def _new_run(args, out: Path) -> tuple[Run, dict]:
 
 def _resumed_run(args, out: Path) -> tuple[Run, dict]:
     run = Run.open(out)
-    for given, stored, what in ((_given(args, MODEL_DEFAULTS), run.model_options, "model"),
-                                ({k: v for k, v in _given(args, TRAIN_DEFAULTS).items()
+    arch = run.model_options["arch"]
+    for asked, stored, what in ((given(args, model_defaults(arch)), run.model_options, "model"),
+                                ({k: v for k, v in given(args, train_defaults(arch)).items()
                                   if k != "epochs"}, run.train_options, "training")):
-        clash = {k: (v, stored.get(k)) for k, v in given.items() if stored.get(k) != v}
+        clash = {k: (v, stored.get(k)) for k, v in asked.items() if stored.get(k) != v}
         if clash:
-            shown = ", ".join(f"--{k.replace('_', '-')} {a} (run has {b})"
+            shown = ", ".join(f"{flag(k)} {a} (run has {b})"
                               for k, (a, b) in clash.items())
             raise CLIError(f"{out} was trained with other {what} options: {shown}; "
                            "drop them to resume, or train a new run with another --out")
@@ -177,8 +177,9 @@ def _prepare_out(args, out: Path) -> None:
 
 def _flag_names(message: str) -> str:
     """An option's error in the command line's terms: ``input_feeding`` -> ``--input-feeding``."""
-    for key in (*MODEL_DEFAULTS, *TRAIN_DEFAULTS):
-        message = re.sub(rf"(?<![\w-]){key}\b", "--" + key.replace("_", "-"), message)
+    keys = {*model_defaults("rnn"), *model_defaults("transformer"), *train_defaults("rnn")}
+    for key in keys:
+        message = re.sub(rf"(?<![\w-]){key}\b", flag(key), message)
     return message
 
 
@@ -188,11 +189,8 @@ def _build(run: Run, args):
     opts = run.train_options
     try:
         model = run.build_model(opts["seed"])
-        optimizer = Adam(model.named_parameters(), lr=opts["lr"])
-        # runs made before these options existed have neither: no decay
-        decay = opts.get("lr_decay")
-        schedule = None if decay is None else PlateauDecay(
-            optimizer, factor=decay, patience=opts.get("decay_patience", 1))
+        # runs made before the schedules existed have neither option: no schedule
+        optimizer, schedule = build_optimizer(model, run.model_options, opts)
         trainer = Trainer(model, optimizer, schedule=schedule,
                           pad_id=Vocab.pad_id, sos_id=Vocab.sos_id, eos_id=Vocab.eos_id,
                           batch_size=opts["batch_size"], clip=opts["clip"],
@@ -247,7 +245,7 @@ def cmd_train(args) -> int:
             warnings.showwarning = _show_warning
             trainer.fit(train, valid, epochs=opts["epochs"], patience=opts["patience"],
                         checkpoint_path=run.path("checkpoint"), best_path=run.path("best"),
-                        on_epoch=_epoch_printer(opts.get("lr_decay") is not None))
+                        on_epoch=_epoch_printer(trainer.schedule is not None))
     except Interrupted as stop:
         try:
             trainer.save(run.path("checkpoint"))
@@ -393,53 +391,6 @@ def cmd_plot(args) -> int:
 
 
 # ----- argument parsing -------------------------------------------------------
-def _int_at_least(low: int, expected: str):
-    """An argparse type: an integer >= ``low``, else an error saying ``expected``."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"expected {expected}, got {value}")
-        return value
-    return parse
-
-
-_positive = _int_at_least(1, "a positive integer")
-_non_negative = _int_at_least(0, "an integer >= 0")
-
-
-def _int_in(low: int, high: int):
-    """An argparse type: an integer in ``low..high``."""
-    expected = f"an integer in {low}..{high}"
-    at_least = _int_at_least(low, expected)
-
-    def parse(text: str) -> int:
-        value = at_least(text)
-        if value > high:
-            raise argparse.ArgumentTypeError(f"expected {expected}, got {value}")
-        return value
-    return parse
-
-
-def _float_in(ok, expected: str):
-    """An argparse type: a float for which ``ok`` holds, else an error saying ``expected``."""
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if not ok(value):  # NaN fails every comparison
-            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
-        return value
-    return parse
-
-
-_positive_float = _float_in(lambda v: 0 < v < math.inf, "a positive finite number")
-_probability = _float_in(lambda v: 0 <= v < 1, "a number in [0, 1)")
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the four commands."""
     parser = argparse.ArgumentParser(
@@ -459,47 +410,33 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue the run in --out")
     t.add_argument("--overwrite", action="store_true",
                    help="replace the run in --out (only ever a tinyattn run)")
-    m = t.add_argument_group("model (defaults: " + ", ".join(
-        f"{k}={v}" for k, v in MODEL_DEFAULTS.items()) + ")")
-    m.add_argument("--cell", choices=("gru", "lstm"))
-    m.add_argument("--attention", choices=[a for a in ATTENTIONS if a] + ["none"])
-    m.add_argument("--emb-size", dest="emb_size", type=_positive)
-    m.add_argument("--hidden-size", dest="hidden_size", type=_positive,
-                   help="per encoder direction; the decoder has twice this")
-    m.add_argument("--attn-size", dest="attn_size", type=_positive)
-    m.add_argument("--input-feeding", dest="input_feeding", action="store_const", const=True)
-    m.add_argument("--unidirectional", dest="bidirectional", action="store_const", const=False)
-    m.add_argument("--num-layers", dest="num_layers", type=_int_in(1, MAX_LAYERS),
-                   help="stacked recurrent layers in the encoder and in the decoder "
-                   f"(1..{MAX_LAYERS}); --dropout also applies between them")
-    m.add_argument("--window", type=_positive, help="local attention's half-width D")
-    m.add_argument("--dropout", type=_probability,
-                   help="inverted dropout on the embeddings, between stacked layers and "
-                   "before the output layer, in training only")
-    m.add_argument("--label-smoothing", dest="label_smoothing", type=_probability,
-                   help="ε of the training loss's smoothed targets (pads excluded)")
-    m.add_argument("--dtype", choices=("float32", "float64"))
+    add_model_arguments(t)
     o = t.add_argument_group("training (defaults: " + ", ".join(
-        f"{k}={v}" for k, v in TRAIN_DEFAULTS.items()) + ")")
-    o.add_argument("--epochs", type=_positive)
-    o.add_argument("--batch-size", dest="batch_size", type=_positive)
-    o.add_argument("--lr", type=_positive_float)
-    o.add_argument("--clip", type=_positive_float)
-    o.add_argument("--seed", type=_non_negative)
-    o.add_argument("--patience", type=_positive,
+        f"{k}={v}" for k, v in train_defaults("rnn").items()) + "; --arch transformer: "
+        + ", ".join(f"{k}={v}" for k, v in train_defaults("transformer").items()
+                    if v != train_defaults("rnn")[k]) + ")")
+    o.add_argument("--epochs", type=positive)
+    o.add_argument("--batch-size", dest="batch_size", type=positive)
+    o.add_argument("--lr", type=positive_float)
+    o.add_argument("--clip", type=positive_float)
+    o.add_argument("--seed", type=non_negative)
+    o.add_argument("--patience", type=positive,
                    help="stop when the validation loss has not improved for N epochs")
-    o.add_argument("--lr-decay", dest="lr_decay", type=_float_in(lambda v: 0 < v < 1,
+    o.add_argument("--lr-decay", dest="lr_decay", type=float_in(lambda v: 0 < v < 1,
                                                                  "a number in (0, 1)"),
                    help="multiply the learning rate by this when the validation loss has not "
                    "improved for --decay-patience epochs")
-    o.add_argument("--decay-patience", dest="decay_patience", type=_positive)
+    o.add_argument("--decay-patience", dest="decay_patience", type=positive)
+    o.add_argument("--warmup", type=positive,
+                   help="--arch transformer: the Noam schedule, the learning rate rising "
+                   "linearly to --lr over this many steps, then falling as 1/sqrt(step)")
     d = t.add_argument_group("data")
-    d.add_argument("--train-size", dest="train_size", type=_positive,
+    d.add_argument("--train-size", dest="train_size", type=positive,
                    help="use only the first N training examples")
     d.add_argument("--src-kind", dest="src_kind", choices=("char", "word", "zh"))
     d.add_argument("--tgt-kind", dest="tgt_kind", choices=("char", "word", "zh"))
     d.add_argument("--keep-case", action="store_true", help="do not lowercase TSV text")
-    d.add_argument("--max-len", dest="max_len", type=_positive,
+    d.add_argument("--max-len", dest="max_len", type=positive,
                    help="drop TSV pairs with more tokens on either side")
     d.add_argument("--english-prefixes", action="store_true",
                    help="keep only pairs whose English side (the source; the target with "
@@ -511,9 +448,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="'source' (default): each source sentence goes wholly to train, valid "
                    "or test, so no test source is seen in training; 'pairs': each pair "
                    "independently (the old way, for comparison)")
-    d.add_argument("--split-seed", dest="split_seed", type=_non_negative, default=0)
-    d.add_argument("--min-freq", dest="min_freq", type=_positive, default=1)
-    t.add_argument("--plots", type=_non_negative, default=3,
+    d.add_argument("--split-seed", dest="split_seed", type=non_negative, default=0)
+    d.add_argument("--min-freq", dest="min_freq", type=positive, default=1)
+    t.add_argument("--plots", type=non_negative, default=3,
                    help="alignment PNGs of test examples")
     t.add_argument("--quiet", action="store_true",
                    help="no progress bar (a corpus download still prints its licence)")
@@ -522,8 +459,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("translate", help="translate sentences with a trained run")
     tr.add_argument("run", metavar="RUN_DIR")
     tr.add_argument("sentences", nargs="*", help="sentences (default: one per line on stdin)")
-    tr.add_argument("--beam", type=_positive, default=1, help="beam size (1 = greedy)")
-    tr.add_argument("--n-best", dest="n_best", type=_positive, default=1)
+    tr.add_argument("--beam", type=positive, default=1, help="beam size (1 = greedy)")
+    tr.add_argument("--n-best", dest="n_best", type=positive, default=1)
     tr.add_argument("--plot", metavar="DIR", help="write each sentence's heatmap to DIR")
     tr.add_argument("--overwrite", action="store_true",
                     help="replace heatmaps already in --plot DIR")
@@ -532,8 +469,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="exact match, BLEU, alignment accuracy on a split")
     ev.add_argument("run", metavar="RUN_DIR")
     ev.add_argument("--split", choices=SPLIT_NAMES, default="test")
-    ev.add_argument("--beam", type=_positive, default=1)
-    ev.add_argument("--limit", type=_positive,
+    ev.add_argument("--beam", type=positive, default=1)
+    ev.add_argument("--limit", type=positive,
                     help="only the first N distinct sources, each with all its references")
     ev.set_defaults(func=cmd_evaluate)
 
@@ -541,7 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("run", metavar="RUN_DIR")
     pl.add_argument("--split", choices=SPLIT_NAMES, default="test")
     pl.add_argument("--index", type=int, nargs="+", default=[0, 1, 2])
-    pl.add_argument("--beam", type=_positive, default=1,
+    pl.add_argument("--beam", type=positive, default=1,
                     help="with a beam > 1, one heatmap per hypothesis")
     pl.add_argument("--out", help="directory (default RUN_DIR/plots)")
     pl.add_argument("--overwrite", action="store_true",

@@ -38,7 +38,6 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyattn._validate import check_dtype_name
 from tinyattn.cli.dataspec import (  # noqa: F401 (DataSpec & co. are imported from here too)
     SPLIT_KINDS,
     DataSpec,
@@ -48,6 +47,7 @@ from tinyattn.cli.dataspec import (  # noqa: F401 (DataSpec & co. are imported f
     load_examples,
     same_source,
 )
+from tinyattn.cli.options import build_model, upgrade_model_options
 from tinyattn.data import (
     CORPORA,
     Example,
@@ -55,7 +55,6 @@ from tinyattn.data import (
     read_pairs,
 )
 from tinyattn.data.tasks import SPLIT_NAMES
-from tinyattn.seq2seq import Seq2Seq
 from tinyattn.training.checkpoint import temp_of, write_text_atomic
 
 RUN_FORMAT = "tinyattn.cli.run"
@@ -133,12 +132,11 @@ class Run:
         """The path of one of the run's files (``FILES[key]``)."""
         return self.directory / FILES[key]
 
-    def build_model(self, seed: int) -> Seq2Seq:
-        """A freshly initialised model of this run's configuration."""
-        opts = dict(self.model_options)
-        dtype = check_dtype_name(opts.pop("dtype", None))
-        return Seq2Seq(len(self.src_vocab), len(self.tgt_vocab), pad_id=Vocab.pad_id,
-                       rng=np.random.default_rng(seed), dtype=dtype, **opts)
+    def build_model(self, seed: int):
+        """A freshly initialised model of this run's configuration (a `Seq2Seq`, or a
+        `Transformer` for ``arch = "transformer"``)."""
+        return build_model(self.model_options, len(self.src_vocab), len(self.tgt_vocab),
+                           pad_id=Vocab.pad_id, seed=seed)
 
     def vocab_extra(self) -> dict:
         """The vocabularies as checkpoint extras (checked by `load_model`)."""
@@ -234,14 +232,14 @@ class Run:
             vocabs.append(Vocab.load(directory / FILES[key]))
         try:
             run = cls(directory, DataSpec(**_upgrade_data(config["data"])),
-                      Seq2Seq.upgrade_config(config["model"]), config["train"],
+                      upgrade_model_options(config["model"]), config["train"],
                       *vocabs)
             run.build_model(seed=0)  # the stored model options must build a model
         except (KeyError, TypeError, ValueError) as e:
             raise RunError(f"{config_path}: incomplete, unknown or invalid field ({e})") from None
         return run
 
-    def load_model(self) -> Seq2Seq:
+    def load_model(self):
         """The trained model: the best epoch's weights (``best.npz``), or the last
         checkpoint's in a run without one; it must match this run's configuration."""
         path = self.path("best") if self.path("best").exists() else self.path("checkpoint")
