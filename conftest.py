@@ -15,7 +15,7 @@ except ImportError:
 
 # modules that import torch at their top: not even collected without it
 collect_ignore = [] if HAS_TORCH else ["tinyattn/torch_model.py"]
-NEEDS_TORCH = ("tinyattn.interop.",)  # doctests that call into PyTorch
+NEEDS_TORCH = ("tinyattn.interop.", "tinyattn.interop_transformer")  # doctests calling PyTorch
 
 
 @pytest.fixture(autouse=True)

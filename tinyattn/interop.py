@@ -1,10 +1,13 @@
 """Optional PyTorch bridge: a tinyattn RNN, GRU or LSTM layer (one layer, a
 `Bidirectional` pair, or a `tinyattn.stacked.StackedRNN` of them: PyTorch's
-``num_layers``) or a whole `tinyattn.Seq2Seq`, to and from PyTorch.
+``num_layers``), a Transformer piece (`MultiHeadAttention`, `LayerNorm`,
+`TransformerEncoderLayer`, `TransformerDecoderLayer`) or a whole
+`tinyattn.Seq2Seq`, to and from PyTorch.
 
 `to_torch` builds the PyTorch module computing the same function and copies
-the weights in; `from_torch` takes one (trained there, say) back. A layer
-becomes `torch.nn.RNN`/`GRU`/`LSTM`; a `Seq2Seq` becomes a
+the weights in; `from_torch` takes one (trained there, say) back. A recurrent
+layer becomes `torch.nn.RNN`/`GRU`/`LSTM`; a Transformer piece its namesake in
+``torch.nn`` (`tinyattn.interop_transformer` maps those); a `Seq2Seq` becomes a
 `tinyattn.torch_model.TorchSeq2Seq`, whose ``model(src, src_lengths,
 tgt_in, tgt_out, tgt_lengths)`` is the same loss.
 
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tinyattn import interop_transformer
 from tinyattn.bidirectional import Bidirectional
 from tinyattn.gru import GRU
 from tinyattn.lstm import LSTM
@@ -61,21 +65,25 @@ def to_torch(layer):
 
     Parameters
     ----------
-    layer : RNN, GRU, LSTM, Bidirectional, a StackedRNN of them, or Seq2Seq
+    layer : RNN, GRU, LSTM, Bidirectional, a StackedRNN of them, MultiHeadAttention,
+            LayerNorm, TransformerEncoderLayer, TransformerDecoderLayer or Seq2Seq
         A ``GRU`` must have ``reset_after=True``.
 
     Returns
     -------
-    torch.nn.RNN, torch.nn.GRU, torch.nn.LSTM or tinyattn.torch_model.TorchSeq2Seq
+    torch.nn.RNN, GRU, LSTM, MultiheadAttention, LayerNorm, TransformerEncoderLayer,
+    TransformerDecoderLayer or tinyattn.torch_model.TorchSeq2Seq
         For a layer: ``batch_first=True``, ``num_layers=1`` (L and the stack's
         ``dropout`` for a `StackedRNN` of L layers), ``bias=True``
         (``nonlinearity='tanh'`` for RNN), ``bidirectional=True`` for a
         `Bidirectional`; dtype float64 for a float64 layer, float32 otherwise.
         Takes ``x (B, T, D)`` and states of shape ``(num_layers · num_directions,
-        B, H)``. For a `Seq2Seq`: the same model in PyTorch, in the tinyattn
-        model's mode (``train()`` or ``eval()``), its loss and gradients equal to
-        tinyattn's (in eval mode, or without dropout: the two draw their dropout
-        masks differently).
+        B, H)``. A Transformer piece: ``batch_first=True``, ``activation="relu"``,
+        each dropout probability and LayerNorm eps, ``norm_first`` and the mode
+        carried (`tinyattn.interop_transformer`). For a `Seq2Seq`: the same model in
+        PyTorch, in the tinyattn model's mode (``train()`` or ``eval()``), its loss
+        and gradients equal to tinyattn's (in eval mode, or without dropout: the two
+        draw their dropout masks differently).
 
     Raises
     ------
@@ -108,14 +116,17 @@ def to_torch(layer):
 
     if isinstance(layer, Seq2Seq):
         return _seq2seq_to_torch(layer)
+    if isinstance(layer, interop_transformer.KINDS):
+        return interop_transformer.to_torch(layer)
     stacked = isinstance(layer, StackedRNN)
     layers = list(layer.layers) if stacked else [layer]
     bidirectional = isinstance(layers[0], Bidirectional)
     directions = [(lay.fwd, lay.bwd) if bidirectional else (lay,) for lay in layers]
     inner = directions[0][0]
     if not isinstance(inner, (RNN, GRU, LSTM)):
-        raise TypeError(f"to_torch needs a tinyattn RNN, GRU, LSTM, Bidirectional or "
-                        f"StackedRNN, got {type(layer).__name__}")
+        raise TypeError(f"to_torch needs a tinyattn RNN, GRU, LSTM, Bidirectional, "
+                        f"StackedRNN, MultiHeadAttention, LayerNorm, TransformerEncoderLayer, "
+                        f"TransformerDecoderLayer or Seq2Seq, got {type(layer).__name__}")
     kwargs = {}
     if stacked and len(layers) > 1:
         kwargs["dropout"] = layer.dropout
@@ -142,12 +153,16 @@ def to_torch(layer):
 
 
 def from_torch(module, *, rng=None):
-    """Build the tinyattn layer computing the same function as a PyTorch RNN module.
+    """Build the tinyattn layer computing the same function as a PyTorch module.
 
     Parameters
     ----------
-    module : torch.nn.RNN, torch.nn.GRU, torch.nn.LSTM or TorchSeq2Seq
-        With biases, a tanh RNN, no LSTM projection, any ``num_layers``.
+    module : torch.nn.RNN, GRU, LSTM, MultiheadAttention, LayerNorm,
+             TransformerEncoderLayer, TransformerDecoderLayer or TorchSeq2Seq
+        With biases, a tanh RNN, no LSTM projection, any ``num_layers``; a
+        Transformer piece with ``activation="relu"``, ``kdim = vdim = d_model``,
+        no ``add_bias_kv`` or ``add_zero_attn``, a LayerNorm over one axis with
+        its gain and bias.
         ``batch_first`` may be either value: the weights do not depend on it
         (tinyattn is batch-first). A `tinyattn.torch_model.TorchSeq2Seq` (from
         `to_torch`, trained in PyTorch, say) gives back a `Seq2Seq` of its
@@ -158,8 +173,11 @@ def from_torch(module, *, rng=None):
 
     Returns
     -------
-    RNN, GRU, LSTM, Bidirectional, StackedRNN or Seq2Seq
-        A ``Bidirectional(fwd, bwd)`` when ``module.bidirectional``; a ``GRU`` has
+    RNN, GRU, LSTM, Bidirectional, StackedRNN, MultiHeadAttention, LayerNorm,
+    TransformerEncoderLayer, TransformerDecoderLayer or Seq2Seq
+        A Transformer piece keeps each dropout probability and eps, ``norm_first``
+        and the mode (`tinyattn.interop_transformer`). A ``Bidirectional(fwd, bwd)``
+        when ``module.bidirectional``; a ``GRU`` has
         ``reset_after=True``; with ``num_layers = L > 1``, a `StackedRNN` of L such
         layers with the module's ``dropout``. dtype float64 for float64 parameters,
         else float32.
@@ -168,8 +186,8 @@ def from_torch(module, *, rng=None):
     ------
     ValueError
         For anything else: another module, ``proj_size != 0``,
-        ``nonlinearity='relu'``, ``bias=False``, or a parameter dtype other than
-        float32 or float64.
+        ``nonlinearity='relu'``, ``bias=False``, another activation, ``kdim``, or a
+        parameter dtype other than float32 or float64.
 
     Notes
     -----
@@ -192,9 +210,12 @@ def from_torch(module, *, rng=None):
 
     if isinstance(module, TorchSeq2Seq):
         return _seq2seq_from_torch(module, rng)
+    if isinstance(module, interop_transformer.torch_kinds(nn)):
+        return interop_transformer.from_torch(module, rng)
     if not isinstance(module, (nn.RNN, nn.GRU, nn.LSTM)):
-        raise ValueError(f"from_torch needs a torch.nn.RNN, GRU or LSTM, "
-                         f"got {type(module).__name__}")
+        raise ValueError(f"from_torch needs a torch.nn.RNN, GRU, LSTM, MultiheadAttention, "
+                         f"LayerNorm, TransformerEncoderLayer, TransformerDecoderLayer or a "
+                         f"TorchSeq2Seq, got {type(module).__name__}")
     kind = type(module).__name__
     if getattr(module, "proj_size", 0) != 0:
         raise ValueError(f"tinyattn's LSTM has no projection, got proj_size={module.proj_size}")

@@ -138,10 +138,11 @@ class PositionalEncoding(Module):
     def forward(self, x):
         """``x + PE[:T]`` for ``x (B, T, D)``."""
         check_array(x, "x", (None, None, self.d_model), self.dtype)
-        self._cache = True
-        return x + self.rows(0, x.shape[1])[None]
+        out = x + self.rows(0, x.shape[1])[None]
+        self._cache = x.shape
+        return out
 
     def backward(self, dy):
-        """The positions are constants: ``dx = dy``."""
-        self._take_cache()
+        """The positions are constants: ``dx = dy`` (of the forward's shape)."""
+        check_array(dy, "dy", self._take_cache(), self.dtype)
         return dy

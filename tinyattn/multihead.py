@@ -35,6 +35,7 @@ from tinyattn._validate import (
     check_bool,
     check_dim,
     check_lengths,
+    check_real,
     check_rng,
 )
 from tinyattn.functional import length_mask, masked_softmax_backward, masked_softmax_forward
@@ -109,6 +110,7 @@ class MultiHeadAttention(Module):
                              f"columns), got d_model={D}, num_heads={n}")
         self.head_size = D // n
         rng = check_rng(rng)
+        dropout = check_real(dropout, "dropout", "[0, 1)")  # named as the caller wrote it
         k = 1.0 / np.sqrt(D)
         for name in ("q", "k", "v", "o"):
             self.add_param("W_" + name, rng.uniform(-k, k, (D, D)))

@@ -30,6 +30,7 @@ from tinyattn._validate import (
     check_bool,
     check_dim,
     check_lengths,
+    check_real,
     check_rng,
 )
 from tinyattn.functional import length_mask
@@ -47,6 +48,7 @@ class _Block(Module):
         self.num_heads = check_dim(num_heads, "num_heads")
         self.d_ff = check_dim(d_ff, "d_ff")
         self.norm_first = check_bool(norm_first, "norm_first")
+        check_real(dropout, "dropout", "[0, 1)")  # not Dropout's own "p must be ..."
         check_rng(rng)
         return dict(rng=rng, dtype=self.dtype), dict(dtype=self.dtype)
 
@@ -162,13 +164,13 @@ class TransformerEncoderLayer(_Block):
         if keep is not None:
             y *= keep
             self.attn_weights = self.attn_weights * keep[:, None]  # (B, 1, T, 1): pad rows 0
-        self._cache = keep
+        self._cache = (keep, y.shape)  # a tuple: keep is None without lengths
         return y
 
     def backward(self, dy):
         """``dx (B, T, D)``; adds every parameter's gradient."""
-        keep = self._take_cache()
-        check_array(dy, "dy", (None, None, self.d_model), self.dtype)
+        keep, shape = self._take_cache()
+        check_array(dy, "dy", shape, self.dtype)  # (B, T, D): (1, T, D) would broadcast
         if keep is not None:
             dy = dy * keep  # the output was 0 at pads whatever x was
 
@@ -241,13 +243,13 @@ class TransformerDecoderLayer(_Block):
             y *= keep
             self.self_weights = self.self_weights * keep[:, None]
             self.cross_weights = self.cross_weights * keep[:, None]
-        self._cache = keep
+        self._cache = (keep, y.shape)
         return y
 
     def backward(self, dy):
         """``dx (B, T, D), dmemory (B, S, D)``; adds every parameter's gradient."""
-        keep = self._take_cache()
-        check_array(dy, "dy", (None, None, self.d_model), self.dtype)
+        keep, shape = self._take_cache()
+        check_array(dy, "dy", shape, self.dtype)  # (B, T, D): (1, T, D) would broadcast
         if keep is not None:
             dy = dy * keep
         dmemory = []
