@@ -47,6 +47,11 @@ ANSWERS = {
     "bleu_sentence_stats": [r"\bcorpus_bleu\b", r"\b_sentence_stats\b"],
     "batched_scores_backward": [r"\bdot_score_backward\b"],
     "multi_head_backward": [],  # the library has no multi-head backward to give it away
+    "attention_mask": [r"\battention_mask\b", r"\blength_mask\b", r"\bnp\.tri\b",
+                       r"\bnp\.tril\b", r"\bnp\.triu\b"],
+    "multihead_attention_backward": [r"\bMultiHeadAttention\b", r"\bsplit_heads\b",
+                                     r"\bmerge_heads\b", r"\bcheck_module\(",
+                                     r"\bmasked_softmax_backward\b", r"\bsoftmax_backward\b"],
 }
 
 CHECK = re.compile(r"""\bcheck\(\s*["'](\w+)["']""")

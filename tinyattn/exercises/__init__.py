@@ -52,6 +52,8 @@ adam_step                       10  O   one Adam update
 bleu_sentence_stats             11  O   clipped n-gram counts against references
 batched_scores_backward         12  B   batched Luong scores' backward
 multi_head_backward             13  B   multi-head self-attention's backward
+attention_mask                  14  O   padding and causal masks of attention
+multihead_attention_backward    14  B   batched, masked multi-head attention
 ==============================  ==  ==  ========================================
 """
 
