@@ -113,9 +113,16 @@ def to_torch(layer):
     """
     torch = _torch()
     from tinyattn.seq2seq import Seq2Seq
+    from tinyattn.transformer import Transformer
 
     if isinstance(layer, Seq2Seq):
         return _seq2seq_to_torch(layer)
+    if isinstance(layer, Transformer):
+        from tinyattn.torch_transformer import TorchTransformer, copy_in
+
+        twin = TorchTransformer(layer.config)
+        copy_in(twin, layer)
+        return twin.train(layer.training)
     if isinstance(layer, interop_transformer.KINDS):
         return interop_transformer.to_torch(layer)
     stacked = isinstance(layer, StackedRNN)
@@ -207,9 +214,18 @@ def from_torch(module, *, rng=None):
     torch = _torch()
     nn = torch.nn
     from tinyattn.torch_model import TorchSeq2Seq
+    from tinyattn.transformer import Transformer
 
     if isinstance(module, TorchSeq2Seq):
         return _seq2seq_from_torch(module, rng)
+    from tinyattn.torch_transformer import TorchTransformer, copy_out
+
+    if isinstance(module, TorchTransformer):
+        c = module.config
+        model = Transformer(**{**c, "rng": np.random.default_rng(0) if rng is None else rng,
+                               "dtype": np.dtype(c["dtype"]).type})
+        copy_out(module, model)
+        return model.train(module.training)
     if isinstance(module, interop_transformer.torch_kinds(nn)):
         return interop_transformer.from_torch(module, rng)
     if not isinstance(module, (nn.RNN, nn.GRU, nn.LSTM)):

@@ -186,11 +186,8 @@ class TorchSeq2Seq(nn.Module):
     # ----- the protocol's loss ---------------------------------------------------
     def forward(self, src, src_lengths, tgt_in, tgt_out, tgt_lengths):
         """Teacher-forced mean cross-entropy over the real target tokens."""
-        device = self.out.weight.device  # where the model is (to("cuda"), say)
-        src, src_lengths, tgt_in, tgt_out, tgt_lengths = (
-            torch.as_tensor(np.asarray(a) if not torch.is_tensor(a) else a, dtype=torch.long,
-                            device=device)
-            for a in (src, src_lengths, tgt_in, tgt_out, tgt_lengths))
+        src, src_lengths, tgt_in, tgt_out, tgt_lengths = as_tensors(
+            src, src_lengths, tgt_in, tgt_out, tgt_lengths, device=self.out.weight.device)
         kind = self.config["attention"]
         enc_hs, state, c, mask = self.encode(src, src_lengths)
         emb = self.tgt_drop(self.tgt_emb(tgt_in))  # (B, T, E)
@@ -221,21 +218,27 @@ class TorchSeq2Seq(nn.Module):
                 alphas.append(alpha)
         logits = self.out(self.out_drop(torch.stack(feats, 1)))  # (B, T, V)
         self.attention_weights = torch.stack(alphas, 1) if alphas else None
-        return self._loss(logits, tgt_out, tgt_lengths)
-
-    def _loss(self, logits, tgt_out, tgt_lengths):
-        """Mean over real tokens of −Σ_v q_v log p_v; q = (1 − ε) onehot + ε u, u
-        uniform over every class but ``<pad>`` (docs/equations.md §6.1)."""
-        T, V = logits.shape[1], logits.shape[2]
-        mask = torch.arange(T, device=logits.device)[None, :] < tgt_lengths[:, None]
-        logp = torch.log_softmax(logits[mask], dim=-1)  # (N, V)
-        nll = -logp.gather(1, tgt_out[mask][:, None])[:, 0]
         eps = self.config["label_smoothing"] if self.training else 0.0
-        if eps:
-            pad = self.config["pad_id"]
-            smooth = -(logp.sum(1) - logp[:, pad]) / (V - 1)
-            nll = (1 - eps) * nll + eps * smooth
-        return nll.mean()
+        return masked_loss(logits, tgt_out, tgt_lengths, eps, self.config["pad_id"])
+
+
+def as_tensors(*arrays, device=None):
+    """Token ids and lengths (torch tensors or NumPy arrays) as long tensors on ``device``."""
+    return tuple(torch.as_tensor(np.asarray(a) if not torch.is_tensor(a) else a,
+                                 dtype=torch.long, device=device) for a in arrays)
+
+
+def masked_loss(logits, tgt_out, tgt_lengths, eps: float, pad_id: int):
+    """Mean over real tokens of −Σ_v q_v log p_v; q = (1 − ε) onehot + ε u, u
+    uniform over every class but ``<pad>`` (docs/equations.md §6.1)."""
+    T, V = logits.shape[1], logits.shape[2]
+    mask = torch.arange(T, device=logits.device)[None, :] < tgt_lengths[:, None]
+    logp = torch.log_softmax(logits[mask], dim=-1)  # (N, V)
+    nll = -logp.gather(1, tgt_out[mask][:, None])[:, 0]
+    if eps:
+        smooth = -(logp.sum(1) - logp[:, pad_id]) / (V - 1)
+        nll = (1 - eps) * nll + eps * smooth
+    return nll.mean()
 
 
 # ----- which tinyattn parameter is which torch parameter -------------------------

@@ -34,6 +34,7 @@ from tinyattn.cli.evaluation import (
     plot_paths,
 )
 from tinyattn.cli.options import (
+    SCHEDULES,
     add_model_arguments,
     build_optimizer,
     check_arch_flags,
@@ -44,6 +45,7 @@ from tinyattn.cli.options import (
     non_negative,
     positive,
     positive_float,
+    total_steps,
     train_defaults,
 )
 from tinyattn.cli.run import (
@@ -98,6 +100,8 @@ def _new_run(args, out: Path) -> tuple[Run, dict]:
         raise CLIError(str(err)) from None
     model_opts = _options(args, model_defaults(arch))
     train_opts = _options(args, train_defaults(arch))
+    if train_opts.get("schedule") == "linear":  # the decay ends with the run's last step
+        train_opts["decay_steps"] = total_steps(len(splits["train"]), train_opts)
     longest = max(len(e.tgt) for e in splits["train"])
     train_opts["max_decode_len"] = 2 * longest + 5  # room for the <eos> and longer outputs
     run = Run(out, spec, model_opts, train_opts, *vocabs)
@@ -428,8 +432,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "improved for --decay-patience epochs")
     o.add_argument("--decay-patience", dest="decay_patience", type=positive)
     o.add_argument("--warmup", type=positive,
-                   help="--arch transformer: the Noam schedule, the learning rate rising "
-                   "linearly to --lr over this many steps, then falling as 1/sqrt(step)")
+                   help="--arch transformer: the learning rate rising "
+                   "linearly to --lr over this many steps, then falling (see --schedule)")
+    o.add_argument("--schedule", choices=SCHEDULES,
+                   help="--arch transformer, after --warmup: 'linear' to almost 0 at the "
+                   "last step of --epochs (further epochs of a resumed run stay there), or "
+                   "'noam' as 1/sqrt(step) (Vaswani et al. 2017)")
     d = t.add_argument_group("data")
     d.add_argument("--train-size", dest="train_size", type=positive,
                    help="use only the first N training examples")
