@@ -39,7 +39,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_rnn import blas_shared_with, cpu_model, time_interleaved, write_report  # noqa: E402
 
 import tinyattn as ta  # noqa: E402
-from tinyattn.multihead import merge_heads, split_heads  # noqa: E402
 
 try:
     import torch
@@ -148,7 +147,7 @@ def head_loop(mha, x, dout):
         dS = A * (dA - (dA * A).sum(axis=-1, keepdims=True)) * mha.scale
         dproj["q"][:, :, cols] = dS @ Kh
         dproj["k"][:, :, cols] = dS.transpose(0, 2, 1) @ Qh
-    return sum(dproj[k].reshape(B * T, D) @ p["W_" + k].T for k in "qkv")
+    return sum(dproj[k].reshape(B * T, D) @ p["W_" + k].T for k in "qkv").reshape(B, T, D)
 
 
 def head_candidates(s: dict, dtype) -> dict:
