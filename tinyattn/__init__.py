@@ -19,7 +19,7 @@ from tinyattn.rnn import RNN
 from tinyattn.self_attention import SelfAttention
 from tinyattn.seq2seq import Seq2Seq
 from tinyattn.training.optim import SGD, Adam, clip_grad_norm
-from tinyattn.training.schedules import NoamSchedule, PlateauDecay, StepDecay
+from tinyattn.training.schedules import NoamSchedule, PlateauDecay, StepDecay, WarmupLinear
 from tinyattn.training.trainer import Trainer
 from tinyattn.transformer import Transformer
 from tinyattn.transformer_layers import TransformerDecoderLayer, TransformerEncoderLayer
@@ -32,6 +32,7 @@ __all__ = [
     "Seq2Seq",
     "HardSeq2Seq",
     "NoamSchedule",
+    "WarmupLinear",
     "PlateauDecay",
     "StepDecay",
     "Trainer",

@@ -8,7 +8,7 @@ docs/models.md.
 from tinyattn.training.batching import Batch, make_batches, pad_batch, pad_ids
 from tinyattn.training.checkpoint import load_checkpoint, save_checkpoint
 from tinyattn.training.optim import SGD, Adam, clip_grad_norm
-from tinyattn.training.schedules import NoamSchedule, PlateauDecay, StepDecay
+from tinyattn.training.schedules import NoamSchedule, PlateauDecay, StepDecay, WarmupLinear
 from tinyattn.training.trainer import EpochRecord, Interrupted, Trainer
 
 __all__ = ["SGD", "Adam", "Batch", "EpochRecord", "Interrupted", "NoamSchedule", "PlateauDecay",
