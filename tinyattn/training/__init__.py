@@ -12,5 +12,5 @@ from tinyattn.training.schedules import NoamSchedule, PlateauDecay, StepDecay, W
 from tinyattn.training.trainer import EpochRecord, Interrupted, Trainer
 
 __all__ = ["SGD", "Adam", "Batch", "EpochRecord", "Interrupted", "NoamSchedule", "PlateauDecay",
-           "StepDecay", "Trainer", "clip_grad_norm", "load_checkpoint", "make_batches", "pad_batch",
-           "pad_ids", "save_checkpoint"]
+           "StepDecay", "WarmupLinear", "Trainer", "clip_grad_norm", "load_checkpoint",
+           "make_batches", "pad_batch", "pad_ids", "save_checkpoint"]
