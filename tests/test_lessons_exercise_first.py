@@ -52,6 +52,8 @@ ANSWERS = {
     "multihead_attention_backward": [r"\bMultiHeadAttention\b", r"\bsplit_heads\b",
                                      r"\bmerge_heads\b", r"\bcheck_module\(",
                                      r"\bmasked_softmax_backward\b", r"\bsoftmax_backward\b"],
+    "cached_attention_step": [r"\bdecode_step\b", r"\bmemory_kv\b",
+                              r"\bgreedy_decode\b", r"\bbeam_search\b"],
 }
 
 CHECK = re.compile(r"""\bcheck\(\s*["'](\w+)["']""")
