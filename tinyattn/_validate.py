@@ -363,3 +363,12 @@ def check_targets(src, tgt_in, tgt_out, tgt_lengths, tgt_vocab: int):
     tgt_mask = length_mask(tgt_lengths, T)
     tgt_out = check_ids(tgt_out, "tgt_out", tgt_vocab, where=tgt_mask)
     return tgt_in, tgt_out, tgt_lengths, tgt_mask
+
+
+def check_source(src, src_lengths, src_vocab: int):
+    """A batch's source side (the model protocol): ``src (B, S)`` ids in
+    ``0..src_vocab - 1`` and ``src_lengths (B,)`` in 1..S, checked."""
+    src = check_ids(src, "src", src_vocab, shape=(None, None))
+    lengths = check_lengths(as_array(src_lengths, "src_lengths"), src.shape[0], src.shape[1],
+                            "src_lengths")
+    return src, lengths

@@ -26,17 +26,16 @@ import numpy as np
 from tinyattn._validate import (
     MAX_DIM,
     _show,
-    as_array,
     check_array,
     check_bool,
     check_dim,
     check_id,
     check_ids,
-    check_lengths,
     check_options,
     check_real,
     check_rng,
     check_size,
+    check_source,
     check_targets,
 )
 from tinyattn.attention import BahdanauAttention, LuongAttention
@@ -259,16 +258,10 @@ class Seq2Seq(SavesCheckpoints, Module):
             if isinstance(module, Dropout):
                 module.rng = rng
 
-    def _check_src(self, src, src_lengths):
-        src = check_ids(src, "src", self.config["src_vocab"], shape=(None, None))
-        lengths = check_lengths(as_array(src_lengths, "src_lengths"), src.shape[0], src.shape[1],
-                                "src_lengths")
-        return src, lengths
-
     def encode(self, src, src_lengths):
         """Run the encoder: ``enc_hs (B, S, Hk)``, the decoder's ``state0``,
         the context ``c`` (the encoder's final h), ``src_mask (B, S)``."""
-        src, lengths = self._check_src(src, src_lengths)
+        src, lengths = check_source(src, src_lengths, self.config["src_vocab"])
         enc_hs, final = self.encoder(self.src_drop(self.src_emb(src)), None, lengths)
         if isinstance(final, StackState):  # decoder layer l starts from encoder layer l
             state0 = StackState(bridge_forward(self._bridges(k), f) for k, f in enumerate(final))

@@ -23,17 +23,16 @@ import numpy as np
 from tinyattn._validate import (
     MAX_DIM,
     _show,
-    as_array,
     check_array,
     check_bool,
     check_dim,
     check_id,
     check_ids,
-    check_lengths,
     check_options,
     check_real,
     check_rng,
     check_size,
+    check_source,
     check_targets,
 )
 from tinyattn.decoding import beam_search, greedy_decode
@@ -193,16 +192,10 @@ class Transformer(SavesCheckpoints, Module):
             return h @ self.tgt_emb.params["W"].T + self.params["b_out"]
         return self.out(h) if train else self.out.apply(h)
 
-    def _check_src(self, src, src_lengths):
-        src = check_ids(src, "src", self.config["src_vocab"], shape=(None, None))
-        lengths = check_lengths(as_array(src_lengths, "src_lengths"), src.shape[0],
-                                src.shape[1], "src_lengths")
-        return src, lengths
-
     def encode(self, src, src_lengths):
         """``memory (B, S, D)`` (0 at pads) and the checked ``lengths (B,)``; caches
         for the backward in every layer."""
-        src, lengths = self._check_src(src, src_lengths)
+        src, lengths = check_source(src, src_lengths, self.config["src_vocab"])
         x = self.src_drop(self._embed(self.src_emb(src)))
         for layer in self.encoder:
             x = layer(x, lengths)

@@ -20,6 +20,25 @@ from tinyattn._validate import _show, check_dim, check_real, check_size, is_int
 from tinyattn.training.optim import _number, _Optimizer
 
 
+def _scalars(state, kinds: dict, expected: str) -> dict:
+    """A schedule's saved state: a mapping with exactly the keys of ``kinds``, each
+    a 0-d int or float array (as ``kinds`` says), as Python numbers."""
+    if not isinstance(state, Mapping):
+        raise TypeError(f"state must be a mapping (a state_dict()), "
+                        f"got {type(state).__name__}")
+    if set(state) != set(kinds):
+        raise ValueError(f"state_dict must be {expected}, got the keys "
+                         f"{sorted(map(str, state))}")
+    values = {}
+    for key, kind in kinds.items():
+        arr = np.asarray(state[key])
+        if arr.shape != () or arr.dtype.kind not in ("iu" if kind == "int" else "f"):
+            raise ValueError(f"state_dict[{key!r}] must be a 0-d {kind} array, got "
+                             f"shape {arr.shape} and dtype {arr.dtype}")
+        values[key] = arr.item()
+    return values
+
+
 class StepDecay:
     """Multiply the optimiser's ``lr`` by ``gamma`` every ``step_size`` epochs.
 
@@ -159,21 +178,8 @@ class PlateauDecay:
     def load_state_dict(self, state) -> None:
         """Restore a `state_dict` and set ``optimizer.lr`` to its ``lr``; on any
         mismatch raise ValueError naming the key and change nothing."""
-        if not isinstance(state, Mapping):
-            raise TypeError(f"state must be a mapping (a state_dict()), "
-                            f"got {type(state).__name__}")
-        kinds = {"best": "float", "bad_epochs": "int", "lr": "float"}
-        if set(state) != set(kinds):
-            raise ValueError(f"state_dict must be {{'best': float or inf, 'bad_epochs': "
-                             f"int >= 0, 'lr': float > 0}}, got the keys "
-                             f"{sorted(map(str, state))}")
-        values = {}
-        for key, kind in kinds.items():
-            arr = np.asarray(state[key])
-            if arr.shape != () or arr.dtype.kind not in ("iu" if kind == "int" else "f"):
-                raise ValueError(f"state_dict[{key!r}] must be a 0-d {kind} array, got "
-                                 f"shape {arr.shape} and dtype {arr.dtype}")
-            values[key] = arr.item()
+        values = _scalars(state, {"best": "float", "bad_epochs": "int", "lr": "float"},
+                          "{'best': float or inf, 'bad_epochs': int >= 0, 'lr': float > 0}")
         best = values["best"]
         if best != math.inf:
             _number("state_dict['best']", best, "(-inf, inf)")
@@ -226,21 +232,9 @@ class _PerStepSchedule:
         this schedule's included, raise ValueError naming the key and change
         nothing."""
         name = type(self).__name__
-        if not isinstance(state, Mapping):
-            raise TypeError(f"state must be a mapping (a state_dict()), "
-                            f"got {type(state).__name__}")
         kinds = {"step_count": "int", **self.CONSTANTS}
-        if set(state) != set(kinds):
-            shown = ", ".join(f"{k!r}: {v}" for k, v in kinds.items())
-            raise ValueError(f"state_dict must be {{{shown}}} (a {name}'s), got the "
-                             f"keys {sorted(map(str, state))}")
-        values = {}
-        for key, kind in kinds.items():
-            arr = np.asarray(state[key])
-            if arr.shape != () or arr.dtype.kind not in ("iu" if kind == "int" else "f"):
-                raise ValueError(f"state_dict[{key!r}] must be a 0-d {kind} array, got "
-                                 f"shape {arr.shape} and dtype {arr.dtype}")
-            values[key] = arr.item()
+        shown = ", ".join(f"{k!r}: {v}" for k, v in kinds.items())
+        values = _scalars(state, kinds, f"{{{shown}}} (a {name}'s)")
         for key in self.CONSTANTS:
             if values[key] != getattr(self, key):
                 raise ValueError(f"state_dict[{key!r}] is {_show(values[key])}, but this "
