@@ -33,6 +33,7 @@ from tinyattn.cli.evaluation import (
     plot_examples,
     plot_paths,
 )
+from tinyattn.cli.heads import add_head_arguments, head_request
 from tinyattn.cli.options import (
     SCHEDULES,
     add_model_arguments,
@@ -380,6 +381,8 @@ def cmd_plot(args) -> int:
     model = run.load_model()
     if model.config["attention"] is None:
         raise CLIError(f"{args.run} has no attention (attention=None): nothing to plot")
+    heads = head_request(args, model)  # None unless --layer/--head/--heads/--self
+    paths_of, draw = (plot_paths, plot_examples) if heads is None else (heads.paths, heads.plot)
     examples = _split(run, args.split)
     bad = [i for i in args.index if not 0 <= i < len(examples)]
     if bad:
@@ -387,9 +390,8 @@ def cmd_plot(args) -> int:
                        f"{len(examples)} examples (0..{len(examples) - 1})")
     out = Path(args.out) if args.out else run.directory / "plots"
     if args.out:  # RUN_DIR/plots is the run's own: redrawing there replaces old pictures
-        _refuse_existing(plot_paths(out, args.split, args.index), "--out", args.overwrite)
-    paths = plot_examples(model, run, examples, args.index, out, prefix=args.split,
-                          beam=args.beam)
+        _refuse_existing(paths_of(out, args.split, args.index), "--out", args.overwrite)
+    paths = draw(model, run, examples, args.index, out, prefix=args.split, beam=args.beam)
     print("\n".join(str(p) for p in paths))
     return 0
 
@@ -491,6 +493,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--out", help="directory (default RUN_DIR/plots)")
     pl.add_argument("--overwrite", action="store_true",
                     help="replace heatmaps already in --out DIR")
+    add_head_arguments(pl)
     pl.set_defaults(func=cmd_plot)
     data_command.add_parser(sub)
     return parser

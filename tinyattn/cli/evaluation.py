@@ -169,6 +169,35 @@ def plot_paths(out_dir, prefix: str, indices) -> list[Path]:
 _TITLES = {"alignment": "example", "sentence": "sentence"}  # else the split's name
 
 
+def greedy_view(model, run, item, i: int, *, prefix: str, references: dict):
+    """One example's greedy decode, as a picture shows it.
+
+    Returns ``(src, hyp, labels, gold, title)``: the source tokens, the
+    `Hypothesis`, one label per attention row (`_row_labels`), the gold spans
+    per row when the output equals the example's own reference (else None),
+    and a title saying whether the output is a reference (``references``:
+    `references_by_source` of the examples ``item`` comes from).
+    """
+    src = _src(item)
+    words, hyp = decode(model, run, [src])[0][0]
+    labels = _row_labels(run, hyp)
+    ref = list(getattr(item, "tgt", []))
+    gold = None
+    if getattr(item, "gold", None) is not None and words == ref:
+        gold = list(item.gold) + [None] * (len(labels) - len(ref))
+    # every target of this source among the examples is a reference
+    refs = []
+    if ref:  # its own target first: the one a wrong output is shown beside
+        refs = list(references[tuple(src)])
+        refs.insert(0, refs.pop(refs.index(ref)))
+    more = f" (or {len(refs) - 1} more)" if len(refs) > 1 else ""
+    verdict = "" if not refs else (": output = a reference ✓" if words in refs else
+                                   ": reference " + detokenize(refs[0], run.data.tgt_kind)
+                                   + more + " ✗")
+    empty = " (empty output)" if not words else ""
+    return src, hyp, labels, gold, f"{_TITLES.get(prefix, prefix)} {i}{empty}{verdict}"
+
+
 def plot_examples(model, run, examples, indices, out_dir, *, prefix: str, beam: int = 1):
     """One heatmap PNG per chosen example (one figure of n-best heatmaps with
     ``beam > 1``); gold spans are outlined when the output equals the
@@ -180,38 +209,21 @@ def plot_examples(model, run, examples, indices, out_dir, *, prefix: str, beam: 
     paths = []
     references = references_by_source(examples)
     for i, path in zip(indices, plot_paths(out_dir, prefix, indices)):
-        item = examples[i]
-        src = _src(item)
-        results = decode(model, run, [src], beam=beam, n_best=beam)[0]
         if beam > 1:
+            src = _src(examples[i])
+            results = decode(model, run, [src], beam=beam, n_best=beam)[0]
             labels = [_row_labels(run, h) for _, h in results]
             fig = plot_hypotheses([h for _, h in results], src, labels, path=path,
                                   title=f"{prefix} {i}: beam {beam}")
         else:
-            words, hyp = results[0]
-            labels = _row_labels(run, hyp)
-            ref = list(getattr(item, "tgt", []))
-            gold = None
-            if getattr(item, "gold", None) is not None and words == ref:
-                gold = list(item.gold) + [None] * (len(labels) - len(ref))
+            src, hyp, labels, gold, title = greedy_view(model, run, examples[i], i,
+                                                        prefix=prefix, references=references)
             # the emitted tokens fed back: one row per label, as in the free-running decode
             _, positions = teacher_forced(model, run, [src], [labels[:-1]])
             p_t = positions[0]
             window = model.config["window"] if p_t is not None else None
-            # every target of this source among the examples is a reference
-            refs = []
-            if ref:  # its own target first: the one a wrong output is shown beside
-                refs = list(references[tuple(src)])
-                refs.insert(0, refs.pop(refs.index(ref)))
-            more = f" (or {len(refs) - 1} more)" if len(refs) > 1 else ""
-            verdict = "" if not refs else (": output = a reference ✓" if words in refs else
-                                           ": reference " + detokenize(refs[0],
-                                                                       run.data.tgt_kind)
-                                           + more + " ✗")
-            empty = " (empty output)" if not words else ""
             fig = plot_alignment(hyp.attention, src, labels, gold=gold, positions=p_t,
-                                 window=window, path=path,
-                                 title=f"{_TITLES.get(prefix, prefix)} {i}{empty}{verdict}")
+                                 window=window, path=path, title=title)
         plt.close(fig)
         paths.append(path)
     return paths

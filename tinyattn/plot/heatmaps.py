@@ -41,11 +41,13 @@ def _text_width(text: str) -> float:
     return sum(1.0 if unicodedata.east_asian_width(c) in "WF" else 0.6 for c in text)
 
 
-def _check_alpha(alpha, name: str) -> np.ndarray:
+def _check_alpha(alpha, name: str, heads_hint: bool = False) -> np.ndarray:
     alpha = as_real_array(alpha, name, finite=False)  # complex, str, bool: a TypeError
     if alpha.ndim != 2 or 0 in alpha.shape:
+        hint = ("; per-head weights (n, T, S) or (L, n, T, S) are drawn by "
+                "tinyattn.plot.plot_heads" if heads_hint and alpha.ndim in (3, 4) else "")
         raise ValueError(f"{name} must be a non-empty 2-D array of shape (T, S), "
-                         f"got shape {alpha.shape}")
+                         f"got shape {alpha.shape}{hint}")
     alpha = alpha.astype(np.float64)
     if not np.all(np.isfinite(alpha)):
         raise ValueError(f"{name} must be finite, got NaN or inf")
@@ -56,10 +58,10 @@ def _check_alpha(alpha, name: str) -> np.ndarray:
     return alpha
 
 
-def _check_tokens(tokens, n: int, name: str, axis: str) -> list[str]:
+def _check_tokens(tokens, n: int, name: str, axis: str, of: str = "alpha") -> list[str]:
     tokens = as_list(tokens, name, "a sequence of tokens (a list, not a str)")
     if len(tokens) != n:
-        raise ValueError(f"{name} must have one token per {axis} of alpha ({n}), "
+        raise ValueError(f"{name} must have one token per {axis} of {of} ({n}), "
                          f"got {len(tokens)}")
     return [_show_token(t) for t in tokens]
 
@@ -128,7 +130,11 @@ def plot_alignment(alpha, src_tokens, tgt_tokens, *, gold=None, positions=None, 
     ----------
     alpha : array_like of shape (T, S)
         Attention weights in [0, 1]; row t is the distribution over source
-        positions when the t-th target token was produced.
+        positions when the t-th target token was produced. One matrix only:
+        a Transformer's per-head weights (n, T, S) or (L, n, T, S) are a
+        ValueError that points to `tinyattn.plot.heads.plot_heads`, which
+        draws them as a grid (this function stays one heatmap, whose
+        ``gold``, ``positions`` and ``ax`` mean one matrix).
     src_tokens : sequence of length S
         Column labels (x axis). A space token is shown as "␣".
     tgt_tokens : sequence of length T
@@ -156,7 +162,7 @@ def plot_alignment(alpha, src_tokens, tgt_tokens, *, gold=None, positions=None, 
     """
     plt = _mpl()
     path = check_figure_path(path)
-    alpha = _check_alpha(alpha, "alpha")
+    alpha = _check_alpha(alpha, "alpha", heads_hint=True)
     T, S = alpha.shape
     src = _check_tokens(src_tokens, S, "src_tokens", "column")
     tgt = _check_tokens(tgt_tokens, T, "tgt_tokens", "row")
