@@ -52,6 +52,9 @@ ANSWERS = {
     "multihead_attention_backward": [r"\bMultiHeadAttention\b", r"\bsplit_heads\b",
                                      r"\bmerge_heads\b", r"\bcheck_module\(",
                                      r"\bmasked_softmax_backward\b", r"\bsoftmax_backward\b"],
+    "layer_norm_backward": [r"\bLayerNorm\b", r"\bcheck_module\(", r"\bTransformerEncoderLayer\b",
+                            r"\bTransformerDecoderLayer\b", r"\bTransformer\(",
+                            r"\b_ln_backward\b"],
     "cached_attention_step": [r"\bdecode_step\b", r"\bmemory_kv\b",
                               r"\bgreedy_decode\b", r"\bbeam_search\b"],
 }

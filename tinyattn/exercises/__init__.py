@@ -54,6 +54,7 @@ batched_scores_backward         12  B   batched Luong scores' backward
 multi_head_backward             13  B   multi-head self-attention's backward
 attention_mask                  14  O   padding and causal masks of attention
 multihead_attention_backward    14  B   batched, masked multi-head attention
+layer_norm_backward             15  B   layer normalisation over the last axis
 cached_attention_step           16  O   one decoding step with a key/value cache
 ==============================  ==  ==  ========================================
 """

@@ -1,4 +1,5 @@
-"""The Transformer lessons' exercises (lesson 14: multi-head attention).
+"""The Transformer lessons' exercises (lesson 14: multi-head attention; lesson 15:
+layer normalisation).
 
 `attention_mask` is graded by its outputs: which keys each query may read,
 from the keys' lengths and the causal flag (docs/equations.md §7.1). It is
@@ -11,6 +12,13 @@ on a batched, padded cross-attention (B = 3: a softmax backward divided by
 the batch size is exact at B = 1 and wrong here). The forward is the
 library's `tinyattn.multihead` pieces; the known mistakes below predict
 what a backward with each of them returns.
+
+`layer_norm_backward` is graded by the gradient checker on a (B, T, d)
+input with a random gain γ (standard normal, never all 1: with γ = 1, or
+any γ equal across features, a gain applied outside the means is exact)
+and ε = 0.1: with PyTorch's 1e-5 and rows of variance near 1, ε outside
+the square root changes dx by about 1e-5 of its largest entry, the
+diagnosis's own resolution.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from tinyattn.exercises._diagnose import Bug
 from tinyattn.exercises._outputs import OutputExercise
 from tinyattn.exercises._registry import Exercise
 from tinyattn.functional import masked_softmax_forward
+from tinyattn.layernorm import LayerNorm
 from tinyattn.multihead import attention_mask as _library_mask
 from tinyattn.multihead import merge_heads, split_heads
 
@@ -239,4 +248,112 @@ MULTIHEAD_BACKWARD = Exercise(
     solution=_backward,
 )
 
-EXERCISES = [ATTENTION_MASK, MULTIHEAD_BACKWARD]
+# ----- lesson 15: the backward of layer normalisation (gradient checker) ------------------
+
+_LN_T, _LN_D = 4, 6  # x (3, 4, 6): B, T and d all different
+LN_EPS = 0.1  # large enough that where ε sits shows (module docstring)
+
+
+def layer_norm_forward(x, gamma, beta, *, eps=LN_EPS):
+    """``y = γ ⊙ (x − μ) / √(σ² + ε) + β`` over the last axis, by the library's
+    `LayerNorm.normalize`; the cache holds the inputs only: ``(x, gamma, beta, eps)``."""
+    xhat, _ = LayerNorm(x.shape[-1], eps=eps).normalize(x)
+    return xhat * gamma + beta, (x, gamma, beta, eps)
+
+
+def _ln_backward(dy, cache, *, gain_outside=False, ddof=0, eps_where="inside",
+                 derived=False, shift=True, scale=True, last_row=False):
+    """The backward, or, with a flag changed, the backward with one known mistake.
+
+    ``ddof=1`` or ``eps_where`` other than "inside" put the wrong σ into x̂ and
+    1/√(σ² + ε) of the right formula; with ``derived`` as well, dx is the exact
+    gradient of the wrongly normalised forward (whose scale term differs)."""
+    x, gamma, beta, eps = cache
+    d = x.shape[-1]
+    xc = x - x.mean(axis=-1, keepdims=True)
+    var = np.sum(xc * xc, axis=-1, keepdims=True) / (d - ddof)
+    sigma = np.sqrt(var)
+    rstd = {"inside": 1.0 / np.sqrt(var + eps), "outside": 1.0 / (sigma + eps),
+            "missing": 1.0 / sigma}[eps_where]
+    xhat = xc * rstd
+    g = dy if gain_outside else dy * gamma
+    dx = g.copy()
+    if shift:
+        dx -= g.mean(axis=-1, keepdims=True)
+    if scale:
+        factor = 1.0
+        if derived:  # d/(d − 1) from ∂σ²/∂x; (σ + ε)/σ from ∂(1/(σ + ε))/∂σ
+            factor = d / (d - ddof) * ((sigma + eps) / sigma if eps_where == "outside" else 1)
+        dx -= factor * xhat * np.mean(g * xhat, axis=-1, keepdims=True)
+    dx = dx * rstd * (gamma if gain_outside else 1.0)
+    rows = (dy[-1], xhat[-1]) if last_row else (dy, xhat)  # the last example's rows only
+    dgamma = np.sum(rows[0] * rows[1], axis=tuple(range(rows[0].ndim - 1)))
+    dbeta = np.sum(rows[0], axis=tuple(range(rows[0].ndim - 1)))
+    return dx, dgamma, dbeta
+
+
+def layer_norm_backward(dy, cache):
+    """Gradients of layer normalisation over the last axis (docs/equations.md §7.3).
+
+    dy (B, T, d); cache = ``(x (B, T, d), gamma (d,), beta (d,), eps)``: the inputs only,
+    so recompute what you need exactly as the forward did:
+        μ = mean(x), σ² = mean((x − μ)²)   over the last axis (biased: divided by d)
+        x̂ = (x − μ) / √(σ² + ε);   y = γ ⊙ x̂ + β
+    Returns ``dx (B, T, d), dgamma (d,), dbeta (d,)``.
+    """
+    x, gamma, beta, eps = cache
+    raise NotImplementedError  # your code here
+
+
+LAYER_NORM_BACKWARD = Exercise(
+    "layer_norm_backward",
+    "dx, dgamma, dbeta = layer_norm_backward(dy, cache)",
+    layer_norm_forward,
+    {"x": (_B, _LN_T, _LN_D), "gamma": (_LN_D,), "beta": (_LN_D,)},
+    "docs/equations.md §7.3: g = γ ⊙ dy, dx = (g − mean(g) − x̂ ⊙ mean(g ⊙ x̂)) / √(σ² + ε), "
+    "dγ = Σ dy ⊙ x̂, dβ = Σ dy; Ba et al. 2016",
+    [
+        Bug("the gain γ applied outside the means (g = dy, times γ at the end)",
+            "y = γ ⊙ x̂ + β: the gradient reaches x̂ as g = γ ⊙ dy, and both means act on "
+            "that g: dx = (g − mean(g) − x̂ ⊙ mean(g ⊙ x̂)) / √(σ² + ε). γ cannot be pulled "
+            "out of a mean over the features unless it is the same for every feature, which "
+            "is why a check at γ = 1 (the initial gain) passes; a public NumPy Transformer "
+            "has this bug, and with a random gain its dx is tens of percent off",
+            partial(_ln_backward, gain_outside=True)),
+        Bug("the unbiased variance (d − 1) in x̂ and 1/√(σ² + ε)",
+            "layer normalisation uses the biased variance σ² = mean((x − μ)²), divided "
+            "by d (np.var's default, ddof=0; torch.var and torch.std default to d − 1)",
+            partial(_ln_backward, ddof=1)),
+        Bug("the derivative of a layer norm with the unbiased variance (d − 1)",
+            "your dx is right for σ² = Σ (x − μ)² / (d − 1), but the forward divides by d "
+            "(the biased variance, np.var's default); so must your σ² and its derivative",
+            partial(_ln_backward, ddof=1, derived=True)),
+        Bug("ε outside the square root: 1/(σ + ε) in x̂ and dx",
+            "the forward divides by √(σ² + ε); the backward must use the same number",
+            partial(_ln_backward, eps_where="outside")),
+        Bug("the derivative of a layer norm with ε outside the square root",
+            "your dx is right for x̂ = (x − μ) / (σ + ε), but the forward divides by "
+            "√(σ² + ε); differentiate that: the backward must use the same number",
+            partial(_ln_backward, eps_where="outside", derived=True)),
+        Bug("ε left out: 1/σ instead of 1/√(σ² + ε)",
+            "the forward divides by √(σ² + ε); the backward must use the same number",
+            partial(_ln_backward, eps_where="missing")),
+        Bug("the shift term − mean(g) missing from dx",
+            "μ depends on every x_k: shifting x by a constant changes nothing, so dx "
+            "sums to 0 over the features; subtract mean(g)",
+            partial(_ln_backward, shift=False)),
+        Bug("the scale term − x̂ ⊙ mean(g ⊙ x̂) missing from dx",
+            "σ² depends on every x_k: stretching x about its mean changes x̂ only "
+            "through ε, so dx has (almost) no component along x̂; subtract "
+            "x̂ ⊙ mean(g ⊙ x̂)",
+            partial(_ln_backward, scale=False)),
+        Bug("dgamma and dbeta from the last example only",
+            "γ and β are used at every position of every example: dγ = Σ dy ⊙ x̂ and "
+            "dβ = Σ dy over all B·T rows (a loop over b must add with +=, not assign)",
+            partial(_ln_backward, last_row=True)),
+    ],
+    starter=layer_norm_backward,
+    solution=_ln_backward,
+)
+
+EXERCISES = [ATTENTION_MASK, MULTIHEAD_BACKWARD, LAYER_NORM_BACKWARD]
