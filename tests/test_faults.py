@@ -446,7 +446,7 @@ def test_d6_relative_tsv_resolved_and_hashed(tmp_path, capsys, monkeypatch):
     (["--seed", "-1"], "argument --seed: expected an integer >= 0"),
     (["--split-seed", "-5"], "argument --split-seed: expected an integer >= 0"),
     (["--plots", "-1"], "argument --plots: expected an integer >= 0"),
-    (["--num-layers", "0"], "argument --num-layers: expected an integer in 1..16, got 0"),
+    (["--num-layers", "0"], "argument --num-layers/--layers: expected an integer in 1..16, got 0"),
     (["--input-feeding"], "--input-feeding applies to Luong --attention only"),
     (["--split", "pairs"], "--split applies to sentence pairs; the task 'dates' has fixed"),
     (["--attention", "dot", "--attn-size", "4"],

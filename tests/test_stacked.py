@@ -578,7 +578,7 @@ def test_cli_num_layers(tmp_path, capsys):
                      ("two", "expected an integer in 1..16, got 'two'")):
         with pytest.raises(SystemExit):
             run_cli(capsys, "train", "dates", "--out", tmp_path / "bad", "--num-layers", bad)
-        assert f"argument --num-layers: {why}" in capsys.readouterr().err
+        assert f"argument --num-layers/--layers: {why}" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
     out = tmp_path / "two"
     args = ["dates", "--out", out, "--train-size", "96", "--num-layers", "2", "--dropout",

@@ -52,7 +52,7 @@ from IPython.display import Markdown, display
 
 import tinyattn as ta
 import tinyattn.exercises as exercises
-from tinyattn.cli.commands import MODEL_DEFAULTS, TRAIN_DEFAULTS
+from tinyattn.cli.options import MODEL_DEFAULTS, TRAIN_DEFAULTS
 from tinyattn.cli.evaluation import (decode, evaluate_examples, first_sources, format_metrics,
                                      references_by_source, teacher_forced)
 from tinyattn.cli.run import DataSpec, Run, encode_pairs, load_examples
@@ -313,7 +313,7 @@ assert np.isclose(both.score, 100.0) and first_only.score < 50.0
 # ## 3. The model's gradient, checked on a tiny model
 #
 # The model of section 4 is the command line's default architecture
-# (`tinyattn.cli.commands.MODEL_DEFAULTS`): a **bidirectional GRU encoder** (annotations
+# (`tinyattn.cli.options.MODEL_DEFAULTS`): a **bidirectional GRU encoder** (annotations
 # $h_j = [\overrightarrow{h}_j ; \overleftarrow{h}_j]$, `docs/equations.md` §3), a GRU decoder
 # with **Bahdanau attention** (`docs/equations.md` §4), float32:
 #
