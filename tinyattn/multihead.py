@@ -29,7 +29,6 @@ from __future__ import annotations
 import numpy as np
 
 from tinyattn._validate import (
-    _show,
     as_array,
     check_array,
     check_bool,
@@ -206,11 +205,3 @@ class MultiHeadAttention(Module):
         self.grads["b_" + name] += dy.sum(axis=0)
         return (dy @ self.params["W_" + name].T).reshape(B, T, D)
 
-
-def check_cache(cache, name: str, batch: int, heads: int, size: int, dtype) -> None:
-    """A decoding cache entry: an array ``(B, n, t, d)`` of the layer's dtype."""
-    if not isinstance(cache, np.ndarray) or cache.ndim != 4 or \
-            cache.shape[:2] != (batch, heads) or cache.shape[3] != size:
-        raise TypeError(f"{name} must be the (B, n, t, d) = ({batch}, {heads}, t, {size}) "
-                        f"array that start() or decode_step() returned, got {_show(cache)}")
-    check_array(cache, name, cache.shape, dtype)
