@@ -26,10 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyattn.cli.evaluation import greedy_view, references_by_source
-from tinyattn.data import Vocab
-from tinyattn.module import eval_mode
-from tinyattn.training.batching import pad_batch
+from tinyattn.cli.evaluation import greedy_view, references_by_source, teacher_forced
 from tinyattn.transformer import Transformer
 
 _FLAGS = ("--layer", "--head", "--heads", "--self")
@@ -135,15 +132,13 @@ def head_weights(model, run, src, tgt_ids, *, self_attention: bool = False) -> n
     -------
     ndarray of shape (L, n, T, S), or (L, n, S, S) with ``self_attention``
     """
-    batch = pad_batch([(run.src_vocab.encode(src), [int(t) for t in tgt_ids])],
-                      pad_id=Vocab.pad_id, sos_id=Vocab.sos_id, eos_id=Vocab.eos_id)
-    with eval_mode(model):  # the trained weights' attention, without dropout
-        model(*batch)
+    # teacher_forced runs the model on this one example and leaves each layer's weights
+    targets = [run.tgt_vocab.decode([int(t) for t in tgt_ids], strip_special=False)]
+    teacher_forced(model, run, [list(src)], targets)
     if self_attention:
         weights = [layer.attn_weights[0] for layer in model.encoder]
     else:
         weights = [layer.cross_weights[0] for layer in model.decoder]
-    model._cache = None  # no backward follows
     return np.stack(weights).astype(np.float64)
 
 
