@@ -153,8 +153,10 @@ class MultiHeadAttention(Module):
         """``out (B, T, D)`` and ``attn (B, n, T, S)``; see the class Notes."""
         D = self.d_model
         check_array(query, "query", (None, None, D), self.dtype)
-        check_array(key, "key", (None, None, D), self.dtype)
-        check_array(value, "value", key.shape, self.dtype)
+        if key is not query:  # self-attention passes one array three times: check it once
+            check_array(key, "key", (None, None, D), self.dtype)
+        if value is not key:
+            check_array(value, "value", key.shape, self.dtype)
         B, T, _ = query.shape
         S = key.shape[1]
         if key.shape[0] != B:
