@@ -293,3 +293,54 @@ def test_step_decay_schedule_and_state():
         StepDecay(opt, step_size=2, gamma=1.5)
     with pytest.raises(ValueError, match="step_size must be a positive int, got 0"):
         StepDecay(opt, step_size=0, gamma=0.5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("wd", [0.0, 0.01])
+def test_adam_in_pieces_equals_the_whole_array_formula_bit_for_bit(dtype, wd):
+    """Adam.step updates in cache-sized pieces with in-place operations; the numbers must be
+    the docstring's whole-array expressions exactly: sizes below, at and across the piece
+    size, and a non-contiguous parameter (updated whole)."""
+    from tinyattn.training.optim import _CHUNK
+    rng = np.random.default_rng(3)
+    shapes = [(5,), (_CHUNK,), (3, _CHUNK // 2 + 7), (2 * _CHUNK + 11,)]
+    values = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    base = rng.standard_normal((40, 6)).astype(dtype)
+    values.append(base.T)  # (6, 40), not C-contiguous: a flat view would be a copy
+    grads = [np.empty_like(v) for v in values]
+    params = [(f"p{i}", v, g) for i, (v, g) in enumerate(zip(values, grads))]
+    opt = Adam(params, lr=0.003, betas=(0.85, 0.98), eps=1e-7, weight_decay=wd)
+    want = [v.copy() for v in values]
+    m = [np.zeros_like(v) for v in values]
+    s = [np.zeros_like(v) for v in values]
+    b1, b2 = 0.85, 0.98
+    for t in range(1, 4):
+        for g in grads:
+            g[...] = rng.standard_normal(g.shape)
+        opt.step()
+        c1, c2 = 1.0 - b1**t, 1.0 - b2**t
+        for i, g in enumerate(grads):
+            gg = g + wd * want[i] if wd else g
+            m[i] = b1 * m[i] + (1.0 - b1) * gg
+            s[i] = b2 * s[i] + (1.0 - b2) * (gg * gg)
+            want[i] = want[i] - (0.003 / c1) * m[i] / (np.sqrt(s[i] / c2) + 1e-7)
+    for got, expected, mi, si, name in zip(values, want, m, s, [p[0] for p in params]):
+        assert got.dtype == dtype
+        np.testing.assert_array_equal(got, expected, err_msg=name)
+        np.testing.assert_array_equal(opt.state["m"][name], mi, err_msg=name)
+        np.testing.assert_array_equal(opt.state["v"][name], si, err_msg=name)
+    assert np.shares_memory(values[-1], base)  # the transposed view was updated in place
+
+
+def test_clip_grad_norm_float32_pieces_match_float64_and_survive_float32_overflow():
+    """float32 gradients are summed in float32 pieces: close to the float64 norm across
+    several pieces, and a piece whose float32 square sum overflows is redone in float64."""
+    from tinyattn.training.optim import _CHUNK
+    rng = np.random.default_rng(5)
+    g = rng.standard_normal(3 * _CHUNK + 5).astype(np.float32)
+    params = [("g", np.zeros_like(g), g)]
+    want = math.sqrt(float((g.astype(np.float64) ** 2).sum()))
+    assert clip_grad_norm(params, np.inf) == pytest.approx(want, rel=1e-8)
+    huge = np.full(7, 3e19, np.float32)  # Σ g² = 6.3e39: beyond float32, fine in float64
+    assert clip_grad_norm([("h", np.zeros_like(huge), huge)], np.inf) == pytest.approx(
+        3e19 * math.sqrt(7), rel=1e-7)
