@@ -337,7 +337,7 @@ def test_clip_grad_norm_float32_pieces_match_float64_and_survive_float32_overflo
     several pieces, and a piece whose float32 square sum overflows is redone in float64."""
     from tinyattn.training.optim import _CHUNK
     rng = np.random.default_rng(5)
-    g = rng.standard_normal(3 * _CHUNK + 5).astype(np.float32)
+    g = rng.standard_normal(3 * _CHUNK + 5).astype(np.float32)  # many pieces of 4,096
     params = [("g", np.zeros_like(g), g)]
     want = math.sqrt(float((g.astype(np.float64) ** 2).sum()))
     assert clip_grad_norm(params, np.inf) == pytest.approx(want, rel=1e-8)
