@@ -23,29 +23,29 @@ venv: $(STAMP)
 
 # The unit tests and the docstring examples of tinyattn/ (--doctest-modules, set in
 # pyproject.toml), then every lesson notebook (learner and instructor versions)
-# executed top to bottom by nbmake. The notebooks run with one BLAS thread: their
-# small products gain nothing from a second thread (measured 45 s vs 48 s for
-# lessons 05 and 06 on a quiet 2-core machine), and on a shared machine two
-# threads per process can make them ten times slower. (Float32 results may move
-# in their last digit with the thread count; no assert depends on it.)
+# executed top to bottom by nbmake. Both runs spread over the cores (pytest-xdist,
+# one worker per core) with one BLAS thread per worker, so two cores run two
+# processes and never four threads (oversubscribed, OpenBLAS can be ten times
+# slower). Measured on a two-core machine (2026-12-06): the unit tests took 357 s in
+# one process and 215 s in two; the 34 notebooks 460 s in two processes, while in one
+# process 33 of them (lesson 11's learner version left out) took 803 s. The
+# notebooks' small products gain nothing from a second BLAS
+# thread anyway. (Float32 results may move in their last digit with the thread
+# count; no assert depends on it.)
 # Lesson 11 trains on the real cmn-eng corpus: it runs when the corpus is here (in
 # $TINYATTN_DATA or the cache: `tinyattn data fetch cmn-eng`) and is skipped, saying so,
-# when it is not, as the unit tests that need the corpora are (lesson 16's section 7 skips
-# itself). With the corpus, lesson 11 runs in its instructor version only: its learner
-# version is the same training (about two minutes) with one exercise cell left to the
-# learner, and running it twice would take `make test` past 15 minutes on two cores; every
-# other learner version, with the same exercise machinery, runs.
+# when it is not, as the unit tests that need the corpora are (lesson 16's section 7
+# skips itself).
 test: $(STAMP)
-	TQDM_DISABLE=1 $(BIN)/python -m pytest
+	TQDM_DISABLE=1 OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -n auto
 	@if $(BIN)/python -c "import sys; from tinyattn.data import locate; \
 	        sys.exit(0 if locate('cmn-eng') else 1)" 2>/dev/null; then \
-	    echo "lesson 11 runs in its instructor version only (lessons/solutions/)"; \
-	    notebooks="$$(ls lessons/*.ipynb lessons/solutions/*.ipynb | grep -v '^lessons/11_translation')"; \
+	    notebooks="$$(ls lessons/*.ipynb lessons/solutions/*.ipynb)"; \
 	else \
 	    echo "lesson 11 skipped: the cmn-eng corpus is not here (tinyattn data fetch cmn-eng)"; \
 	    notebooks="$$(ls lessons/*.ipynb lessons/solutions/*.ipynb | grep -v 11_translation)"; \
 	fi; \
-	TQDM_DISABLE=1 OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest --nbmake $$notebooks
+	TQDM_DISABLE=1 OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -n auto --nbmake $$notebooks
 
 # Train a Bahdanau model on the dates task (defaults: bi-GRU, E=32, H=64,
 # 2 epochs of 20,000 examples), print held-out scores, draw heatmaps.
