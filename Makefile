@@ -26,12 +26,11 @@ venv: $(STAMP)
 # executed top to bottom by nbmake. Both runs spread over the cores (pytest-xdist,
 # one worker per core) with one BLAS thread per worker, so two cores run two
 # processes and never four threads (oversubscribed, OpenBLAS can be ten times
-# slower). Measured on a two-core machine (2026-12-06): the unit tests took 357 s in
-# one process and 215 s in two; the 34 notebooks 460 s in two processes, while in one
-# process 33 of them (lesson 11's learner version left out) took 803 s. The
-# notebooks' small products gain nothing from a second BLAS
-# thread anyway. (Float32 results may move in their last digit with the thread
-# count; no assert depends on it.)
+# slower; the notebooks' small products gain nothing from a second thread anyway).
+# Measured on a two-core machine (2026-12-06, fresh-clone CI): the unit tests took
+# 357 s in one process and 250 s in two; the notebooks 803 s in one process (without
+# lesson 11's learner version) and 549 s in two (all 34). (Float32 results may move
+# in their last digit with the thread count; no assert depends on it.)
 # Lesson 11 trains on the real cmn-eng corpus: it runs when the corpus is here (in
 # $TINYATTN_DATA or the cache: `tinyattn data fetch cmn-eng`) and is skipped, saying so,
 # when it is not, as the unit tests that need the corpora are (lesson 16's section 7

@@ -636,10 +636,11 @@ plt.show()
 #
 # We look at both on real sentences: the Tatoeba English → Chinese pairs of lesson 11 with at
 # most 8 tokens a side, split by source sentence (no test sentence occurs in training). Two
-# small models, each trained for about a minute or less on one core: the Transformer of
-# section 6 with D = 64, d_ff = 128 and dropout 0.1, 6 epochs with the warm-up and linear
-# decay of section 3 (peak 0.003); and lesson 11's model with E = H = 64 (a bidirectional GRU
-# encoder, Bahdanau attention), 3 epochs of Adam at 0.003. The corpus is not part of the
+# small models, each trained for less than a minute on one core: a Transformer shaped like
+# section 6's (D = 64, 4 heads, two encoder and two decoder layers) with d_ff = 128 and
+# dropout 0.1, 6 epochs with the warm-up and linear decay of section 3 (peak 0.003); and a
+# smaller version of lesson 11's model, E = H = 64 (a bidirectional GRU encoder, Bahdanau
+# attention), 3 epochs of Adam at 0.003. The corpus is not part of the
 # repository: this section runs when it is stored (`tinyattn data fetch cmn-eng`, or a folder
 # named by `TINYATTN_DATA`) and says so and skips otherwise.
 
