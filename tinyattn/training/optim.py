@@ -215,7 +215,7 @@ class Adam(_Optimizer):
         self.t += 1
         b1, b2, eps = self.beta1, self.beta2, self.eps
         c1, c2 = 1.0 - b1**self.t, 1.0 - b2**self.t  # bias corrections, Python floats
-        step = self.lr / c1
+        step, a1, a2 = self.lr / c1, 1.0 - b1, 1.0 - b2  # once, not per piece
         for name, value, grad in self._params:
             m_all, v_all = self.state["m"][name], self.state["v"][name]
             s1 = s2 = None  # scratch of the first (largest) piece's size, reused
@@ -230,10 +230,10 @@ class Adam(_Optimizer):
                     s1, s2 = np.empty(w.size, w.dtype), np.empty(w.size, w.dtype)
                 t1, t2 = s1[:w.size].reshape(w.shape), s2[:w.size].reshape(w.shape)
                 m *= b1                                    # m = b1 m + (1 − b1) g
-                m += np.multiply(g, 1.0 - b1, out=t1)
+                m += np.multiply(g, a1, out=t1)
                 v *= b2                                    # v = b2 v + (1 − b2) g²
                 np.multiply(g, g, out=t1)
-                v += np.multiply(t1, 1.0 - b2, out=t1)
+                v += np.multiply(t1, a2, out=t1)
                 np.divide(v, c2, out=t1)                   # sqrt(v / c2) + eps
                 np.sqrt(t1, out=t1)
                 t1 += eps
