@@ -756,16 +756,17 @@ if have_corpus:
     zh_ids, zh_lens = pad_ids([zh_src.encode(e.src) for e in zh_test], Vocab.pad_id)
     zh_transformer.encode(zh_ids, zh_lens)
     lengths_zh = np.array([len(e.src) for e in zh_test])
-    real = np.arange(zh_ids.shape[1])[None, :] < lengths_zh[:, None]  # (B, S) real words
+    positions = np.arange(zh_ids.shape[1])
+    real = positions[None, :] < lengths_zh[:, None]  # (B, S) real words
+    even = np.repeat(1.0 / lengths_zh, lengths_zh).mean()  # 1/S, averaged over the query rows
     print(f"{'':18}{'peak weight':>12}{'1/S':>7}{'peak on another word':>22}{'1 - 1/S':>9}")
     for l, layer in enumerate(zh_transformer.encoder):
         for h in range(layer.attn_weights.shape[1]):
             w = layer.attn_weights[:, h]  # (B, S, S): 0 at pad keys, pad query rows are 0
             peak, where = w.max(axis=-1)[real], w.argmax(axis=-1)
-            other = (where != np.arange(w.shape[1])[None, :])[real]
-            uniform = np.repeat(1.0 / lengths_zh, lengths_zh)
-            print(f"encoder {l}, head {h}{peak.mean():12.2f}{uniform.mean():7.2f}"
-                  f"{other.mean():22.1%}{1 - uniform.mean():9.1%}")
+            other = (where != positions[None, :])[real]
+            print(f"encoder {l}, head {h}{peak.mean():12.2f}{even:7.2f}"
+                  f"{other.mean():22.1%}{1 - even:9.1%}")
 
 # %% [markdown]
 # The heads are focused: the mean largest weight of a row is between 0.38 and 0.48 for every
