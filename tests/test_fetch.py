@@ -26,10 +26,14 @@ def sha(data: bytes) -> str:
 
 
 def zipped(members: dict) -> bytes:
+    """A zip of ``members`` whose bytes do not depend on the clock: a fixed timestamp per
+    member (``writestr`` with a bare name stamps the current time, and then the sha256 in
+    the test ids differs between pytest-xdist workers, which refuse to run)."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
         for name, data in members.items():
-            z.writestr(name, data)
+            z.writestr(zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0)), data,
+                       compress_type=zipfile.ZIP_DEFLATED)
     return buffer.getvalue()
 
 
