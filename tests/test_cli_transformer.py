@@ -44,6 +44,8 @@ def test_a_transformer_run_trains_evaluates_resumes_and_translates(tmp_path, cap
 @pytest.mark.parametrize("flags, message", [
     (["--arch", "transformer", "--cell", "lstm"], "--cell applies to --arch rnn"),
     (["--heads", "2"], "--num-heads applies to --arch transformer"),
+    (["--arch", "transformer", "--no-bridge"], "--no-bridge applies to --arch rnn"),
+    (["--arch", "transformer", "--unidirectional"], "--unidirectional applies to --arch rnn"),
     (["--warmup", "10"], "--warmup applies to --arch transformer"),
     (["--arch", "transformer", "--d-model", "10", "--heads", "4"],
      "--num-heads must divide --d-model"),

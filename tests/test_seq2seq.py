@@ -267,3 +267,69 @@ def test_output_layer_on_real_tokens_only(cfg):
     for (n, _, a), (_, _, b) in zip(m_part.decoder.named_parameters(),
                                     m_full.decoder.named_parameters()):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13, err_msg=n)
+
+
+# ----- bridge=False: the decoder starts from zeros ---------------------------------------
+NO_BRIDGE = [("bahdanau", "gru", False, 1), ("general", "lstm", True, 1), (None, "lstm", False, 1),
+             ("bahdanau", "gru", False, 2), ("local-p", "lstm", False, 2), (None, "gru", False, 2)]
+
+
+def _nb_ids(cfg):
+    return _ids(cfg[:3]) + f"-L{cfg[3]}"
+
+
+def make_no_bridge(attention, cell, feed, layers, **kw):
+    return make(attention, cell, feed, bridge=False, num_layers=layers, **kw)
+
+
+@pytest.mark.parametrize("cfg", NO_BRIDGE, ids=_nb_ids)
+def test_no_bridge_starts_from_zeros_with_no_bridge_parameters(cfg):
+    model = make_no_bridge(*cfg)
+    names = [n for n, _, _ in model.named_parameters()]
+    assert not [n for n in names if "bridge" in n]
+    assert len(names) < len(list(make(*cfg[:3], num_layers=cfg[3]).named_parameters()))
+    _, state0, _, _ = model.encode(SRC, SRC_LEN)
+    parts = list(state0) if cfg[3] > 1 else [state0]
+    assert len(parts) == cfg[3]
+    for part in parts:  # each layer's state (an LSTM's h and c): zeros
+        for a in (part if isinstance(part, tuple) else (part,)):
+            assert a.shape == (2, model.encoder.hidden_size) and not a.any()
+    grads = grads_of(model)[1]  # the encoder still learns, through attention (or c)
+    assert all(np.abs(g).max() > 0 for n, g in grads.items() if n.startswith("encoder."))
+
+
+@pytest.mark.parametrize("cfg", NO_BRIDGE, ids=_nb_ids)
+def test_no_bridge_gradcheck_every_parameter(cfg):
+    model = make_no_bridge(*cfg)
+    result = check_gradients(
+        lambda: np.array(loss_of(model)),
+        lambda d: {n: g * d for n, g in grads_of(model)[1].items()},
+        {n: v for n, v, _ in model.named_parameters()}, tol=TOL_MODEL)
+    assert result.passed, str(result)
+
+
+@pytest.mark.parametrize("cfg", NO_BRIDGE, ids=_nb_ids)
+def test_no_bridge_padding_and_step_by_step(cfg):
+    """Padding invariance, and decoding step by step equals teacher forcing."""
+    model = make_no_bridge(*cfg)
+    assert_padding_invariant(model)
+    loss = loss_of(model)
+    memory, carry = model.start(SRC, SRC_LEN)
+    nll, n = 0.0, 0
+    for t in range(TGT.shape[1] - 1):
+        logp, carry, _ = model.decode_step(TGT[:, t], memory, carry, t)
+        real = t < TGT_LEN
+        nll -= logp[np.arange(2), TGT[:, t + 1]][real].sum()
+        n += real.sum()
+    assert nll / n == pytest.approx(loss, rel=1e-12)
+
+
+def test_no_bridge_checkpoint_round_trip_and_bad_value(tmp_path):
+    model = make_no_bridge("bahdanau", "gru", False, 1)
+    model.save(tmp_path / "m.npz")
+    back = Seq2Seq.load(tmp_path / "m.npz")
+    assert back.config["bridge"] is False
+    assert loss_of(back) == loss_of(model)
+    assert Seq2Seq.upgrade_config({"attention": "dot"})["bridge"] is True  # older configs
+    with pytest.raises(TypeError, match="bridge must be True or False, got 'no'"):
+        make(bridge="no")

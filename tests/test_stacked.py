@@ -549,7 +549,7 @@ def test_checkpoints_from_before_num_layers_load_and_agree(name):
     stored = load_checkpoint(path)
     assert "num_layers" not in stored.config
     model = Seq2Seq.load(path)
-    assert model.config["num_layers"] == 1
+    assert model.config["num_layers"] == 1 and model.config["bridge"] is True
     model.seed_dropout(4)
     loss, grads = grads_of(model)
     assert loss == pytest.approx(float(stored.extra["train_loss"]), rel=1e-12)
@@ -594,3 +594,20 @@ def test_cli_num_layers(tmp_path, capsys):
     code, _, err = run_cli(capsys, "train", "dates", "--out", out, "--resume",
                            "--num-layers", "1")
     assert code == 2 and "--num-layers 1 (run has 2)" in err
+    code, _, err = run_cli(capsys, "train", "dates", "--out", out, "--resume", "--no-bridge")
+    assert code == 2 and "--no-bridge (the run was trained without it)" in err
+
+
+def test_cli_no_bridge(tmp_path, capsys):
+    """--no-bridge is stored in the run, and the model it builds has no bridge."""
+    from tinyattn.cli.run import Run
+
+    from .cli_helpers import TINY, run_cli
+
+    out = tmp_path / "nb"
+    code, _, err = run_cli(capsys, "train", "dates", "--out", out, "--train-size", "64",
+                           "--plots", "0", "--no-bridge", "--epochs", "1", *TINY)
+    assert code == 0 and "bridge=False" in err, err
+    assert json.loads((out / "config.json").read_text())["model"]["bridge"] is False
+    run = Run.open(out)
+    assert not [n for n, _, _ in run.build_model(seed=0).named_parameters() if "bridge" in n]

@@ -1,8 +1,8 @@
 """`tinyattn.interop.to_torch` / `from_torch` of a whole `Seq2Seq` (issue 12 §5):
 the PyTorch model computes the same loss, attention weights and gradients,
 to 1e-10 in float64, for every attention, both cells, with and without a
-bidirectional encoder, stacked layers, label smoothing and (in eval mode)
-dropout; a model
+bidirectional encoder, stacked layers, no bridge, label smoothing and (in
+eval mode) dropout; a model
 trained on in PyTorch comes back to tinyattn with the same loss."""
 
 import numpy as np
@@ -43,6 +43,10 @@ CONFIGS = {  # id -> Seq2Seq keyword arguments
                                    bidirectional=False),
     "local-p-gru-2": dict(attention="local-p", window=1, num_layers=2),
     "plain-lstm-2": dict(attention=None, cell="lstm", num_layers=2),
+    "bahdanau-gru-no-bridge": dict(attention="bahdanau", bridge=False),
+    "general-lstm-2-no-bridge": dict(attention="general", cell="lstm", num_layers=2,
+                                     bridge=False),
+    "plain-gru-no-bridge": dict(attention=None, bridge=False),
 }
 
 

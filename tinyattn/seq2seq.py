@@ -10,7 +10,8 @@
 The encoder is a GRU or LSTM, bidirectional by default, so Hk = 2H
 (``[→h_j ; ←h_j]``); the decoder's state has that same size, Hd = Hk, so
 every score function, dot product included, can compare a decoder state
-with an encoder annotation. The bridge is `tinyattn.bridge`.
+with an encoder annotation. The bridge is `tinyattn.bridge`; with
+``bridge=False`` the decoder starts from s_0 = 0 instead.
 
 With ``num_layers = L > 1`` the encoder and the decoder are stacks of L
 layers (`tinyattn.stacked.StackedRNN`, docs/equations.md §3.1): decoder
@@ -51,7 +52,7 @@ from tinyattn.losses import sequence_cross_entropy
 from tinyattn.lstm import LSTM
 from tinyattn.memory import Memory
 from tinyattn.module import Module, ModuleList
-from tinyattn.recurrent import StackState, add_hidden, hidden
+from tinyattn.recurrent import StackState, add_hidden, hidden, zeros_like_state
 from tinyattn.stacked import StackedRNN
 from tinyattn.training.checkpoint import SavesCheckpoints
 
@@ -86,6 +87,14 @@ class Seq2Seq(SavesCheckpoints, Module):
         plain decoder's c is the encoder's top layer. With 1, the model,
         its parameter names and its numbers are those of a model built
         before this option existed.
+    bridge : bool, default True
+        Whether the decoder starts from the bridge of the encoder's final
+        state, ``s_0 = tanh(final @ W_s + b_s)`` (docs/equations.md §3.1, as
+        Bahdanau et al. and Cho et al.), or from zeros (False: the model has
+        no bridge parameters, and everything the decoder knows of the source
+        comes through attention, or through ``c`` without attention; an LSTM
+        decoder's cell state starts at zero too). Lesson 11 §6.3 measures
+        what this does to where attention looks.
     attention : {None, "bahdanau", "dot", "general", "concat", "scaled_dot",
                  "local-m", "local-p"}
         None is the documents' plain seq2seq with one context vector.
@@ -140,7 +149,7 @@ class Seq2Seq(SavesCheckpoints, Module):
     """
 
     def __init__(self, src_vocab, tgt_vocab, *, emb_size, hidden_size, cell="gru",
-                 bidirectional=True, num_layers=1, attention=None, input_feeding=False,
+                 bidirectional=True, num_layers=1, bridge=True, attention=None, input_feeding=False,
                  attn_size=None, window=3, pad_id=0, dropout=0.0, label_smoothing=0.0, rng,
                  dtype=np.float64):
         super().__init__(dtype)
@@ -149,6 +158,7 @@ class Seq2Seq(SavesCheckpoints, Module):
         check_options("attention", attention, ATTENTIONS)
         bidirectional = check_bool(bidirectional, "bidirectional")
         L = check_size(num_layers, "num_layers", high=MAX_LAYERS)
+        bridge = check_bool(bridge, "bridge")
         input_feeding = check_bool(input_feeding, "input_feeding")
         if input_feeding and attention in (None, "bahdanau"):
             raise ValueError(
@@ -167,7 +177,7 @@ class Seq2Seq(SavesCheckpoints, Module):
         label_smoothing = check_real(label_smoothing, "label_smoothing", "[0, 1)")
         self.config = dict(src_vocab=V_src, tgt_vocab=V_tgt, emb_size=E, hidden_size=H,
                            cell=cell, bidirectional=bidirectional, num_layers=L,
-                           attention=attention,
+                           bridge=bridge, attention=attention,
                            input_feeding=input_feeding, attn_size=attn_size,
                            window=window, pad_id=pad_id, dropout=dropout,
                            label_smoothing=label_smoothing,
@@ -190,14 +200,8 @@ class Seq2Seq(SavesCheckpoints, Module):
         else:
             self.encoder = stack(E, lambda D: Cell(D, H, **kw))
         Hk = Hd = self.encoder.hidden_size
-        self.bridge = Linear(Hk, Hd, **kw)
-        if cell == "lstm":
-            self.bridge_c = Linear(Hk, Hd, **kw)
-        if L > 1:  # one bridge per layer: layer 0's is `bridge`, as with one layer
-            self.bridges = ModuleList((Linear(Hk, Hd, **kw) for _ in range(1, L)), start=1)
-            if cell == "lstm":
-                self.bridges_c = ModuleList((Linear(Hk, Hd, **kw) for _ in range(1, L)),
-                                            start=1)
+        if bridge:
+            self._add_bridges(Hk, Hd, L, cell == "lstm", kw)
         self.tgt_emb = Embedding(V_tgt, E, pad_id=pad_id, **kw)
         self.tgt_drop = Dropout(dropout, dtype=self.dtype)
         A = Hd if attn_size is None else attn_size
@@ -230,6 +234,18 @@ class Seq2Seq(SavesCheckpoints, Module):
 
     TRAINING_OPTIONS = ("dropout", "label_smoothing")  # load_weights lets these differ
 
+    def _add_bridges(self, Hk, Hd, L, lstm, kw) -> None:
+        """The bridge Linears: ``bridge`` (and ``bridge_c`` for an LSTM's cell
+        state) for layer 0, ``bridges.1``, ... for the layers above."""
+        self.bridge = Linear(Hk, Hd, **kw)
+        if lstm:
+            self.bridge_c = Linear(Hk, Hd, **kw)
+        if L > 1:  # one bridge per layer: layer 0's is `bridge`, as with one layer
+            self.bridges = ModuleList((Linear(Hk, Hd, **kw) for _ in range(1, L)), start=1)
+            if lstm:
+                self.bridges_c = ModuleList((Linear(Hk, Hd, **kw) for _ in range(1, L)),
+                                            start=1)
+
     # ----- encoder and bridge ---------------------------------------------
     @classmethod
     def upgrade_config(cls, config: dict) -> dict:
@@ -240,6 +256,7 @@ class Seq2Seq(SavesCheckpoints, Module):
         config.setdefault("num_layers", 1)  # stored before stacked layers existed
         config.setdefault("dropout", 0.0)  # and before dropout
         config.setdefault("label_smoothing", 0.0)  # and before label smoothing
+        config.setdefault("bridge", True)  # and before the bridge could be switched off
         if config.get("attention") not in SIZED_ATTENTIONS and \
                 config.get("attn_size") is not None:
             config["attn_size"] = None
@@ -263,7 +280,9 @@ class Seq2Seq(SavesCheckpoints, Module):
         the context ``c`` (the encoder's final h), ``src_mask (B, S)``."""
         src, lengths = check_source(src, src_lengths, self.config["src_vocab"])
         enc_hs, final = self.encoder(self.src_drop(self.src_emb(src)), None, lengths)
-        if isinstance(final, StackState):  # decoder layer l starts from encoder layer l
+        if not self.config["bridge"]:  # the decoder starts from zeros (Hd = Hk)
+            state0 = zeros_like_state(final)
+        elif isinstance(final, StackState):  # decoder layer l starts from encoder layer l
             state0 = StackState(bridge_forward(self._bridges(k), f) for k, f in enumerate(final))
         else:
             state0 = bridge_forward(self._bridges(0), final)
@@ -278,7 +297,9 @@ class Seq2Seq(SavesCheckpoints, Module):
         return (self.bridges[k - 1], self.bridges_c[k - 1]) if lstm else (self.bridges[k - 1],)
 
     def _encode_backward(self, denc_hs, dstate0, state0, dc):
-        if isinstance(state0, StackState):
+        if not self.config["bridge"]:  # zeros: the final state did not reach the decoder
+            dfin = zeros_like_state(state0)
+        elif isinstance(state0, StackState):
             dfin = StackState(bridge_backward(self._bridges(k), d, s)
                               for k, (d, s) in enumerate(zip(dstate0, state0)))
         else:
@@ -347,7 +368,7 @@ class Seq2Seq(SavesCheckpoints, Module):
 
     def _check_carry(self, carry, batch: int) -> None:
         """``carry`` must have the structure, shapes and dtype `start` gave it."""
-        Hd = self.bridge.out_size
+        Hd = self.encoder.hidden_size  # the decoder state: Hd = Hk
         h = np.zeros((batch, Hd), self.dtype)
         state = (h, h) if self.config["cell"] == "lstm" else h
         if self.config["num_layers"] > 1:

@@ -11,7 +11,8 @@ it, from PyTorch's own modules where they exist:
 - ``src_emb``, ``tgt_emb``: `torch.nn.Embedding` with ``padding_idx``;
 - ``encoder``: a packed `torch.nn.GRU` / `torch.nn.LSTM`, bidirectional or
   not, of ``num_layers`` layers with PyTorch's dropout between them;
-- ``bridge`` (and ``bridge_c`` for an LSTM's cell state): `torch.nn.Linear`;
+- ``bridge`` (and ``bridge_c`` for an LSTM's cell state): `torch.nn.Linear`
+  (none with ``bridge=False``: the decoder starts from zeros);
 - ``cells``: one `torch.nn.GRUCell` / `torch.nn.LSTMCell` per layer, stepped
   in a Python loop (attention reads the state of the step before, so a
   decoder with attention cannot run as one sequence call); stacked layers
@@ -74,11 +75,13 @@ class TorchSeq2Seq(nn.Module):
         self.encoder = rnn(E, H, num_layers=L, dropout=p if L > 1 else 0.0, batch_first=True,
                            bidirectional=c["bidirectional"], **kw)
         # one bridge per layer: decoder layer l starts from encoder layer l's final state
-        self.bridge = nn.Linear(Hk, Hd, **kw)
-        self.bridges = nn.ModuleList(nn.Linear(Hk, Hd, **kw) for _ in range(L - 1))
-        if self.is_lstm:
-            self.bridge_c = nn.Linear(Hk, Hd, **kw)
-            self.bridges_c = nn.ModuleList(nn.Linear(Hk, Hd, **kw) for _ in range(L - 1))
+        self.has_bridge = c.get("bridge", True)
+        if self.has_bridge:
+            self.bridge = nn.Linear(Hk, Hd, **kw)
+            self.bridges = nn.ModuleList(nn.Linear(Hk, Hd, **kw) for _ in range(L - 1))
+            if self.is_lstm:
+                self.bridge_c = nn.Linear(Hk, Hd, **kw)
+                self.bridges_c = nn.ModuleList(nn.Linear(Hk, Hd, **kw) for _ in range(L - 1))
         self.layer_drop = nn.Dropout(p)  # between stacked decoder layers, a fresh mask a step
 
         def cell(D, Hd, **kw):  # the decoder's L cells: layer 0 reads D, the others Hd
@@ -121,18 +124,25 @@ class TorchSeq2Seq(nn.Module):
         def last(s, k):  # layer k of (L·directions, B, H) -> (B, directions·H): [→h_S ; ←h_1]
             return torch.cat(list(s[k * nd:(k + 1) * nd]), dim=1)
 
-        bridges = [self.bridge, *self.bridges]
         states = []
         for k in range(self.num_layers):
             if self.is_lstm:
                 h, c = last(final[0], k), last(final[1], k)
-                bridges_c = [self.bridge_c, *self.bridges_c]
-                states.append((torch.tanh(bridges[k](h)), torch.tanh(bridges_c[k](c))))
+                if not self.has_bridge:  # the decoder starts from zeros
+                    states.append((torch.zeros_like(h), torch.zeros_like(c)))
+                else:
+                    states.append((torch.tanh(self._bridge(k)(h)),
+                                   torch.tanh(self._bridge(k, "_c")(c))))
             else:
                 h = last(final, k)
-                states.append(torch.tanh(bridges[k](h)))
+                states.append(torch.tanh(self._bridge(k)(h)) if self.has_bridge
+                              else torch.zeros_like(h))
         mask = torch.arange(src.shape[1], device=src.device)[None, :] < src_lengths[:, None]
         return enc_hs, states, h, mask
+
+    def _bridge(self, k, side=""):
+        """Layer k's bridge (``side="_c"``: an LSTM's cell-state bridge)."""
+        return getattr(self, "bridge" + side) if k == 0 else getattr(self, "bridges" + side)[k - 1]
 
     def _step(self, x, states):
         """One decoder step through every layer, dropout between them."""
@@ -271,7 +281,7 @@ def parameter_map(config: dict) -> list[tuple[str, object, str]]:
         else:
             out += _rnn_names(cell, layer, f"_l{k}", "encoder.")
     for side in ("", "_c") if cell == "lstm" else ("",):
-        for k in range(L):
+        for k in range(L if config.get("bridge", True) else 0):
             ours, theirs = (f"bridge{side}.", f"bridge{side}.") if k == 0 else \
                 (f"bridges{side}.{k}.", f"bridges{side}.{k - 1}.")
             out += [(ours + "W", theirs + "weight", "T"), (ours + "b", theirs + "bias", "copy")]

@@ -36,6 +36,7 @@ from tinyattn.cli.evaluation import (
 from tinyattn.cli.heads import add_head_arguments, head_request
 from tinyattn.cli.options import (
     SCHEDULES,
+    SWITCHES,
     add_model_arguments,
     build_optimizer,
     check_arch_flags,
@@ -117,8 +118,8 @@ def _resumed_run(args, out: Path) -> tuple[Run, dict]:
                                   if k != "epochs"}, run.train_options, "training")):
         clash = {k: (v, stored.get(k)) for k, v in asked.items() if stored.get(k) != v}
         if clash:
-            shown = ", ".join(f"{flag(k)} {a} (run has {b})"
-                              for k, (a, b) in clash.items())
+            shown = ", ".join(f"{flag(k)} (the run was trained without it)" if k in SWITCHES
+                              else f"{flag(k)} {a} (run has {b})" for k, (a, b) in clash.items())
             raise CLIError(f"{out} was trained with other {what} options: {shown}; "
                            "drop them to resume, or train a new run with another --out")
     if args.epochs is not None:
@@ -183,7 +184,7 @@ def _prepare_out(args, out: Path) -> None:
 def _flag_names(message: str) -> str:
     """An option's error in the command line's terms: ``input_feeding`` -> ``--input-feeding``."""
     keys = {*model_defaults("rnn"), *model_defaults("transformer"), *train_defaults("rnn")}
-    for key in keys:
+    for key in keys - set(SWITCHES):  # a switch takes no value, so no value of it is wrong
         message = re.sub(rf"(?<![\w-]){key}\b", flag(key), message)
     return message
 

@@ -23,7 +23,7 @@ ARCHS = ("rnn", "transformer")
 MODEL_DEFAULTS = {  # --arch rnn
     "cell": "gru", "attention": "bahdanau", "emb_size": 32, "hidden_size": 64,
     "attn_size": None, "input_feeding": False, "bidirectional": True, "num_layers": 1,
-    "window": 3, "dropout": 0.0, "label_smoothing": 0.0, "dtype": "float32"}
+    "bridge": True, "window": 3, "dropout": 0.0, "label_smoothing": 0.0, "dtype": "float32"}
 TRANSFORMER_DEFAULTS = {  # --arch transformer: sizes that learn dates (README)
     "d_model": 64, "num_heads": 4, "d_ff": 128, "num_layers": 2, "norm_first": False,
     "tie_embeddings": False, "dropout": 0.0, "label_smoothing": 0.0, "dtype": "float32"}
@@ -47,9 +47,12 @@ def train_defaults(arch: str) -> dict:
     return {**TRAIN_DEFAULTS, **(TRANSFORMER_TRAIN_DEFAULTS if arch == "transformer" else {})}
 
 
+SWITCHES = {"bidirectional": "--unidirectional", "bridge": "--no-bridge"}  # flags that say "off"
+
+
 def flag(key: str) -> str:
-    """An option's flag: ``num_heads`` -> ``--num-heads``."""
-    return "--" + key.replace("_", "-")
+    """An option's flag: ``num_heads`` -> ``--num-heads``; ``bridge`` -> ``--no-bridge``."""
+    return SWITCHES.get(key) or "--" + key.replace("_", "-")
 
 
 def given(args, defaults: dict) -> dict:
@@ -194,6 +197,9 @@ def add_model_arguments(t) -> None:
     m.add_argument("--attn-size", dest="attn_size", type=positive)
     m.add_argument("--input-feeding", dest="input_feeding", action="store_const", const=True)
     m.add_argument("--unidirectional", dest="bidirectional", action="store_const", const=False)
+    m.add_argument("--no-bridge", dest="bridge", action="store_const", const=False,
+                   help="start the decoder from zeros, not from the bridge of the encoder's "
+                   "final state: the decoder learns the source through attention only")
     m.add_argument("--num-layers", "--layers", dest="num_layers", type=int_in(1, MAX_LAYERS),
                    help="stacked layers in the encoder and in the decoder "
                    f"(1..{MAX_LAYERS}); rnn: --dropout also applies between them")
