@@ -294,6 +294,9 @@ def test_no_bridge_starts_from_zeros_with_no_bridge_parameters(cfg):
     for part in parts:  # each layer's state (an LSTM's h and c): zeros
         for a in (part if isinstance(part, tuple) else (part,)):
             assert a.shape == (2, model.encoder.hidden_size) and not a.any()
+    bridged = dict((n, v) for n, v, _ in make(*cfg[:3], num_layers=cfg[3]).named_parameters())
+    for n, v, _ in model.named_parameters():  # the same initial weights, but for the bridge
+        np.testing.assert_array_equal(v, bridged[n], err_msg=n)
     grads = grads_of(model)[1]  # the encoder still learns, through attention (or c)
     assert all(np.abs(g).max() > 0 for n, g in grads.items() if n.startswith("encoder."))
 

@@ -62,6 +62,20 @@ CELLS = {"gru": GRU, "lstm": LSTM}
 MAX_LAYERS = 16  # num_layers is 1..MAX_LAYERS
 
 
+def _bridge_modules(Hk, Hd, L, lstm, kw) -> dict:
+    """The bridge Linears by attribute name, in the order they draw their weights:
+    ``bridge`` (and ``bridge_c`` for an LSTM's cell state) for layer 0, then
+    ``bridges`` (``bridges_c``) holding ``bridges.1``, ... for the layers above."""
+    out = {"bridge": Linear(Hk, Hd, **kw)}
+    if lstm:
+        out["bridge_c"] = Linear(Hk, Hd, **kw)
+    if L > 1:  # one bridge per layer: layer 0's is `bridge`, as with one layer
+        out["bridges"] = ModuleList((Linear(Hk, Hd, **kw) for _ in range(1, L)), start=1)
+        if lstm:
+            out["bridges_c"] = ModuleList((Linear(Hk, Hd, **kw) for _ in range(1, L)), start=1)
+    return out
+
+
 class Seq2Seq(SavesCheckpoints, Module):
     """An encoder–decoder with or without attention (docs/equations.md §2–§6).
 
@@ -93,8 +107,10 @@ class Seq2Seq(SavesCheckpoints, Module):
         Bahdanau et al. and Cho et al.), or from zeros (False: the model has
         no bridge parameters, and everything the decoder knows of the source
         comes through attention, or through ``c`` without attention; an LSTM
-        decoder's cell state starts at zero too). Lesson 11 §6.3 measures
-        what this does to where attention looks.
+        decoder's cell state starts at zero too). Every other weight starts as
+        in the model with a bridge (the bridge's are drawn and dropped), so
+        the two differ in the bridge alone. Lesson 11 §6.4 measures what
+        this does to where attention looks.
     attention : {None, "bahdanau", "dot", "general", "concat", "scaled_dot",
                  "local-m", "local-p"}
         None is the documents' plain seq2seq with one context vector.
@@ -200,8 +216,10 @@ class Seq2Seq(SavesCheckpoints, Module):
         else:
             self.encoder = stack(E, lambda D: Cell(D, H, **kw))
         Hk = Hd = self.encoder.hidden_size
-        if bridge:
-            self._add_bridges(Hk, Hd, L, cell == "lstm", kw)
+        # drawn even when unused, so every other weight equals that of the model with a bridge
+        for name, module in _bridge_modules(Hk, Hd, L, cell == "lstm", kw).items():
+            if bridge:
+                setattr(self, name, module)
         self.tgt_emb = Embedding(V_tgt, E, pad_id=pad_id, **kw)
         self.tgt_drop = Dropout(dropout, dtype=self.dtype)
         A = Hd if attn_size is None else attn_size
@@ -233,18 +251,6 @@ class Seq2Seq(SavesCheckpoints, Module):
         self.logits = None  # (N, V) of the last forward: one row per real target token
 
     TRAINING_OPTIONS = ("dropout", "label_smoothing")  # load_weights lets these differ
-
-    def _add_bridges(self, Hk, Hd, L, lstm, kw) -> None:
-        """The bridge Linears: ``bridge`` (and ``bridge_c`` for an LSTM's cell
-        state) for layer 0, ``bridges.1``, ... for the layers above."""
-        self.bridge = Linear(Hk, Hd, **kw)
-        if lstm:
-            self.bridge_c = Linear(Hk, Hd, **kw)
-        if L > 1:  # one bridge per layer: layer 0's is `bridge`, as with one layer
-            self.bridges = ModuleList((Linear(Hk, Hd, **kw) for _ in range(1, L)), start=1)
-            if lstm:
-                self.bridges_c = ModuleList((Linear(Hk, Hd, **kw) for _ in range(1, L)),
-                                            start=1)
 
     # ----- encoder and bridge ---------------------------------------------
     @classmethod
