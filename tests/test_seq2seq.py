@@ -46,7 +46,11 @@ def grads_of(model, **kw):
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=_ids)
 def test_gradcheck_every_parameter(cfg):
-    model = make(*cfg)
+    assert_gradients_checked(make(*cfg))
+
+
+def assert_gradients_checked(model):
+    """Centred differences agree with the backward for every parameter."""
     result = check_gradients(
         lambda: np.array(loss_of(model)),
         lambda d: {n: g * d for n, g in grads_of(model)[1].items()},
@@ -112,17 +116,25 @@ def test_teacher_forcing_equals_step_by_step(cfg):
     model = make(*cfg)
     loss = loss_of(model)
     alphas = model.attention_weights
+    nll, step_alphas = decode_gold(model)
+    assert nll == pytest.approx(loss, rel=1e-12)
+    assert (alphas is None) == (cfg[0] is None)
+    for t, alpha in enumerate(step_alphas if alphas is not None else []):
+        np.testing.assert_allclose(alpha, alphas[:, t], rtol=1e-12, atol=1e-15)
+
+
+def decode_gold(model):
+    """The mean NLL of TGT decoded one step at a time fed the gold tokens, and each
+    step's attention weights."""
     memory, carry = model.start(SRC, SRC_LEN)
-    nll, n = 0.0, 0
+    nll, n, step_alphas = 0.0, 0, []
     for t in range(TGT.shape[1] - 1):
         logp, carry, alpha = model.decode_step(TGT[:, t], memory, carry, t)
         real = t < TGT_LEN
         nll -= logp[np.arange(2), TGT[:, t + 1]][real].sum()
         n += real.sum()
-        if alphas is not None:
-            np.testing.assert_allclose(alpha, alphas[:, t], rtol=1e-12, atol=1e-15)
-    assert nll / n == pytest.approx(loss, rel=1e-12)
-    assert (alphas is None) == (cfg[0] is None)
+        step_alphas.append(alpha)
+    return nll / n, step_alphas
 
 
 @pytest.mark.parametrize("attention", ["bahdanau", "general", "local-p", None])
@@ -303,12 +315,7 @@ def test_no_bridge_starts_from_zeros_with_no_bridge_parameters(cfg):
 
 @pytest.mark.parametrize("cfg", NO_BRIDGE, ids=_nb_ids)
 def test_no_bridge_gradcheck_every_parameter(cfg):
-    model = make_no_bridge(*cfg)
-    result = check_gradients(
-        lambda: np.array(loss_of(model)),
-        lambda d: {n: g * d for n, g in grads_of(model)[1].items()},
-        {n: v for n, v, _ in model.named_parameters()}, tol=TOL_MODEL)
-    assert result.passed, str(result)
+    assert_gradients_checked(make_no_bridge(*cfg))
 
 
 @pytest.mark.parametrize("cfg", NO_BRIDGE, ids=_nb_ids)
@@ -316,15 +323,7 @@ def test_no_bridge_padding_and_step_by_step(cfg):
     """Padding invariance, and decoding step by step equals teacher forcing."""
     model = make_no_bridge(*cfg)
     assert_padding_invariant(model)
-    loss = loss_of(model)
-    memory, carry = model.start(SRC, SRC_LEN)
-    nll, n = 0.0, 0
-    for t in range(TGT.shape[1] - 1):
-        logp, carry, _ = model.decode_step(TGT[:, t], memory, carry, t)
-        real = t < TGT_LEN
-        nll -= logp[np.arange(2), TGT[:, t + 1]][real].sum()
-        n += real.sum()
-    assert nll / n == pytest.approx(loss, rel=1e-12)
+    assert decode_gold(model)[0] == pytest.approx(loss_of(model), rel=1e-12)
 
 
 def test_no_bridge_checkpoint_round_trip_and_bad_value(tmp_path):
