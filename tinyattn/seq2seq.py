@@ -103,8 +103,8 @@ class Seq2Seq(SavesCheckpoints, Module):
         before this option existed.
     bridge : bool, default True
         Whether the decoder starts from the bridge of the encoder's final
-        state, ``s_0 = tanh(final @ W_s + b_s)`` (docs/equations.md §3.1, as
-        Bahdanau et al. and Cho et al.), or from zeros (False: the model has
+        state, ``s_0 = tanh(final @ W_s + b_s)`` (docs/equations.md §2; Cho et
+        al. and Bahdanau et al. start from such a bridge too), or from zeros (False: the model has
         no bridge parameters, and everything the decoder knows of the source
         comes through attention, or through ``c`` without attention; an LSTM
         decoder's cell state starts at zero too). Every other weight starts as
@@ -165,9 +165,9 @@ class Seq2Seq(SavesCheckpoints, Module):
     """
 
     def __init__(self, src_vocab, tgt_vocab, *, emb_size, hidden_size, cell="gru",
-                 bidirectional=True, num_layers=1, bridge=True, attention=None, input_feeding=False,
-                 attn_size=None, window=3, pad_id=0, dropout=0.0, label_smoothing=0.0, rng,
-                 dtype=np.float64):
+                 bidirectional=True, num_layers=1, bridge=True, attention=None,
+                 input_feeding=False, attn_size=None, window=3, pad_id=0, dropout=0.0,
+                 label_smoothing=0.0, rng, dtype=np.float64):
         super().__init__(dtype)
         check_rng(rng)
         check_options("cell", cell, tuple(CELLS))
