@@ -199,7 +199,8 @@ def add_model_arguments(t) -> None:
     m.add_argument("--unidirectional", dest="bidirectional", action="store_const", const=False)
     m.add_argument("--no-bridge", dest="bridge", action="store_const", const=False,
                    help="start the decoder from zeros, not from the bridge of the encoder's "
-                   "final state: the decoder learns the source through attention only")
+                   "final state (with attention, the decoder then learns the source through "
+                   "attention alone)")
     m.add_argument("--num-layers", "--layers", dest="num_layers", type=int_in(1, MAX_LAYERS),
                    help="stacked layers in the encoder and in the decoder "
                    f"(1..{MAX_LAYERS}); rnn: --dropout also applies between them")
