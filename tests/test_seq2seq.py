@@ -297,16 +297,15 @@ def make_no_bridge(attention, cell, feed, layers, **kw):
 @pytest.mark.parametrize("cfg", NO_BRIDGE, ids=_nb_ids)
 def test_no_bridge_starts_from_zeros_with_no_bridge_parameters(cfg):
     model = make_no_bridge(*cfg)
+    bridged = {n: v for n, v, _ in make(*cfg[:3], num_layers=cfg[3]).named_parameters()}
     names = [n for n, _, _ in model.named_parameters()]
-    assert not [n for n in names if "bridge" in n]
-    assert len(names) < len(list(make(*cfg[:3], num_layers=cfg[3]).named_parameters()))
+    assert set(names) == {n for n in bridged if "bridge" not in n} != set(bridged)
     _, state0, _, _ = model.encode(SRC, SRC_LEN)
     parts = list(state0) if cfg[3] > 1 else [state0]
     assert len(parts) == cfg[3]
     for part in parts:  # each layer's state (an LSTM's h and c): zeros
         for a in (part if isinstance(part, tuple) else (part,)):
             assert a.shape == (2, model.encoder.hidden_size) and not a.any()
-    bridged = dict((n, v) for n, v, _ in make(*cfg[:3], num_layers=cfg[3]).named_parameters())
     for n, v, _ in model.named_parameters():  # the same initial weights, but for the bridge
         np.testing.assert_array_equal(v, bridged[n], err_msg=n)
     grads = grads_of(model)[1]  # the encoder still learns, through attention (or c)

@@ -41,7 +41,7 @@ from tinyattn._validate import (
 )
 from tinyattn.attention import BahdanauAttention, LuongAttention
 from tinyattn.bidirectional import Bidirectional
-from tinyattn.bridge import bridge_backward, bridge_forward
+from tinyattn.bridge import bridge_backward, bridge_forward, bridge_modules
 from tinyattn.decoders import BahdanauDecoder, LuongDecoder, PlainDecoder
 from tinyattn.decoding import beam_search, greedy_decode
 from tinyattn.functional import length_mask, log_softmax
@@ -51,7 +51,7 @@ from tinyattn.local_attention import LocalAttention
 from tinyattn.losses import sequence_cross_entropy
 from tinyattn.lstm import LSTM
 from tinyattn.memory import Memory
-from tinyattn.module import Module, ModuleList
+from tinyattn.module import Module
 from tinyattn.recurrent import StackState, add_hidden, hidden, zeros_like_state
 from tinyattn.stacked import StackedRNN
 from tinyattn.training.checkpoint import SavesCheckpoints
@@ -60,20 +60,6 @@ ATTENTIONS = (None, "bahdanau", "dot", "general", "concat", "scaled_dot", "local
 SIZED_ATTENTIONS = ("bahdanau", "concat", "local-p")  # the ones with an attention layer size A
 CELLS = {"gru": GRU, "lstm": LSTM}
 MAX_LAYERS = 16  # num_layers is 1..MAX_LAYERS
-
-
-def _bridge_modules(Hk, Hd, L, lstm, kw) -> dict:
-    """The bridge Linears by attribute name, in the order they draw their weights:
-    ``bridge`` (and ``bridge_c`` for an LSTM's cell state) for layer 0, then
-    ``bridges`` (``bridges_c``) holding ``bridges.1``, ... for the layers above."""
-    out = {"bridge": Linear(Hk, Hd, **kw)}
-    if lstm:
-        out["bridge_c"] = Linear(Hk, Hd, **kw)
-    if L > 1:  # one bridge per layer: layer 0's is `bridge`, as with one layer
-        out["bridges"] = ModuleList((Linear(Hk, Hd, **kw) for _ in range(1, L)), start=1)
-        if lstm:
-            out["bridges_c"] = ModuleList((Linear(Hk, Hd, **kw) for _ in range(1, L)), start=1)
-    return out
 
 
 class Seq2Seq(SavesCheckpoints, Module):
@@ -217,7 +203,7 @@ class Seq2Seq(SavesCheckpoints, Module):
             self.encoder = stack(E, lambda D: Cell(D, H, **kw))
         Hk = Hd = self.encoder.hidden_size
         # drawn even when unused, so every other weight equals that of the model with a bridge
-        for name, module in _bridge_modules(Hk, Hd, L, cell == "lstm", kw).items():
+        for name, module in bridge_modules(Hk, Hd, L, cell == "lstm", kw).items():
             if bridge:
                 setattr(self, name, module)
         self.tgt_emb = Embedding(V_tgt, E, pad_id=pad_id, **kw)

@@ -124,19 +124,17 @@ class TorchSeq2Seq(nn.Module):
         def last(s, k):  # layer k of (L·directions, B, H) -> (B, directions·H): [→h_S ; ←h_1]
             return torch.cat(list(s[k * nd:(k + 1) * nd]), dim=1)
 
+        def start(x, k, side=""):  # decoder layer k's first state; zeros without a bridge
+            return torch.tanh(self._bridge(k, side)(x)) if self.has_bridge else torch.zeros_like(x)
+
         states = []
         for k in range(self.num_layers):
             if self.is_lstm:
                 h, c = last(final[0], k), last(final[1], k)
-                if not self.has_bridge:  # the decoder starts from zeros
-                    states.append((torch.zeros_like(h), torch.zeros_like(c)))
-                else:
-                    states.append((torch.tanh(self._bridge(k)(h)),
-                                   torch.tanh(self._bridge(k, "_c")(c))))
+                states.append((start(h, k), start(c, k, "_c")))
             else:
                 h = last(final, k)
-                states.append(torch.tanh(self._bridge(k)(h)) if self.has_bridge
-                              else torch.zeros_like(h))
+                states.append(start(h, k))
         mask = torch.arange(src.shape[1], device=src.device)[None, :] < src_lengths[:, None]
         return enc_hs, states, h, mask
 
