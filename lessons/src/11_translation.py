@@ -846,11 +846,11 @@ for ax, (name, trained) in zip(axes, (("bridge", (model, run)),
 # 0.97) and 我 ← "my" (0.57, in 我父亲, "my father"). The content words stay where they were
 # (76 % on their word against 80 %, a difference of a few of the 83 pairs), and so does the
 # final 。 or ？ (15 % on its own token, 63 % on the token before it): switching the bridge
-# off moves the pronouns and nothing else in the table. The final punctuation's habit has another cause, such as the
-# first reason of section 6.1, which this experiment does not touch. So the model of section 4
-# did not need to look at "he" to write 他: its first state already held the first word,
-# and attention was free to read ahead. Take that state away and attention must fetch the
-# pronoun, and it fetches it from the word itself.
+# off moves the pronouns and little else in the table. The final punctuation's habit has
+# another cause, such as the first reason of section 6.1, which this experiment does not
+# touch. So the model of section 4 did not need to look at "he" to write 他: its first state
+# already held the first word, and attention was free to read ahead. Take that state away
+# and attention must fetch the pronoun, and it fetches it from the word itself.
 #
 # "He is ten years old." (not in the corpus) shows it best, side by side. With the bridge,
 # 他 peaks on "ten" (0.42); without it, 他 ← "he" (0.99), 十 ← "ten" (0.99), and 歲, the
